@@ -1,0 +1,39 @@
+import NIOCore
+
+/// A WebSocket connection as the Hub sees it.
+///
+/// Every method is called on the connection's own event loop only; implementations are not
+/// thread-safe and need not be.
+public protocol HubConnection: AnyObject {
+    /// The public client id (`welcome.clientId`).
+    var clientID: String { get }
+    /// Node-local, monotonically increasing number; orders `/api/clients` pages.
+    var sequence: UInt64 { get }
+    /// Queues a complete WebSocket frame without flushing.
+    func write(_ frame: ByteBuffer)
+    /// Flushes queued frames.
+    func flush()
+    /// Periodic heartbeat check: send a ping, or close a connection that went silent.
+    func heartbeat(now: NIODeadline)
+    /// Sends `frame` (the `server_shutdown` message) and closes with 1001.
+    func shutdown(with frame: ByteBuffer)
+    /// A snapshot for `/api/clients`.
+    func info() -> ClientInfo
+}
+
+/// One row of `/api/clients`.
+public struct ClientInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var connectedAt: String
+    public var subscriptions: [String]
+    public var node: String
+
+    public init(id: String, name: String?, connectedAt: String, subscriptions: [String], node: String) {
+        self.id = id
+        self.name = name
+        self.connectedAt = connectedAt
+        self.subscriptions = subscriptions
+        self.node = node
+    }
+}

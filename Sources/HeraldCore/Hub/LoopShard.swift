@@ -1,0 +1,132 @@
+import NIOCore
+
+/// The Hub's state for one event loop: the connections that live on it and their channels.
+///
+/// Confined to `eventLoop`: every stored property is read and written only there, which is
+/// why the class can be `@unchecked Sendable` without locks. Publications from other threads
+/// arrive through ``enqueue(_:)`` and are delivered in batches: one drain writes every queued
+/// frame, then flushes each touched connection once.
+final class LoopShard: @unchecked Sendable {
+    struct Pending {
+        var channel: String
+        var frame: ByteBuffer
+        var excludedClient: String?
+    }
+
+    let eventLoop: any EventLoop
+    private(set) var connections: [UInt64: any HubConnection] = [:]
+    private var members: [String: [UInt64: any HubConnection]] = [:]
+    private var pending: [Pending] = []
+    private var drainScheduled = false
+    private var heartbeatTask: RepeatedTask?
+    private let onDelivered: @Sendable (Int) -> Void
+
+    init(eventLoop: any EventLoop, onDelivered: @escaping @Sendable (Int) -> Void) {
+        self.eventLoop = eventLoop
+        self.onDelivered = onDelivered
+    }
+
+    func add(_ connection: any HubConnection) {
+        eventLoop.preconditionInEventLoop()
+        connections[connection.sequence] = connection
+    }
+
+    func remove(_ connection: any HubConnection, channels: some Sequence<String>) {
+        eventLoop.preconditionInEventLoop()
+        connections[connection.sequence] = nil
+        for channel in channels { leave(channel, connection) }
+    }
+
+    func join(_ channel: String, _ connection: any HubConnection) {
+        eventLoop.preconditionInEventLoop()
+        members[channel, default: [:]][connection.sequence] = connection
+    }
+
+    func leave(_ channel: String, _ connection: any HubConnection) {
+        eventLoop.preconditionInEventLoop()
+        guard var set = members[channel] else { return }
+        set[connection.sequence] = nil
+        members[channel] = set.isEmpty ? nil : set
+    }
+
+    /// Queues a frame for the local subscribers of `channel`; safe from any thread.
+    func enqueue(_ item: Pending) {
+        if eventLoop.inEventLoop {
+            append(item)
+        } else {
+            eventLoop.execute { self.append(item) }
+        }
+    }
+
+    private func append(_ item: Pending) {
+        pending.append(item)
+        guard !drainScheduled else { return }
+        drainScheduled = true
+        eventLoop.execute { self.drain() }
+    }
+
+    private func drain() {
+        drainScheduled = false
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        var delivered = 0
+        if batch.count == 1 {
+            let item = batch[0]
+            delivered = forEachRecipient(of: item) { connection in
+                connection.write(item.frame)
+                connection.flush()
+            }
+        } else {
+            var touched: [UInt64: any HubConnection] = [:]
+            for item in batch {
+                delivered += forEachRecipient(of: item) { connection in
+                    connection.write(item.frame)
+                    touched[connection.sequence] = connection
+                }
+            }
+            for connection in touched.values { connection.flush() }
+        }
+        if delivered > 0 { onDelivered(delivered) }
+    }
+
+    private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {
+        guard let set = members[item.channel] else { return 0 }
+        var count = 0
+        for connection in set.values {
+            if let excluded = item.excludedClient, connection.clientID == excluded { continue }
+            body(connection)
+            count += 1
+        }
+        return count
+    }
+
+    func startHeartbeat(every interval: TimeAmount) {
+        eventLoop.execute {
+            self.heartbeatTask = self.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                let now = NIODeadline.now()
+                for connection in self.connections.values { connection.heartbeat(now: now) }
+            }
+        }
+    }
+
+    func stopHeartbeat() {
+        eventLoop.execute {
+            self.heartbeatTask?.cancel()
+            self.heartbeatTask = nil
+        }
+    }
+
+    func shutdownAll(with frame: ByteBuffer) {
+        eventLoop.execute {
+            for connection in Array(self.connections.values) { connection.shutdown(with: frame) }
+        }
+    }
+
+    /// Up to `limit` clients with a sequence above `cursor`, in sequence order.
+    func page(after cursor: UInt64, limit: Int) -> [(UInt64, ClientInfo)] {
+        eventLoop.preconditionInEventLoop()
+        return connections.keys.filter { $0 > cursor }.sorted().prefix(limit).compactMap { sequence in
+            connections[sequence].map { (sequence, $0.info()) }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+
+/// A message a WebSocket client sends to the server (JSON text frame with a `type` field).
+public enum ClientMessage: Sendable, Equatable {
+    case subscribe(channel: String)
+    case unsubscribe(channel: String)
+    case setName(String)
+    case listSubscriptions
+    case ping
+    case pong
+    /// Post `text` to a channel the client is subscribed to; the other subscribers receive it
+    /// as a notification carrying `from`.
+    case message(channel: String, text: String)
+
+    /// The wire `type` of each message.
+    public var type: String {
+        switch self {
+        case .subscribe: "subscribe"
+        case .unsubscribe: "unsubscribe"
+        case .setName: "set_name"
+        case .listSubscriptions: "list_subscriptions"
+        case .ping: "ping"
+        case .pong: "pong"
+        case .message: "message"
+        }
+    }
+}
+
+extension ClientMessage: Codable {
+    enum Key: String, CodingKey {
+        case type, channel, name, text
+    }
+
+    /// Decodes one message, throwing a ``ProtocolError`` whose code says exactly what is wrong.
+    public init(from decoder: any Decoder) throws {
+        let container: KeyedDecodingContainer<Key>
+        do {
+            container = try decoder.container(keyedBy: Key.self)
+        } catch {
+            throw ProtocolError(.invalidMessage, "message must be a JSON object with a \"type\" field")
+        }
+        let type = try Self.string(.type, in: container)
+        switch type {
+        case "subscribe": self = .subscribe(channel: try Self.string(.channel, in: container))
+        case "unsubscribe": self = .unsubscribe(channel: try Self.string(.channel, in: container))
+        case "set_name": self = .setName(try Self.string(.name, in: container))
+        case "list_subscriptions": self = .listSubscriptions
+        case "ping": self = .ping
+        case "pong": self = .pong
+        case "message":
+            self = .message(
+                channel: try Self.string(.channel, in: container),
+                text: try Self.string(.text, in: container)
+            )
+        default:
+            throw ProtocolError(.unknownType, "unknown message type \"\(type.prefix(64))\"")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(type, forKey: .type)
+        switch self {
+        case .subscribe(let channel), .unsubscribe(let channel):
+            try container.encode(channel, forKey: .channel)
+        case .setName(let name):
+            try container.encode(name, forKey: .name)
+        case .message(let channel, let text):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(text, forKey: .text)
+        case .listSubscriptions, .ping, .pong:
+            break
+        }
+    }
+
+    private static func string(_ key: Key, in container: KeyedDecodingContainer<Key>) throws -> String {
+        guard container.contains(key), (try? container.decodeNil(forKey: key)) == false else {
+            throw ProtocolError(.missingField, "missing field \"\(key.rawValue)\"")
+        }
+        guard let value = try? container.decode(String.self, forKey: key) else {
+            throw ProtocolError(.invalidField, "field \"\(key.rawValue)\" must be a string")
+        }
+        return value
+    }
+}
+
+extension ClientMessage {
+    /// Parses a text frame. Every failure is a ``ProtocolError`` with a stable code.
+    public static func decode(_ bytes: some Collection<UInt8>) throws(ProtocolError) -> ClientMessage {
+        do {
+            return try JSONDecoder().decode(ClientMessage.self, from: Data(bytes))
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            throw ProtocolError(.invalidJSON, "frame is not valid JSON")
+        }
+    }
+}

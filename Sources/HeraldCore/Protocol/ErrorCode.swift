@@ -1,0 +1,49 @@
+/// Stable, machine-readable error codes sent in `error` messages and REST error bodies.
+///
+/// Clients switch on these strings, so a code is never renamed once shipped; the human text
+/// that travels beside it may change freely.
+public enum ErrorCode: String, Codable, Sendable, CaseIterable {
+    /// The frame or body is not JSON.
+    case invalidJSON = "invalid_json"
+    /// JSON, but not an object with a string `type`.
+    case invalidMessage = "invalid_message"
+    /// `type` names no known message.
+    case unknownType = "unknown_type"
+    /// A required field is absent.
+    case missingField = "missing_field"
+    /// A field has the wrong type or an unacceptable value.
+    case invalidField = "invalid_field"
+    /// The channel name breaks the rule in ``ChannelName``.
+    case invalidChannel = "invalid_channel"
+    /// `unsubscribe` or `message` for a channel the connection is not subscribed to.
+    case notSubscribed = "not_subscribed"
+    /// The connection already holds the maximum number of subscriptions.
+    case tooManySubscriptions = "too_many_subscriptions"
+    /// `set_name` with a name over the configured length.
+    case nameTooLong = "name_too_long"
+    /// More messages than the per-connection token bucket allows.
+    case rateLimited = "rate_limited"
+    /// REST body over the configured size.
+    case payloadTooLarge = "payload_too_large"
+    /// REST call without a valid API key.
+    case unauthorized = "unauthorized"
+    /// REST call from a non-loopback address while no API key is configured.
+    case forbidden = "forbidden"
+    /// The node cannot take the request now (shutting down, connection limit, broker down).
+    case unavailable = "unavailable"
+    /// Unknown REST route.
+    case notFound = "not_found"
+}
+
+/// A protocol-level error: a stable ``ErrorCode`` and a human-readable description.
+public struct ProtocolError: Error, Codable, Sendable, Equatable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var error: String
+
+    public init(_ code: ErrorCode, _ error: String) {
+        self.code = code
+        self.error = error
+    }
+
+    public var description: String { "\(code.rawValue): \(error)" }
+}

@@ -1,0 +1,75 @@
+import Foundation
+
+/// A notification as subscribers receive it.
+///
+/// Built once per publish, encoded once to JSON, and those bytes travel unchanged through the
+/// broker to every subscriber on every node.
+public struct HeraldNotification: Codable, Sendable, Equatable {
+    public var channel: String
+    public var title: String?
+    public var body: String?
+    public var data: JSONValue?
+    /// ISO 8601 time at which the publishing node accepted the notification.
+    public var timestamp: String
+    /// Unique id of this notification (the same on every channel of a broadcast).
+    public var id: String
+    /// Client id of the WebSocket client that posted it with a `message`; absent for REST.
+    public var from: String?
+    /// Name of that client, if it set one.
+    public var fromName: String?
+
+    public init(
+        channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
+        timestamp: String, id: String, from: String? = nil, fromName: String? = nil
+    ) {
+        self.channel = channel
+        self.title = title
+        self.body = body
+        self.data = data
+        self.timestamp = timestamp
+        self.id = id
+        self.from = from
+        self.fromName = fromName
+    }
+
+    enum Key: String, CodingKey {
+        case type, channel, title, body, data, timestamp, id, from, fromName
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode("notification", forKey: .type)
+        try container.encode(channel, forKey: .channel)
+        try container.encodeIfPresent(title, forKey: .title)
+        try container.encodeIfPresent(body, forKey: .body)
+        try container.encodeIfPresent(data, forKey: .data)
+        try container.encode(timestamp, forKey: .timestamp)
+        try container.encode(id, forKey: .id)
+        try container.encodeIfPresent(from, forKey: .from)
+        try container.encodeIfPresent(fromName, forKey: .fromName)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        channel = try container.decode(String.self, forKey: .channel)
+        title = try container.decodeIfPresent(String.self, forKey: .title)
+        body = try container.decodeIfPresent(String.self, forKey: .body)
+        data = try container.decodeIfPresent(JSONValue.self, forKey: .data)
+        timestamp = try container.decode(String.self, forKey: .timestamp)
+        id = try container.decode(String.self, forKey: .id)
+        from = try container.decodeIfPresent(String.self, forKey: .from)
+        fromName = try container.decodeIfPresent(String.self, forKey: .fromName)
+    }
+
+    /// A fresh id: random, URL-safe, and unique across nodes without coordination.
+    public static func makeID() -> String {
+        UUID().uuidString.lowercased()
+    }
+
+    /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-22T01:02:03.456Z`.
+    public static func timestampNow() -> String {
+        Date().formatted(timestampStyle)
+    }
+
+    private static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+}

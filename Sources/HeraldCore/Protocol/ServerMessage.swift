@@ -1,0 +1,127 @@
+import Foundation
+
+/// A message the server sends to a WebSocket client (JSON text frame with a `type` field).
+///
+/// `Decodable` too, so that the client library and the tests read exactly what the server writes.
+public enum ServerMessage: Sendable, Equatable {
+    case welcome(clientId: String, node: String, message: String)
+    case subscribed(channel: String, subscriberCount: Int)
+    case unsubscribed(channel: String)
+    case nameSet(name: String)
+    case subscriptions(channels: [String])
+    case pong(timestamp: Int64)
+    case ping(timestamp: Int64)
+    case error(ProtocolError)
+    case notification(HeraldNotification)
+    case serverShutdown(message: String)
+
+    public var type: String {
+        switch self {
+        case .welcome: "welcome"
+        case .subscribed: "subscribed"
+        case .unsubscribed: "unsubscribed"
+        case .nameSet: "name_set"
+        case .subscriptions: "subscriptions"
+        case .pong: "pong"
+        case .ping: "ping"
+        case .error: "error"
+        case .notification: "notification"
+        case .serverShutdown: "server_shutdown"
+        }
+    }
+}
+
+extension ServerMessage: Codable {
+    enum Key: String, CodingKey {
+        case type, clientId, node, message, channel, subscriberCount, name, channels, timestamp, error, code
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        if case .notification(let notification) = self {
+            try notification.encode(to: encoder)
+            return
+        }
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(type, forKey: .type)
+        switch self {
+        case .welcome(let clientId, let node, let message):
+            try container.encode(clientId, forKey: .clientId)
+            try container.encode(node, forKey: .node)
+            try container.encode(message, forKey: .message)
+        case .subscribed(let channel, let count):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(count, forKey: .subscriberCount)
+        case .unsubscribed(let channel):
+            try container.encode(channel, forKey: .channel)
+        case .nameSet(let name):
+            try container.encode(name, forKey: .name)
+        case .subscriptions(let channels):
+            try container.encode(channels, forKey: .channels)
+        case .pong(let timestamp), .ping(let timestamp):
+            try container.encode(timestamp, forKey: .timestamp)
+        case .error(let error):
+            try container.encode(error.error, forKey: .error)
+            try container.encode(error.code, forKey: .code)
+        case .serverShutdown(let message):
+            try container.encode(message, forKey: .message)
+        case .notification:
+            break
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        let type = try container.decode(String.self, forKey: .type)
+        switch type {
+        case "welcome":
+            self = .welcome(
+                clientId: try container.decode(String.self, forKey: .clientId),
+                node: try container.decodeIfPresent(String.self, forKey: .node) ?? "",
+                message: try container.decodeIfPresent(String.self, forKey: .message) ?? ""
+            )
+        case "subscribed":
+            self = .subscribed(
+                channel: try container.decode(String.self, forKey: .channel),
+                subscriberCount: try container.decode(Int.self, forKey: .subscriberCount)
+            )
+        case "unsubscribed": self = .unsubscribed(channel: try container.decode(String.self, forKey: .channel))
+        case "name_set": self = .nameSet(name: try container.decode(String.self, forKey: .name))
+        case "subscriptions": self = .subscriptions(channels: try container.decode([String].self, forKey: .channels))
+        case "pong": self = .pong(timestamp: try container.decode(Int64.self, forKey: .timestamp))
+        case "ping": self = .ping(timestamp: try container.decode(Int64.self, forKey: .timestamp))
+        case "error":
+            self = .error(
+                ProtocolError(
+                    try container.decode(ErrorCode.self, forKey: .code),
+                    try container.decode(String.self, forKey: .error)
+                )
+            )
+        case "notification": self = .notification(try HeraldNotification(from: decoder))
+        case "server_shutdown":
+            self = .serverShutdown(message: try container.decodeIfPresent(String.self, forKey: .message) ?? "")
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: container, debugDescription: "unknown server message type \(type)")
+        }
+    }
+}
+
+extension ServerMessage {
+    /// Shared encoder: `JSONEncoder` is thread-safe for encoding and costly to create.
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// The message as compact JSON bytes.
+    public func jsonBytes() -> [UInt8] {
+        // Encoding our own enum of strings and numbers cannot fail.
+        Array((try? Self.encoder.encode(self)) ?? Data())
+    }
+
+    /// Parses one server message from JSON text.
+    public static func decode(_ bytes: some Collection<UInt8>) throws -> ServerMessage {
+        try JSONDecoder().decode(ServerMessage.self, from: Data(bytes))
+    }
+}

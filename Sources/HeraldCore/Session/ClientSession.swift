@@ -1,0 +1,112 @@
+import NIOCore
+
+/// The rules of one WebSocket client session, as a pure state machine.
+///
+/// It owns what a connection *is* (id, name, subscriptions, rate budget) and decides what each
+/// inbound text message means. It performs no I/O: the connection handler carries out the
+/// returned ``Action`` against the Hub and the socket. Subscriptions are recorded here as soon
+/// as they are accepted, so the set is the single truth the handler unwinds on disconnect.
+public struct ClientSession: Sendable {
+    public enum Action: Equatable, Sendable {
+        /// Send this message to the client.
+        case reply(ServerMessage)
+        /// Join `channel` in the Hub, then reply `subscribed` with the channel's count.
+        case subscribe(String)
+        /// Already subscribed: reply `subscribed` again with the current count (idempotent).
+        case resubscribe(String)
+        /// Leave `channel` in the Hub and reply `unsubscribed`.
+        case unsubscribe(String)
+        /// Publish `text` to `channel` on behalf of this client.
+        case publish(channel: String, text: String)
+        /// Nothing to do (a `pong`).
+        case none
+        /// Send `error` first, then close with `code` — the client ignored earlier errors.
+        case close(CloseCode, reason: String, error: ProtocolError)
+    }
+
+    public let clientID: String
+    public let limits: SessionLimits
+    public private(set) var name: String?
+    public private(set) var subscriptions: Set<String> = []
+    private var bucket: TokenBucket
+    private var strikes = 0
+
+    public init(clientID: String, limits: SessionLimits, now: NIODeadline) {
+        self.clientID = clientID
+        self.limits = limits
+        self.bucket = TokenBucket(rate: limits.rateLimit, burst: limits.rateBurst, now: now)
+    }
+
+    /// A complete, UTF-8-valid text message arrived.
+    /// - Parameters:
+    ///   - now: monotonic time, for the rate limit.
+    ///   - wallClockMillis: Unix time in milliseconds, for `pong.timestamp`.
+    public mutating func textReceived(_ bytes: some Collection<UInt8>, now: NIODeadline, wallClockMillis: Int64) -> Action {
+        guard bucket.take(now: now) else {
+            strikes += 1
+            let error = ProtocolError(.rateLimited, "too many messages; slow down to \(limits.rateLimit) per second")
+            if strikes >= limits.rateLimitStrikes {
+                return .close(.policyViolation, reason: "rate limit", error: error)
+            }
+            return .reply(.error(error))
+        }
+        strikes = 0
+        do {
+            return try messageReceived(ClientMessage.decode(bytes), wallClockMillis: wallClockMillis)
+        } catch {
+            return .reply(.error(error))
+        }
+    }
+
+    mutating func messageReceived(_ message: ClientMessage, wallClockMillis: Int64) throws(ProtocolError) -> Action {
+        switch message {
+        case .subscribe(let channel):
+            try Self.check(channel)
+            if subscriptions.contains(channel) { return .resubscribe(channel) }
+            guard subscriptions.count < limits.maxSubscriptions else {
+                throw ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
+            }
+            subscriptions.insert(channel)
+            return .subscribe(channel)
+        case .unsubscribe(let channel):
+            try Self.check(channel)
+            guard subscriptions.remove(channel) != nil else {
+                throw ProtocolError(.notSubscribed, "not subscribed to \(channel)")
+            }
+            return .unsubscribe(channel)
+        case .setName(let name):
+            try setName(name)
+            return .reply(.nameSet(name: name))
+        case .listSubscriptions:
+            return .reply(.subscriptions(channels: subscriptions.sorted()))
+        case .ping:
+            return .reply(.pong(timestamp: wallClockMillis))
+        case .pong:
+            return .none
+        case .message(let channel, let text):
+            try Self.check(channel)
+            guard subscriptions.contains(channel) else {
+                throw ProtocolError(.notSubscribed, "subscribe to \(channel) before posting to it")
+            }
+            guard !text.isEmpty else { throw ProtocolError(.invalidField, "field \"text\" must not be empty") }
+            return .publish(channel: channel, text: text)
+        }
+    }
+
+    private mutating func setName(_ name: String) throws(ProtocolError) {
+        guard !name.isEmpty else { throw ProtocolError(.invalidField, "field \"name\" must not be empty") }
+        guard name.count <= limits.maxNameLength else {
+            throw ProtocolError(.nameTooLong, "name is longer than \(limits.maxNameLength) characters")
+        }
+        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ProtocolError(.invalidField, "name must not contain control characters")
+        }
+        self.name = name
+    }
+
+    private static func check(_ channel: String) throws(ProtocolError) {
+        if let problem = ChannelName.problem(with: channel) {
+            throw ProtocolError(.invalidChannel, problem)
+        }
+    }
+}
