@@ -1,0 +1,22 @@
+import HeraldCore
+import Logging
+import ServiceLifecycle
+
+/// Runs the Hub's heartbeat and, on graceful shutdown, says goodbye to every WebSocket client.
+///
+/// It is the last service of the node's group, so the group shuts it down first: clients get
+/// `server_shutdown` and a 1001 close while the HTTP server still finishes in-flight REST calls.
+struct ConnectionDrain: Service {
+    let hub: Hub
+    let configuration: HeraldConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        hub.startHeartbeat(every: configuration.heartbeatTick)
+        try? await gracefulShutdown()
+        let count = hub.connectionCount
+        logger.notice("shutting down: closing WebSocket connections", metadata: ["connections": "\(count)"])
+        let frame = ServerFrame.message(.serverShutdown(message: "Server is shutting down"))
+        await hub.shutdown(with: frame, timeout: configuration.shutdownGrace)
+    }
+}

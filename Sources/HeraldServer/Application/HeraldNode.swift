@@ -1,0 +1,93 @@
+import HeraldCore
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// One Herald node, built from its configuration: WebSocket + REST server, Hub and broker.
+///
+/// A `Service`: run it in a `ServiceGroup` (the CLI does, with SIGTERM/SIGINT as graceful
+/// shutdown signals) or directly from a test. Nothing is global, so a test can run several.
+public final class HeraldNode: Service {
+    public let configuration: HeraldConfiguration
+    public let hub: Hub
+    public let logger: Logger
+    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let onServerRunning: @Sendable (Int) async -> Void
+
+    /// - Parameters:
+    ///   - broker: where publications go; the in-memory broker (single node) by default.
+    ///   - onServerRunning: called with the bound port once the node accepts connections.
+    public init(
+        configuration: HeraldConfiguration,
+        broker: (any Broker)? = nil,
+        logger: Logger? = nil,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        var logger = logger ?? Logger(label: "herald")
+        logger.logLevel = configuration.logLevel
+        logger[metadataKey: "node"] = "\(configuration.nodeID)"
+        self.configuration = configuration
+        self.logger = logger
+        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        self.hub = Hub(nodeID: configuration.nodeID, broker: broker ?? InMemoryBroker(), eventLoopGroup: eventLoopGroup)
+        self.onServerRunning = onServerRunning
+    }
+
+    public func run() async throws {
+        if configuration.apiKeys.isEmpty {
+            logger.warning("HERALD_API_KEY is not set: /api/* accepts loopback callers only")
+        }
+        let application = makeApplication()
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: hub.broker),
+                    .init(service: application),
+                    .init(service: ConnectionDrain(hub: hub, configuration: configuration, logger: logger)),
+                ],
+                logger: logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            try? await eventLoopGroup.shutdownGracefully()
+            throw error
+        }
+        try? await eventLoopGroup.shutdownGracefully()
+    }
+
+    private func makeApplication() -> some ApplicationProtocol {
+        let router = Router(context: HeraldRequestContext.self)
+        router.middlewares.add(RequestLogMiddleware(level: .info))
+        router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
+        router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys))
+        APIRoutes(hub: hub, configuration: configuration).register(on: router)
+
+        let hub = self.hub
+        let configuration = self.configuration
+        let logger = self.logger
+        let onServerRunning = self.onServerRunning
+        return Application(
+            router: router,
+            server: HTTPServerBuilder { responder in
+                HeraldChildChannel(responder: responder, hub: hub, configuration: configuration, logger: logger)
+            },
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "Herald",
+                backlog: 4096
+            ),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.notice("Herald node listening", metadata: ["address": "\(configuration.host):\(port)"])
+                await onServerRunning(port)
+            },
+            eventLoopGroupProvider: .shared(eventLoopGroup),
+            logger: logger
+        )
+    }
+}

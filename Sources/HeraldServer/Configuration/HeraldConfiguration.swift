@@ -1,0 +1,176 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+
+/// A node's complete, validated configuration. Built once at start; immutable afterwards.
+public struct HeraldConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var nodeID: String
+    public var logLevel: Logger.Level
+    public var threads: Int
+    public var pingInterval: TimeAmount
+    public var pingTimeout: TimeAmount
+    public var maxMessageBytes: Int
+    public var sessionLimits: SessionLimits
+    public var maxConnections: Int
+    public var sendQueueBytes: Int
+    public var maxBodyBytes: Int
+    public var shutdownGrace: TimeAmount
+    public var corsOrigins: [String]
+    public var apiKeys: [String]
+
+    /// Defaults for every key, with a generated node id.
+    public init() {
+        // The defaults table is valid by construction.
+        self = try! Self.resolve(flags: [:], environment: [:])
+    }
+
+    /// Resolves every ``ConfigKey`` from flags, then environment, then defaults, and validates.
+    /// - Throws: ``ConfigurationError`` naming the key and the bad value.
+    public static func resolve(flags: [ConfigKey: String], environment: [String: String]) throws(ConfigurationError) -> Self {
+        let reader = Reader(flags: flags, environment: environment)
+        var limits = SessionLimits()
+        limits.maxSubscriptions = try reader.int(.maxSubscriptions, min: 1)
+        limits.maxNameLength = try reader.int(.maxNameLength, min: 1)
+        limits.rateLimit = try reader.number(.rateLimit, min: 0.001)
+        limits.rateBurst = try reader.number(.rateBurst, min: 1)
+        let config = Self(
+            host: try reader.string(.host) ?? "127.0.0.1",
+            port: try reader.int(.port, min: 0, max: 65535),
+            nodeID: try reader.nodeID(),
+            logLevel: try reader.logLevel(),
+            threads: try reader.optionalInt(.threads, min: 1, max: 256) ?? System.coreCount,
+            pingInterval: try reader.seconds(.pingInterval),
+            pingTimeout: try reader.seconds(.pingTimeout),
+            maxMessageBytes: try reader.int(.maxMessageBytes, min: 125, max: 64 << 20),
+            sessionLimits: limits,
+            maxConnections: try reader.int(.maxConnections, min: 1),
+            sendQueueBytes: try reader.int(.sendQueueBytes, min: 1024),
+            maxBodyBytes: try reader.int(.maxBodyBytes, min: 64, max: 64 << 20),
+            shutdownGrace: try reader.seconds(.shutdownGrace),
+            corsOrigins: reader.list(.corsOrigins),
+            apiKeys: reader.list(.apiKey)
+        )
+        return config
+    }
+
+    init(
+        host: String, port: Int, nodeID: String, logLevel: Logger.Level, threads: Int,
+        pingInterval: TimeAmount, pingTimeout: TimeAmount, maxMessageBytes: Int, sessionLimits: SessionLimits,
+        maxConnections: Int, sendQueueBytes: Int, maxBodyBytes: Int, shutdownGrace: TimeAmount,
+        corsOrigins: [String], apiKeys: [String]
+    ) {
+        self.host = host
+        self.port = port
+        self.nodeID = nodeID
+        self.logLevel = logLevel
+        self.threads = threads
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.maxMessageBytes = maxMessageBytes
+        self.sessionLimits = sessionLimits
+        self.maxConnections = maxConnections
+        self.sendQueueBytes = sendQueueBytes
+        self.maxBodyBytes = maxBodyBytes
+        self.shutdownGrace = shutdownGrace
+        self.corsOrigins = corsOrigins
+        self.apiKeys = apiKeys
+    }
+
+    /// How often each event loop sweeps its connections for heartbeats: fine enough that a
+    /// timeout fires within a quarter of the shorter interval of lateness.
+    public var heartbeatTick: TimeAmount {
+        .nanoseconds(max(min(pingInterval.nanoseconds, pingTimeout.nanoseconds) / 4, 1_000_000))
+    }
+}
+
+/// A configuration value that cannot be used, with the key and the reason.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var key: ConfigKey
+    public var source: String
+    public var value: String
+    public var expected: String
+
+    public var description: String {
+        "invalid \(source) '\(value)': expected \(expected)"
+    }
+}
+
+private struct Reader {
+    let flags: [ConfigKey: String]
+    let environment: [String: String]
+
+    /// The raw value and where it came from.
+    func raw(_ key: ConfigKey) -> (value: String, source: String)? {
+        if let value = flags[key] { return (value, "--\(key.flag)") }
+        for name in key.environment {
+            if let value = environment[name], !value.isEmpty { return (value, name) }
+        }
+        return key.defaultValue.map { ($0, "default for --\(key.flag)") }
+    }
+
+    func fail(_ key: ConfigKey, _ raw: (value: String, source: String), _ expected: String) -> ConfigurationError {
+        ConfigurationError(key: key, source: raw.source, value: raw.value, expected: expected)
+    }
+
+    func string(_ key: ConfigKey) throws(ConfigurationError) -> String? {
+        guard let raw = raw(key) else { return nil }
+        let value = raw.value.trimmingCharacters(in: .whitespaces)
+        guard !value.isEmpty else { throw fail(key, raw, "a non-empty value") }
+        return value
+    }
+
+    func optionalInt(_ key: ConfigKey, min: Int, max: Int = Int.max) throws(ConfigurationError) -> Int? {
+        guard let raw = raw(key) else { return nil }
+        guard let value = Int(raw.value.trimmingCharacters(in: .whitespaces)), value >= min, value <= max else {
+            throw fail(key, raw, max == Int.max ? "a whole number ≥ \(min)" : "a whole number from \(min) to \(max)")
+        }
+        return value
+    }
+
+    func int(_ key: ConfigKey, min: Int, max: Int = Int.max) throws(ConfigurationError) -> Int {
+        try optionalInt(key, min: min, max: max)!
+    }
+
+    func number(_ key: ConfigKey, min: Double) throws(ConfigurationError) -> Double {
+        let raw = raw(key)!
+        guard let value = Double(raw.value.trimmingCharacters(in: .whitespaces)), value.isFinite, value >= min else {
+            throw fail(key, raw, "a number ≥ \(min)")
+        }
+        return value
+    }
+
+    func seconds(_ key: ConfigKey) throws(ConfigurationError) -> TimeAmount {
+        let raw = raw(key)!
+        guard let value = Double(raw.value.trimmingCharacters(in: .whitespaces)), value.isFinite, value > 0, value <= 86_400
+        else {
+            throw fail(key, raw, "a number of seconds above 0 (fractions allowed, at most 86400)")
+        }
+        return .nanoseconds(Int64(value * 1e9))
+    }
+
+    func list(_ key: ConfigKey) -> [String] {
+        guard let raw = raw(key) else { return [] }
+        return raw.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func nodeID() throws(ConfigurationError) -> String {
+        guard let raw = raw(.nodeID) else {
+            return "node-" + UUID().uuidString.lowercased().prefix(8)
+        }
+        guard ChannelName.isValid(raw.value), raw.value.count <= 64 else {
+            throw fail(.nodeID, raw, "1–64 letters, digits or _ - : .")
+        }
+        return raw.value
+    }
+
+    func logLevel() throws(ConfigurationError) -> Logger.Level {
+        let raw = raw(.logLevel)!
+        guard let level = Logger.Level(rawValue: raw.value.lowercased()) else {
+            throw fail(.logLevel, raw, Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return level
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+
+/// The JSON body of every REST error: `{"error": text, "code": CODE}`.
+struct APIErrorBody: Codable, Sendable {
+    var error: String
+    var code: ErrorCode
+
+    init(_ error: ProtocolError) {
+        self.error = error.error
+        self.code = error.code
+    }
+
+    func jsonBytes() -> [UInt8] {
+        Array((try? JSONEncoder().encode(self)) ?? Data())
+    }
+}
+
+/// A REST failure with its HTTP status; rendered as ``APIErrorBody``.
+struct APIError: HTTPResponseError {
+    var status: HTTPResponse.Status
+    var error: ProtocolError
+
+    init(_ status: HTTPResponse.Status, _ code: ErrorCode, _ message: String) {
+        self.status = status
+        self.error = ProtocolError(code, message)
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response.json(bytes: APIErrorBody(error).jsonBytes(), status: status)
+    }
+}
+
+extension Response {
+    /// A JSON response from already-encoded bytes.
+    static func json(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    /// A JSON response encoding `value`.
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        json(bytes: Array((try? APIJSON.encoder.encode(value)) ?? Data()), status: status)
+    }
+}
+
+/// The REST API's JSON coders.
+enum APIJSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }()
+}

@@ -1,0 +1,67 @@
+import HTTPTypes
+import HeraldCore
+import Hummingbird
+import NIOCore
+
+/// Guards `/api/*`.
+///
+/// With keys configured, a request needs `Authorization: Bearer KEY` or `X-API-Key: KEY`
+/// matching one of them (several keys allow rotation without downtime); comparison is
+/// constant-time. Without keys, only loopback callers are served, so that a node started
+/// with no configuration is never an open relay.
+struct APIKeyMiddleware: RouterMiddleware {
+    typealias Context = HeraldRequestContext
+    let keys: [[UInt8]]
+
+    init(keys: [String]) {
+        self.keys = keys.map { Array($0.utf8) }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        if request.method == .options { return try await next(request, context) }
+        if keys.isEmpty {
+            guard Self.isLoopback(context.remoteAddress) else {
+                throw APIError(.forbidden, .forbidden, "no API key is configured: only loopback callers may use /api")
+            }
+            return try await next(request, context)
+        }
+        guard let presented = Self.presentedKey(request.headers) else {
+            throw APIError(.unauthorized, .unauthorized, "missing API key (Authorization: Bearer KEY)")
+        }
+        let bytes = Array(presented.utf8)
+        var matched = false
+        for key in keys where Self.constantTimeEqual(key, bytes) { matched = true }
+        guard matched else { throw APIError(.unauthorized, .unauthorized, "invalid API key") }
+        return try await next(request, context)
+    }
+
+    static func presentedKey(_ headers: HTTPFields) -> String? {
+        if let authorization = headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
+        }
+        if let name = HTTPField.Name("X-API-Key"), let key = headers[name] { return key }
+        return nil
+    }
+
+    /// Compares without an early exit, so timing reveals nothing about where keys differ.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            let x = index < a.count ? a[index] : 0
+            let y = index < b.count ? b[index] : 0
+            difference |= x ^ y
+        }
+        return difference == 0
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        switch address {
+        case .v4(let v4): v4.address.sin_addr.s_addr.bigEndian >> 24 == 127
+        case .v6: address?.ipAddress == "::1" || address?.ipAddress?.hasPrefix("::ffff:127.") == true
+        case .unixDomainSocket: true
+        case .none: false
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// One log line per request: method, path, status and duration.
+struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let level: Logger.Level
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = NIODeadline.now()
+        do {
+            let response = try await next(request, context)
+            log(request, context, status: response.status.code, start: start)
+            return response
+        } catch let error as any HTTPResponseError {
+            log(request, context, status: error.status.code, start: start)
+            throw error
+        } catch {
+            log(request, context, status: 500, start: start)
+            throw error
+        }
+    }
+
+    private func log(_ request: Request, _ context: Context, status: Int, start: NIODeadline) {
+        let micros = (NIODeadline.now() - start).nanoseconds / 1000
+        context.logger.log(
+            level: level, "\(request.method) \(request.uri.path) \(status)",
+            metadata: [
+                "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)",
+                "duration_ms": "\(Double(micros) / 1000)",
+            ])
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// Serves one `/ws` client: runs its frames through ``FrameAssembler`` and ``ClientSession``
+/// and carries out what they decide against the ``Hub`` and the socket.
+///
+/// A plain NIO handler on the connection's event loop — no task, no actor hop, no lock on the
+/// delivery path. The Hub writes publication frames through ``write(_:)`` directly.
+final class WebSocketConnection: ChannelInboundHandler, HubConnection {
+    typealias InboundIn = WebSocketFrame
+
+    enum State {
+        case open
+        /// We sent a close frame and wait for the peer's, or for the close timeout.
+        case closing
+        case closed
+    }
+
+    let clientID: String
+    let sequence: UInt64
+    private let connectedAt = HeraldNotification.timestampNow()
+    private let hub: Hub
+    private let outlet: RawFrameOutlet
+    private let configuration: HeraldConfiguration
+    private var logger: Logger
+    private var session: ClientSession
+    private var assembler: FrameAssembler
+    private var context: ChannelHandlerContext?
+    private var state = State.open
+    private var lastHeard: NIODeadline
+    private var lastPing: NIODeadline
+    private var registered = false
+
+    /// How long we wait for the peer's close frame after sending ours.
+    static let closeTimeout = TimeAmount.seconds(2)
+
+    init(hub: Hub, outlet: RawFrameOutlet, configuration: HeraldConfiguration, logger: Logger) {
+        let now = NIODeadline.now()
+        self.clientID = UUID().uuidString.lowercased()
+        self.sequence = hub.nextSequence()
+        self.hub = hub
+        self.outlet = outlet
+        self.configuration = configuration
+        self.logger = logger
+        self.logger[metadataKey: "client"] = "\(clientID)"
+        self.session = ClientSession(clientID: clientID, limits: configuration.sessionLimits, now: now)
+        self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
+        self.lastHeard = now
+        self.lastPing = now
+    }
+
+    // MARK: ChannelInboundHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        hub.register(self, on: context.eventLoop)
+        registered = true
+        logger.debug("client connected")
+        send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        lastHeard = .now()
+        guard state == .open else {
+            if state == .closing, frame.opcode == .connectionClose { context.close(promise: nil) }
+            return
+        }
+        switch assembler.frameReceived(frame) {
+        case .none:
+            break
+        case .text(let buffer):
+            textReceived(buffer)
+        case .binary:
+            close(.unsupportedData, reason: "binary frames are not supported; send JSON text")
+        case .pong(let payload):
+            writeAndFlush(ServerFrame.pong(payload.readableBytesView))
+        case .peerClosed(let code):
+            writeAndFlush(ServerFrame.close(code: code))
+            state = .closed
+            context.close(promise: nil)
+        case .fail(let code, let reason):
+            close(code, reason: reason)
+        }
+    }
+
+    /// Hummingbird enables half-closure on child channels; a WebSocket peer that shuts down
+    /// its sending side is gone, so the connection closes rather than lingering half-open.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error as? NIOWebSocketError {
+        case .invalidFrameLength:
+            close(.messageTooBig, reason: "frame larger than \(configuration.maxMessageBytes) bytes")
+        case .some:
+            close(.protocolError, reason: "malformed frame")
+        case .none:
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    /// NIO reports the outbound queue crossing `sendQueueBytes`: the client is not reading.
+    /// Buffering more would grow memory without bound, so it is dropped at once; a close frame
+    /// would only queue behind what it has not read, so the TCP connection is closed instead.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !context.channel.isWritable, state != .closed {
+            logger.notice("dropping slow consumer", metadata: ["queued": "\(configuration.sendQueueBytes)"])
+            state = .closed
+            context.close(promise: nil)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Session
+
+    private func textReceived(_ buffer: ByteBuffer) {
+        let action = session.textReceived(
+            buffer.readableBytesView, now: .now(), wallClockMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        guard let loop = context?.eventLoop else { return }
+        switch action {
+        case .reply(let message):
+            send(message)
+        case .subscribe(let channel):
+            let count = hub.subscribe(self, to: channel, on: loop)
+            logger.trace("subscribed", metadata: ["channel": "\(channel)"])
+            send(.subscribed(channel: channel, subscriberCount: count))
+        case .resubscribe(let channel):
+            send(.subscribed(channel: channel, subscriberCount: hub.subscriberCount(channel)))
+        case .unsubscribe(let channel):
+            hub.unsubscribe(self, from: channel, on: loop)
+            send(.unsubscribed(channel: channel))
+        case .publish(let channel, let text):
+            post(text, to: channel, loop: loop)
+        case .none:
+            break
+        case .close(let code, let reason, let error):
+            send(.error(error))
+            close(code, reason: reason)
+        }
+    }
+
+    /// A client `message`: published like a REST notification, minus the sender.
+    private func post(_ text: String, to channel: String, loop: any EventLoop) {
+        let notification = HeraldNotification(
+            channel: channel, body: text, timestamp: HeraldNotification.timestampNow(), id: HeraldNotification.makeID(),
+            from: clientID, fromName: session.name)
+        let publication = Publication(
+            channel: channel, payload: ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes()),
+            excludedClient: clientID)
+        let hub = self.hub
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask {
+            try await hub.publish(publication)
+        }.whenFailure { error in
+            loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
+        }
+    }
+
+    // MARK: HubConnection
+
+    func write(_ frame: ByteBuffer) {
+        guard state == .open, let context = outlet.context else { return }
+        context.write(NIOAny(frame), promise: nil)
+    }
+
+    func flush() {
+        outlet.context?.flush()
+    }
+
+    func heartbeat(now: NIODeadline) {
+        guard state == .open else { return }
+        if now - lastHeard >= configuration.pingTimeout {
+            logger.debug("heartbeat timeout")
+            close(.normal, reason: "timeout")
+        } else if now - lastPing >= configuration.pingInterval {
+            lastPing = now
+            send(.ping(timestamp: Int64(Date().timeIntervalSince1970 * 1000)))
+        }
+    }
+
+    func shutdown(with frame: ByteBuffer) {
+        guard state == .open else { return }
+        write(frame)
+        close(.goingAway, reason: "server shutdown")
+    }
+
+    func info() -> ClientInfo {
+        ClientInfo(
+            id: clientID, name: session.name, connectedAt: connectedAt,
+            subscriptions: session.subscriptions.sorted(), node: hub.nodeID)
+    }
+
+    // MARK: Output
+
+    private func send(_ message: ServerMessage) {
+        writeAndFlush(ServerFrame.message(message))
+    }
+
+    private func writeAndFlush(_ frame: ByteBuffer) {
+        outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
+    }
+
+    /// Starts the closing handshake: our close frame now, the TCP close when the peer answers
+    /// or after ``closeTimeout``.
+    private func close(_ code: CloseCode, reason: String) {
+        guard state == .open, let context else { return }
+        logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+        writeAndFlush(ServerFrame.close(code: code.rawValue, reason: reason))
+        state = .closing
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
+    }
+
+    /// Leaves the Hub exactly once, whichever way the connection ends.
+    private func finish() {
+        state = .closed
+        guard registered, let loop = context?.eventLoop else { return }
+        registered = false
+        hub.unregister(self, channels: session.subscriptions, on: loop)
+        logger.debug("client disconnected")
+    }
+}

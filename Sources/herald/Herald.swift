@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Herald: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herald",
+        abstract: "Herald: a horizontally scalable real-time notification server.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}

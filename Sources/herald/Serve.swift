@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import HeraldServer
+import Logging
+import ServiceLifecycle
+
+/// `herald serve`: runs one node until SIGTERM or SIGINT.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a Herald node (WebSocket on /ws, REST on /api).",
+        discussion: "Every option can also be set through the environment variable named in its help; flags win."
+    )
+
+    @Option(help: .init(ConfigKey.host.helpText)) var host: String?
+    @Option(help: .init(ConfigKey.port.helpText)) var port: String?
+    @Option(name: .customLong("node-id"), help: .init(ConfigKey.nodeID.helpText)) var nodeID: String?
+    @Option(name: .customLong("log-level"), help: .init(ConfigKey.logLevel.helpText)) var logLevel: String?
+    @Option(help: .init(ConfigKey.threads.helpText)) var threads: String?
+    @Option(name: .customLong("ping-interval"), help: .init(ConfigKey.pingInterval.helpText)) var pingInterval: String?
+    @Option(name: .customLong("ping-timeout"), help: .init(ConfigKey.pingTimeout.helpText)) var pingTimeout: String?
+    @Option(name: .customLong("max-message-bytes"), help: .init(ConfigKey.maxMessageBytes.helpText))
+    var maxMessageBytes: String?
+    @Option(name: .customLong("max-subscriptions"), help: .init(ConfigKey.maxSubscriptions.helpText))
+    var maxSubscriptions: String?
+    @Option(name: .customLong("max-name-length"), help: .init(ConfigKey.maxNameLength.helpText))
+    var maxNameLength: String?
+    @Option(name: .customLong("rate-limit"), help: .init(ConfigKey.rateLimit.helpText)) var rateLimit: String?
+    @Option(name: .customLong("rate-burst"), help: .init(ConfigKey.rateBurst.helpText)) var rateBurst: String?
+    @Option(name: .customLong("max-connections"), help: .init(ConfigKey.maxConnections.helpText))
+    var maxConnections: String?
+    @Option(name: .customLong("send-queue-bytes"), help: .init(ConfigKey.sendQueueBytes.helpText))
+    var sendQueueBytes: String?
+    @Option(name: .customLong("max-body-bytes"), help: .init(ConfigKey.maxBodyBytes.helpText))
+    var maxBodyBytes: String?
+    @Option(name: .customLong("shutdown-grace"), help: .init(ConfigKey.shutdownGrace.helpText))
+    var shutdownGrace: String?
+    @Option(name: .customLong("cors-origins"), help: .init(ConfigKey.corsOrigins.helpText)) var corsOrigins: String?
+    @Option(name: .customLong("api-key"), help: .init(ConfigKey.apiKey.helpText)) var apiKey: String?
+
+    /// The flags given, keyed by setting.
+    var flags: [ConfigKey: String] {
+        let pairs: [(ConfigKey, String?)] = [
+            (.host, host), (.port, port), (.nodeID, nodeID), (.logLevel, logLevel), (.threads, threads),
+            (.pingInterval, pingInterval), (.pingTimeout, pingTimeout), (.maxMessageBytes, maxMessageBytes),
+            (.maxSubscriptions, maxSubscriptions), (.maxNameLength, maxNameLength), (.rateLimit, rateLimit),
+            (.rateBurst, rateBurst), (.maxConnections, maxConnections), (.sendQueueBytes, sendQueueBytes),
+            (.maxBodyBytes, maxBodyBytes), (.shutdownGrace, shutdownGrace), (.corsOrigins, corsOrigins),
+            (.apiKey, apiKey),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
+    }
+
+    func run() async throws {
+        let configuration: HeraldConfiguration
+        do {
+            configuration = try HeraldConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = configuration.logLevel
+            return handler
+        }
+        let node = HeraldNode(configuration: configuration)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: node)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: node.logger
+        )
+        // The node's own drain is bounded by the grace period; this is the backstop.
+        groupConfiguration.maximumGracefulShutdownDuration =
+            .nanoseconds(configuration.shutdownGrace.nanoseconds) + .seconds(2)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        try await group.run()
+    }
+}
