@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldCore
+import HeraldServer
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// A node running in this process on a free port, for the duration of a test.
+public struct RunningNode: Sendable {
+    public let port: Int
+    public let node: HeraldNode
+    public var hub: Hub { node.hub }
+    public var configuration: HeraldConfiguration { node.configuration }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Opens a WebSocket to this node and reads its `welcome`.
+    public func connect(path: String = "/ws", headers: [(String, String)] = []) async throws -> TestWebSocket {
+        try await TestWebSocket.connect(port: port, path: path, headers: headers)
+    }
+
+    /// Connects and subscribes to `channels`, waiting for each `subscribed`.
+    public func subscriber(_ channels: String...) async throws -> TestWebSocket {
+        let client = try await connect()
+        for channel in channels {
+            try await client.send(.subscribe(channel: channel))
+            _ = try await client.next { if case .subscribed(channel, _) = $0 { true } else { false } }
+        }
+        return client
+    }
+
+    public func request(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []
+    ) async throws -> HTTPResult {
+        try await HTTPResult.send(method, baseURL + path, body: body, headers: headers)
+    }
+}
+
+/// Status and body of one REST call.
+public struct HTTPResult: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    public var headers: HTTPHeaders
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The body decoded as `T`.
+    public func json<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(body))
+    }
+
+    /// The body as a loose JSON object, for asserting exact field names and types.
+    public func object() throws -> [String: JSONValue] {
+        guard case .object(let object) = try json(JSONValue.self) else {
+            throw TestWebSocket.UnexpectedFrame(description: "body is not a JSON object: \(text)")
+        }
+        return object
+    }
+
+    public static func send(
+        _ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = []
+    ) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.body = .bytes(ByteBuffer(string: body))
+            if !request.headers.contains(name: "Content-Type") {
+                request.headers.add(name: "Content-Type", value: "application/json")
+            }
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        return HTTPResult(status: Int(response.status.code), body: Array(bytes.readableBytesView), headers: response.headers)
+    }
+}
+
+/// Runs a node for the duration of `body`, then shuts it down gracefully.
+///
+/// - Parameter configure: adjusts the defaults (port 0 and a quiet log level are preset).
+public func withNode<T: Sendable>(
+    _ configure: (inout HeraldConfiguration) -> Void = { _ in },
+    broker: (any Broker)? = nil,
+    _ body: (RunningNode) async throws -> T
+) async throws -> T {
+    var configuration = HeraldConfiguration()
+    configuration.port = 0
+    configuration.threads = 2
+    configuration.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    configure(&configuration)
+    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+    let node = HeraldNode(configuration: configuration, broker: broker) { port in
+        portContinuation.yield(port)
+        portContinuation.finish()
+    }
+    let group = ServiceGroup(services: [node], logger: node.logger)
+    return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask {
+            defer { portContinuation.finish() }
+            try await group.run()
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TimeoutError(what: "node start") }
+        do {
+            let result = try await body(RunningNode(port: port, node: node))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+    }
+}

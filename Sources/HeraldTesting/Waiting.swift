@@ -1,0 +1,22 @@
+import NIOCore
+
+/// A wait that ran out of time, naming what was awaited.
+public struct TimeoutError: Error, CustomStringConvertible {
+    public var what: String
+    public var description: String { "timed out waiting for \(what)" }
+}
+
+/// Re-checks `condition` until it holds or `timeout` passes. For state that has no event to
+/// await (a count in another process); everything with an event uses that event instead.
+public func waitUntil(
+    _ what: String, timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    if try await condition() { return }
+    throw TimeoutError(what: what)
+}

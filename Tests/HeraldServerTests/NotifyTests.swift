@@ -1,0 +1,126 @@
+import HeraldCore
+import HeraldTesting
+import Testing
+
+/// The seed scenario and the publish path, over real sockets.
+@Suite struct NotifyTests {
+    @Test func notifyReachesExactlyTheChannelsSubscribers() async throws {
+        try await withNode { node in
+            let alice = try await node.subscriber("news")
+            let bob = try await node.subscriber("news")
+            let carol = try await node.subscriber("sports")
+
+            let response = try await node.request(
+                .POST, "/api/notify/news", body: #"{"title":"Breaking","body":"Big news!","data":{"url":"/n/1","n":1}}"#)
+            #expect(response.status == 200)
+            let body = try response.object()
+            #expect(body["success"] == .bool(true))
+            #expect(body["channel"] == .string("news"))
+            #expect(body["delivered"] == .integer(2))
+            guard case .string(let id) = body["id"] else {
+                Issue.record("no id in \(response.text)")
+                return
+            }
+
+            for client in [alice, bob] {
+                let notification = try await client.nextNotification()
+                #expect(notification.channel == "news")
+                #expect(notification.title == "Breaking")
+                #expect(notification.body == "Big news!")
+                #expect(notification.data == .object(["url": .string("/n/1"), "n": .integer(1)]))
+                #expect(notification.id == id)
+                #expect(notification.timestamp.hasSuffix("Z"))
+                #expect(notification.from == nil)
+            }
+
+            // Carol's next notification is the sports one: she never got the news.
+            let sports = try await node.request(.POST, "/api/notify/sports", body: #"{"title":"Goal"}"#)
+            #expect(try sports.object()["delivered"] == .integer(1))
+            #expect(try await carol.nextNotification().title == "Goal")
+        }
+    }
+
+    @Test func notificationsArriveInPublishOrder() async throws {
+        try await withNode { node in
+            let client = try await node.subscriber("ordered")
+            for index in 0..<50 {
+                _ = try await node.request(.POST, "/api/notify/ordered", body: #"{"title":"\#(index)"}"#)
+            }
+            for index in 0..<50 {
+                #expect(try await client.nextNotification().title == "\(index)")
+            }
+        }
+    }
+
+    @Test func broadcastPublishesOneNotificationToSeveralChannels() async throws {
+        try await withNode { node in
+            let a = try await node.subscriber("a")
+            let b = try await node.subscriber("b")
+            let response = try await node.request(.POST, "/api/broadcast", body: #"{"channels":["a","b","c","a"],"title":"All"}"#)
+            #expect(response.status == 200)
+            let body = try response.object()
+            #expect(body["delivered"] == .integer(2))
+            #expect(body["channels"] == .array([
+                .object(["channel": .string("a"), "delivered": .integer(1)]),
+                .object(["channel": .string("b"), "delivered": .integer(1)]),
+                .object(["channel": .string("c"), "delivered": .integer(0)]),
+            ]))
+            let first = try await a.nextNotification()
+            let second = try await b.nextNotification()
+            #expect(first.id == second.id)
+            #expect(first.channel == "a" && second.channel == "b")
+        }
+    }
+
+    @Test func clientMessagesReachTheOtherSubscribersWithFrom() async throws {
+        try await withNode { node in
+            let alice = try await node.subscriber("chat")
+            let bob = try await node.subscriber("chat")
+            try await alice.send(.setName("Alice"))
+            _ = try await alice.next { $0 == .nameSet(name: "Alice") }
+            try await alice.send(.message(channel: "chat", text: "hello"))
+            let received = try await bob.nextNotification()
+            #expect(received.body == "hello")
+            #expect(received.from == alice.clientID)
+            #expect(received.fromName == "Alice")
+            // Alice does not get her own message: her next message is the pong.
+            try await alice.send(.ping)
+            guard case .pong = try await alice.nextMessage() else {
+                Issue.record("the sender received its own message")
+                return
+            }
+        }
+    }
+
+    @Test func unsubscribeStopsDeliveryAndDisconnectCleansUp() async throws {
+        try await withNode { node in
+            let client = try await node.subscriber("x", "y")
+            try await client.send(.listSubscriptions)
+            #expect(try await client.nextMessage() == .subscriptions(channels: ["x", "y"]))
+            try await client.send(.unsubscribe(channel: "x"))
+            #expect(try await client.nextMessage() == .unsubscribed(channel: "x"))
+            #expect(try await node.request(.POST, "/api/notify/x", body: "{}").object()["delivered"] == .integer(0))
+            _ = try await node.request(.POST, "/api/notify/y", body: #"{"title":"y"}"#)
+            #expect(try await client.nextNotification().channel == "y")
+
+            let channels = try await node.request(.GET, "/api/channels").object()
+            #expect(channels["channels"] == .array([.object(["name": .string("y"), "subscribers": .integer(1)])]))
+            await client.close()
+            try await waitUntil("channel y to empty") { node.hub.subscriberCount("y") == 0 }
+            #expect(try await node.request(.GET, "/api/channels").object()["total"] == .integer(0))
+        }
+    }
+
+    @Test func subscribeIsIdempotentAndCountsAreReported() async throws {
+        try await withNode { node in
+            let first = try await node.subscriber("room")
+            let second = try await node.connect()
+            try await second.send(.subscribe(channel: "room"))
+            #expect(try await second.nextMessage() == .subscribed(channel: "room", subscriberCount: 2))
+            try await second.send(.subscribe(channel: "room"))
+            #expect(try await second.nextMessage() == .subscribed(channel: "room", subscriberCount: 2))
+            #expect(node.hub.subscriberCount("room") == 2)
+            _ = first
+        }
+    }
+}
