@@ -1,0 +1,101 @@
+import NIOCore
+import NIOPosix
+
+/// One TCP connection to Redis, authenticated and with its database selected.
+///
+/// Thread-safe: commands may be sent from any thread; NIO serialises the writes on the
+/// connection's event loop and replies come back in order. Nothing here ever blocks a thread.
+public final class RedisConnection: Sendable {
+    public let channel: any Channel
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Connects, then sends AUTH and SELECT as the URL asks.
+    /// - Parameter onMessage: makes this a pub/sub connection; called on the event loop for
+    ///   every `message` push with the Redis channel and the payload.
+    public static func connect(
+        to url: RedisURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(5),
+        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(onMessage: onMessage))
+                }
+            }
+            .connect(host: url.host, port: url.port).get()
+        let connection = RedisConnection(channel: channel)
+        do {
+            if let password = url.password {
+                let credentials = [url.username, password].compactMap { $0 }
+                _ = try await connection.send(["AUTH"] + credentials)
+            }
+            if url.database != 0 {
+                _ = try await connection.send(["SELECT", String(url.database)])
+            }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends one command and returns its reply; an error reply throws.
+    public func send(_ arguments: [ByteBuffer]) async throws -> RESPValue {
+        try await sendFuture(arguments).get()
+    }
+
+    public func send(_ arguments: [String]) async throws -> RESPValue {
+        try await send(arguments.map { ByteBuffer(string: $0) })
+    }
+
+    /// Sends several commands in one write and returns their replies in order.
+    public func pipeline(_ commands: [[ByteBuffer]]) async throws -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let futures = commands.map { writeCommand($0, flush: false) }
+        channel.flush()
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(futures.count)
+        for future in futures { replies.append(try await future.get()) }
+        return replies
+    }
+
+    /// The reply as a future, for callers on an event loop.
+    public func sendFuture(_ arguments: [ByteBuffer]) -> EventLoopFuture<RESPValue> {
+        writeCommand(arguments, flush: true)
+    }
+
+    private func writeCommand(_ arguments: [ByteBuffer], flush: Bool) -> EventLoopFuture<RESPValue> {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        let request = RESPRequest(bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: promise)
+        if flush {
+            channel.writeAndFlush(request, promise: nil)
+        } else {
+            channel.write(request, promise: nil)
+        }
+        return promise.futureResult.flatMapThrowing { reply in
+            if case .error(let message) = reply { throw RedisConnectionError.server(message) }
+            return reply
+        }
+    }
+
+    /// Sends a command whose confirmation arrives as a push (pub/sub SUBSCRIBE/UNSUBSCRIBE).
+    public func sendWithoutReply(_ arguments: [ByteBuffer]) {
+        let request = RESPRequest(
+            bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: nil, expectsReply: false)
+        channel.writeAndFlush(request, promise: nil)
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    /// Completes when the connection closes, for whatever reason.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}

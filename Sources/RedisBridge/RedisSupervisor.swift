@@ -1,0 +1,75 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// Keeps one Redis connection up: connects, runs `onConnect`, waits for the connection to
+/// drop, and reconnects with ``Backoff`` — until its task is cancelled.
+///
+/// The current connection is readable from any thread; it is `nil` while disconnected, which
+/// is how callers fail fast (a 503) instead of queueing work for a Redis that is not there.
+public final class RedisSupervisor: Sendable {
+    public let url: RedisURL
+    public let name: String
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)?
+    private let current = Mutex<RedisConnection?>(nil)
+
+    public init(
+        url: RedisURL, name: String, group: any EventLoopGroup, logger: Logger,
+        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+    ) {
+        self.url = url
+        self.name = name
+        self.group = group
+        self.logger = logger
+        self.onMessage = onMessage
+    }
+
+    /// The live connection, if any.
+    public var connection: RedisConnection? {
+        current.withLock { connection in
+            guard let connection, connection.isActive else { return nil }
+            return connection
+        }
+    }
+
+    /// Runs until cancelled. `onConnect` runs on every (re)connection before the connection is
+    /// published to callers, so that state can be restored first (re-subscribe, re-register).
+    public func run(onConnect: @escaping @Sendable (RedisConnection) async throws -> Void = { _ in }) async {
+        var backoff = Backoff()
+        var everConnected = false
+        while !Task.isCancelled {
+            do {
+                let connection = try await RedisConnection.connect(to: url, group: group, onMessage: onMessage)
+                do {
+                    try await onConnect(connection)
+                } catch {
+                    connection.close()
+                    throw error
+                }
+                current.withLock { $0 = connection }
+                backoff.reset()
+                logger.log(level: everConnected ? .notice : .info, "connected to Redis", metadata: ["redis": "\(url)", "link": "\(name)"])
+                everConnected = true
+                await withTaskCancellationHandler {
+                    try? await connection.closeFuture.get()
+                } onCancel: {
+                    connection.close()
+                }
+                current.withLock { $0 = nil }
+                if Task.isCancelled { break }
+                logger.warning("lost the connection to Redis; reconnecting", metadata: ["redis": "\(url)", "link": "\(name)"])
+            } catch {
+                if Task.isCancelled { break }
+                logger.debug("cannot reach Redis", metadata: ["redis": "\(url)", "link": "\(name)", "error": "\(error)"])
+            }
+            let delay = backoff.next()
+            try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+        }
+        current.withLock { connection in
+            connection?.close()
+            connection = nil
+        }
+    }
+}
