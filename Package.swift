@@ -20,6 +20,29 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
+        /// hiredis 0.14 (Debian libhiredis-dev): RESP encoding and reply parsing.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        /// RESP over SwiftNIO with hiredis' encoder and reader; knows nothing of notifications.
+        .target(
+            name: "RedisBridge",
+            dependencies: [
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /// The Redis broker and the cluster registry.
+        .target(
+            name: "HeraldRedis",
+            dependencies: [
+                "HeraldCore", "RedisBridge",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         /// Wire protocol, channel rules, session state machine, Hub and the Broker seam. No sockets.
         .target(
             name: "HeraldCore",
@@ -34,7 +57,7 @@ let package = Package(
         .target(
             name: "HeraldServer",
             dependencies: [
-                "HeraldCore",
+                "HeraldCore", "HeraldRedis", "RedisBridge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -73,6 +96,17 @@ let package = Package(
                 "HeraldCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "RedisBridgeTests",
+            dependencies: ["RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "HeraldServer", "HeraldTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -76,6 +76,28 @@ public struct HTTPResult: Sendable {
     }
 }
 
+/// Runs `count` nodes clustered through `redis` for the duration of `body`.
+public func withCluster<T: Sendable>(
+    _ count: Int, redis: RedisServer, prefix: String = "t" + String(UInt32.random(in: 0...UInt32.max), radix: 36),
+    _ configure: @escaping @Sendable (inout HeraldConfiguration) -> Void = { _ in },
+    _ body: ([RunningNode]) async throws -> T
+) async throws -> T {
+    func start(_ index: Int, _ nodes: [RunningNode]) async throws -> T {
+        if index == count { return try await body(nodes) }
+        return try await withNode({ configuration in
+            configuration.redisURL = redis.url
+            configuration.redisPrefix = prefix
+            configuration.nodeID = "node\(index + 1)"
+            configuration.registryInterval = .milliseconds(200)
+            configure(&configuration)
+        }) { node in
+            try await waitUntil("node\(index + 1) to reach Redis") { node.hub.broker.status.isUp }
+            return try await start(index + 1, nodes + [node])
+        }
+    }
+    return try await start(0, [])
+}
+
 /// Runs a node for the duration of `body`, then shuts it down gracefully.
 ///
 /// - Parameter configure: adjusts the defaults (port 0 and a quiet log level are preset).

@@ -21,12 +21,21 @@ public final class Hub: PublicationSink {
     private let sequences = Atomic<UInt64>(0)
     private let drainWaiters = Mutex<[UInt64: CheckedContinuation<Void, Never>]>([:])
     private let accepting = Atomic<Bool>(true)
+    private let observers = Mutex<(any HubObserver)?>(nil)
+    /// Cluster-wide figures; `nil` for a node running alone.
+    public let cluster: (any ClusterDirectory)?
+    /// When this node started, for `/api/stats`.
+    public let started = NIODeadline.now()
+    public let startedAt = HeraldNotification.timestampNow()
 
     /// - Parameters:
     ///   - eventLoopGroup: the loops connections run on; one shard each.
-    public init(nodeID: String, broker: any Broker, eventLoopGroup: any EventLoopGroup) {
+    public init(
+        nodeID: String, broker: any Broker, eventLoopGroup: any EventLoopGroup, cluster: (any ClusterDirectory)? = nil
+    ) {
         self.nodeID = nodeID
         self.broker = broker
+        self.cluster = cluster
         var shards: [LoopShard] = []
         var index: [ObjectIdentifier: LoopShard] = [:]
         let onDelivered: @Sendable (Int) -> Void
@@ -76,15 +85,29 @@ public final class Hub: PublicationSink {
         sequences.add(1, ordering: .relaxed).newValue
     }
 
+    /// Connects the registry that mirrors this Hub into the cluster. Called once, at start.
+    public func setObserver(_ observer: any HubObserver) {
+        observers.withLock { $0 = observer }
+    }
+
+    private var observer: (any HubObserver)? { observers.withLock { $0 } }
+
     /// Adds a connection; call on its event loop after the handshake.
     public func register(_ connection: any HubConnection, on loop: any EventLoop) {
         shard(for: loop).add(connection)
+        clientChanged(connection)
     }
 
     /// Removes a connection and all its memberships; call on its event loop.
     public func unregister(_ connection: any HubConnection, channels: Set<String>, on loop: any EventLoop) {
         shard(for: loop).remove(connection, channels: channels)
         for channel in channels { decrement(channel) }
+        observer?.clientRemoved(id: connection.clientID, sequence: connection.sequence)
+    }
+
+    /// A connection's name or subscriptions changed; the registry republishes its row.
+    public func clientChanged(_ connection: any HubConnection) {
+        observer?.clientChanged(connection.info(), sequence: connection.sequence)
     }
 
     // MARK: Channels
@@ -96,6 +119,7 @@ public final class Hub: PublicationSink {
             let count = counts[channel, default: 0] + 1
             counts[channel] = count
             if count == 1 { broker.setInterest(in: channel, true) }
+            observer?.channelCountChanged(channel)
             return count
         }
     }
@@ -115,6 +139,7 @@ public final class Hub: PublicationSink {
             } else {
                 counts[channel] = count - 1
             }
+            observer?.channelCountChanged(channel)
         }
     }
 
@@ -151,6 +176,22 @@ public final class Hub: PublicationSink {
     // MARK: Figures
 
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// This node's figures.
+    public var stats: NodeStats {
+        NodeStats(
+            node: nodeID, connections: connectionCount, channels: counts.withLock { $0.count },
+            messagesPublished: messagesPublished, messagesDelivered: messagesDelivered, startedAt: startedAt,
+            uptimeSeconds: Double((NIODeadline.now() - started).nanoseconds / 1_000_000) / 1000)
+    }
+
+    /// Subscribers of `channel` in the whole cluster: this node's exact count plus the other
+    /// live nodes' registered counts.
+    public func clusterSubscriberCount(_ channel: String) async throws -> Int {
+        let local = subscriberCount(channel)
+        guard let cluster else { return local }
+        return local + (try await cluster.remoteSubscriberCount(of: channel))
+    }
     public var messagesPublished: Int { publishedCount.load(ordering: .relaxed) }
     public var messagesDelivered: Int { deliveredBox.value }
 

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldRedis
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -16,6 +17,7 @@ public final class HeraldNode: Service {
     public let logger: Logger
     private let eventLoopGroup: MultiThreadedEventLoopGroup
     private let onServerRunning: @Sendable (Int) async -> Void
+    private let registry: RedisClusterRegistry?
 
     /// - Parameters:
     ///   - broker: where publications go; the in-memory broker (single node) by default.
@@ -31,8 +33,20 @@ public final class HeraldNode: Service {
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.configuration = configuration
         self.logger = logger
-        self.eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        self.hub = Hub(nodeID: configuration.nodeID, broker: broker ?? InMemoryBroker(), eventLoopGroup: eventLoopGroup)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        self.eventLoopGroup = group
+        if let url = configuration.redisURL {
+            let registry = RedisClusterRegistry(
+                nodeID: configuration.nodeID, url: url, prefix: configuration.redisPrefix,
+                interval: configuration.registryInterval, group: group, logger: logger)
+            let redis = broker ?? RedisBroker(url: url, prefix: configuration.redisPrefix, group: group, logger: logger)
+            self.hub = Hub(nodeID: configuration.nodeID, broker: redis, eventLoopGroup: group, cluster: registry)
+            registry.attach(hub)
+            self.registry = registry
+        } else {
+            self.hub = Hub(nodeID: configuration.nodeID, broker: broker ?? InMemoryBroker(), eventLoopGroup: group)
+            self.registry = nil
+        }
         self.onServerRunning = onServerRunning
     }
 
@@ -41,16 +55,12 @@ public final class HeraldNode: Service {
             logger.warning("HERALD_API_KEY is not set: /api/* accepts loopback callers only")
         }
         let application = makeApplication()
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: hub.broker),
-                    .init(service: application),
-                    .init(service: ConnectionDrain(hub: hub, configuration: configuration, logger: logger)),
-                ],
-                logger: logger
-            )
-        )
+        // Shut down in reverse: clients first, then the HTTP server, then the registry and broker.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: hub.broker)]
+        if let registry { services.append(.init(service: registry)) }
+        services.append(.init(service: application))
+        services.append(.init(service: ConnectionDrain(hub: hub, configuration: configuration, logger: logger)))
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await group.run()
         } catch {

@@ -9,6 +9,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case rateLimit, rateBurst, maxConnections, sendQueueBytes
     case maxBodyBytes, shutdownGrace
     case corsOrigins, apiKey
+    case redisURL, redisPrefix, registryInterval
 
     /// The `--flag` name.
     public var flag: String {
@@ -31,6 +32,9 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "shutdown-grace"
         case .corsOrigins: "cors-origins"
         case .apiKey: "api-key"
+        case .redisURL: "redis-url"
+        case .redisPrefix: "redis-prefix"
+        case .registryInterval: "registry-interval"
         }
     }
 
@@ -63,6 +67,9 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "5"
         case .corsOrigins: nil
         case .apiKey: nil
+        case .redisURL: nil
+        case .redisPrefix: "herald"
+        case .registryInterval: "2"
         }
     }
 
@@ -86,6 +93,9 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "Seconds allowed for a graceful shutdown."
         case .corsOrigins: "Comma-separated origins allowed by CORS (`*` for any; default: none)."
         case .apiKey: "Comma-separated API keys for /api/* (unset: loopback callers only)."
+        case .redisURL: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone)."
+        case .redisPrefix: "Prefix of every Redis key and channel, so deployments can share one Redis."
+        case .registryInterval: "Seconds between registry heartbeats; a dead node leaves the figures after 3."
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import Logging
 import NIOCore
+import RedisBridge
 
 /// A node's complete, validated configuration. Built once at start; immutable afterwards.
 public struct HeraldConfiguration: Sendable {
@@ -20,6 +21,10 @@ public struct HeraldConfiguration: Sendable {
     public var shutdownGrace: TimeAmount
     public var corsOrigins: [String]
     public var apiKeys: [String]
+    /// Redis to cluster through; `nil` runs the node alone with the in-memory broker.
+    public var redisURL: RedisURL?
+    public var redisPrefix: String
+    public var registryInterval: TimeAmount
 
     /// Defaults for every key, with a generated node id.
     public init() {
@@ -51,7 +56,10 @@ public struct HeraldConfiguration: Sendable {
             maxBodyBytes: try reader.int(.maxBodyBytes, min: 64, max: 64 << 20),
             shutdownGrace: try reader.seconds(.shutdownGrace),
             corsOrigins: reader.list(.corsOrigins),
-            apiKeys: reader.list(.apiKey)
+            apiKeys: reader.list(.apiKey),
+            redisURL: try reader.redisURL(),
+            redisPrefix: try reader.prefix(),
+            registryInterval: try reader.seconds(.registryInterval)
         )
         return config
     }
@@ -60,7 +68,7 @@ public struct HeraldConfiguration: Sendable {
         host: String, port: Int, nodeID: String, logLevel: Logger.Level, threads: Int,
         pingInterval: TimeAmount, pingTimeout: TimeAmount, maxMessageBytes: Int, sessionLimits: SessionLimits,
         maxConnections: Int, sendQueueBytes: Int, maxBodyBytes: Int, shutdownGrace: TimeAmount,
-        corsOrigins: [String], apiKeys: [String]
+        corsOrigins: [String], apiKeys: [String], redisURL: RedisURL?, redisPrefix: String, registryInterval: TimeAmount
     ) {
         self.host = host
         self.port = port
@@ -77,6 +85,9 @@ public struct HeraldConfiguration: Sendable {
         self.shutdownGrace = shutdownGrace
         self.corsOrigins = corsOrigins
         self.apiKeys = apiKeys
+        self.redisURL = redisURL
+        self.redisPrefix = redisPrefix
+        self.registryInterval = registryInterval
     }
 
     /// How often each event loop sweeps its connections for heartbeats: fine enough that a
@@ -162,6 +173,22 @@ private struct Reader {
         }
         guard ChannelName.isValid(raw.value), raw.value.count <= 64 else {
             throw fail(.nodeID, raw, "1–64 letters, digits or _ - : .")
+        }
+        return raw.value
+    }
+
+    func redisURL() throws(ConfigurationError) -> RedisURL? {
+        guard let raw = raw(.redisURL) else { return nil }
+        guard let url = RedisURL(raw.value.trimmingCharacters(in: .whitespaces)) else {
+            throw fail(.redisURL, raw, "redis://[:password@]host[:port][/db]")
+        }
+        return url
+    }
+
+    func prefix() throws(ConfigurationError) -> String {
+        let raw = raw(.redisPrefix)!
+        guard ChannelName.isValid(raw.value), raw.value.count <= 64 else {
+            throw fail(.redisPrefix, raw, "1–64 letters, digits or _ - : .")
         }
         return raw.value
     }

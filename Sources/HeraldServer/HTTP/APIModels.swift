@@ -52,6 +52,8 @@ struct StatsResponse: Encodable {
     var messagesDelivered: Int
     var uptimeSeconds: Double
     var startedAt: String
+    /// Per-node breakdown (just this node when it runs alone).
+    var nodes: [NodeStats]
 }
 
 struct ClientsResponse: Encodable {

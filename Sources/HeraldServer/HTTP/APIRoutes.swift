@@ -8,8 +8,6 @@ import NIOCore
 struct APIRoutes {
     let hub: Hub
     let configuration: HeraldConfiguration
-    let started = NIODeadline.now()
-    let startedAt = HeraldNotification.timestampNow()
 
     /// Most channels one broadcast may name.
     static let maxBroadcastChannels = 1000
@@ -20,10 +18,11 @@ struct APIRoutes {
     func register(on router: Router<HeraldRequestContext>) {
         router.post("/api/notify/:channel") { request, context in try await notify(request, context) }
         router.post("/api/broadcast") { request, context in try await broadcast(request, context) }
-        router.get("/api/channels") { request, _ in try channels(request) }
-        router.get("/api/stats") { _, _ in stats() }
+        router.get("/api/channels") { request, _ in try await channels(request) }
+        router.get("/api/stats") { _, _ in try await stats() }
         router.get("/api/clients") { request, _ in try await clients(request) }
         router.get("/health") { _, _ in health() }
+        router.get("/ready") { _, _ in ready() }
     }
 
     // MARK: Publishing
@@ -66,11 +65,13 @@ struct APIRoutes {
             timestamp: HeraldNotification.timestampNow(), id: HeraldNotification.makeID())
     }
 
-    /// Publishes and returns `delivered`: the number of subscribers of the channel when the
-    /// notification was accepted — the sockets it is handed to.
+    /// Publishes and returns `delivered`: the channel's subscribers in the whole cluster at
+    /// the moment of publishing — this node's exact count plus every other live node's
+    /// registered count (see docs/protocol.md).
     private func publish(_ notification: HeraldNotification) async throws -> Int {
         let payload = ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes())
-        let delivered = hub.subscriberCount(notification.channel)
+        let local = hub.subscriberCount(notification.channel)
+        let delivered = (try? await hub.clusterSubscriberCount(notification.channel)) ?? local
         do {
             try await hub.publish(Publication(channel: notification.channel, payload: payload))
         } catch {
@@ -81,38 +82,92 @@ struct APIRoutes {
 
     // MARK: Figures
 
-    private func channels(_ request: Request) throws -> Response {
+    private func channels(_ request: Request) async throws -> Response {
         let limit = try Self.pageSize(request)
         let cursor = request.uri.queryParameters["cursor"].map(String.init) ?? ""
-        let counts = hub.channelCounts()
+        var counts = hub.channelCounts()
+        if let cluster = hub.cluster {
+            let remote = try await clusterCall { try await cluster.remoteChannelCounts() }
+            counts.merge(remote, uniquingKeysWith: +)
+        }
         let page = counts.keys.filter { $0 > cursor }.sorted().prefix(limit)
         let rows = page.map { ChannelsResponse.Row(name: $0, subscribers: counts[$0] ?? 0) }
         let next = rows.count == limit ? rows.last?.name : nil
         return .json(ChannelsResponse(channels: rows, total: counts.count, nextCursor: next))
     }
 
-    private func stats() -> Response {
-        .json(
+    private func stats() async throws -> Response {
+        let local = hub.stats
+        var nodes = [local]
+        var channelCount = local.channels
+        if let cluster = hub.cluster {
+            nodes += try await clusterCall { try await cluster.remoteNodes() }
+            var counts = hub.channelCounts()
+            counts.merge(try await clusterCall { try await cluster.remoteChannelCounts() }, uniquingKeysWith: +)
+            channelCount = counts.count
+        }
+        nodes.sort { $0.node < $1.node }
+        return .json(
             StatsResponse(
-                node: hub.nodeID, broker: hub.broker.kind, connections: hub.connectionCount,
-                channels: hub.channelCounts().count, messagesPublished: hub.messagesPublished,
-                messagesDelivered: hub.messagesDelivered,
-                uptimeSeconds: Double((NIODeadline.now() - started).nanoseconds / 1_000_000) / 1000,
-                startedAt: startedAt))
+                node: hub.nodeID, broker: hub.broker.kind, connections: nodes.reduce(0) { $0 + $1.connections },
+                channels: channelCount, messagesPublished: nodes.reduce(0) { $0 + $1.messagesPublished },
+                messagesDelivered: nodes.reduce(0) { $0 + $1.messagesDelivered },
+                uptimeSeconds: local.uptimeSeconds, startedAt: local.startedAt, nodes: nodes))
     }
 
+    /// Clients of the whole cluster, node by node (ordered by node id), then by connection
+    /// sequence. The cursor `<sequence>@<node>` names the last row of the previous page.
     private func clients(_ request: Request) async throws -> Response {
         let limit = try Self.pageSize(request)
-        var cursor: UInt64 = 0
+        var cursorNode = ""
+        var cursorSequence: UInt64 = 0
         if let raw = request.uri.queryParameters["cursor"] {
-            guard let value = UInt64(String(raw)) else {
+            let parts = raw.split(separator: "@", maxSplits: 1)
+            guard parts.count == 2, let sequence = UInt64(parts[0]) else {
                 throw APIError(.badRequest, .invalidField, "cursor must be a value returned as nextCursor")
             }
-            cursor = value
+            cursorSequence = sequence
+            cursorNode = String(parts[1])
         }
-        let rows = await hub.clients(after: cursor, limit: limit)
-        let next = rows.count == limit ? rows.last.map { String($0.sequence) } : nil
-        return .json(ClientsResponse(clients: rows.map(\.info), total: hub.connectionCount, nextCursor: next))
+        var counts = [hub.nodeID: hub.connectionCount]
+        if let cluster = hub.cluster {
+            counts.merge(try await clusterCall { try await cluster.remoteClientCounts() }) { $1 }
+        }
+        var rows: [(node: String, sequence: UInt64, info: ClientInfo)] = []
+        for node in counts.keys.sorted() where node >= cursorNode && rows.count < limit {
+            let after = node == cursorNode ? cursorSequence : 0
+            let wanted = limit - rows.count
+            let page: [(UInt64, ClientInfo)]
+            if node == hub.nodeID {
+                page = await hub.clients(after: after, limit: wanted).map { ($0.sequence, $0.info) }
+            } else if let cluster = hub.cluster {
+                page = try await clusterCall { try await cluster.remoteClients(of: node, after: after, limit: wanted) }
+            } else {
+                page = []
+            }
+            rows += page.map { (node, $0.0, $0.1) }
+        }
+        let next = rows.count == limit ? rows.last.map { "\($0.sequence)@\($0.node)" } : nil
+        return .json(ClientsResponse(clients: rows.map(\.info), total: counts.values.reduce(0, +), nextCursor: next))
+    }
+
+    /// Runs a registry query; Redis trouble becomes a 503 rather than a 500.
+    private func clusterCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw APIError(.serviceUnavailable, .unavailable, "cluster registry unavailable: \(error)")
+        }
+    }
+
+    private func ready() -> Response {
+        guard hub.isAccepting else {
+            return .json(APIErrorBody(ProtocolError(.unavailable, "node is shutting down")), status: .serviceUnavailable)
+        }
+        if case .degraded(let reason) = hub.broker.status {
+            return .json(APIErrorBody(ProtocolError(.unavailable, reason)), status: .serviceUnavailable)
+        }
+        return .json(["status": "ready", "node": hub.nodeID])
     }
 
     private func health() -> Response {

@@ -140,14 +140,17 @@ final class WebSocketConnection: ChannelInboundHandler, HubConnection {
         switch action {
         case .reply(let message):
             send(message)
+            if case .nameSet = message { hub.clientChanged(self) }
         case .subscribe(let channel):
             let count = hub.subscribe(self, to: channel, on: loop)
+            hub.clientChanged(self)
             logger.trace("subscribed", metadata: ["channel": "\(channel)"])
-            send(.subscribed(channel: channel, subscriberCount: count))
+            replySubscribed(channel, localCount: count, loop: loop)
         case .resubscribe(let channel):
-            send(.subscribed(channel: channel, subscriberCount: hub.subscriberCount(channel)))
+            replySubscribed(channel, localCount: hub.subscriberCount(channel), loop: loop)
         case .unsubscribe(let channel):
             hub.unsubscribe(self, from: channel, on: loop)
+            hub.clientChanged(self)
             send(.unsubscribed(channel: channel))
         case .publish(let channel, let text):
             post(text, to: channel, loop: loop)
@@ -156,6 +159,23 @@ final class WebSocketConnection: ChannelInboundHandler, HubConnection {
         case .close(let code, let reason, let error):
             send(.error(error))
             close(code, reason: reason)
+        }
+    }
+
+    /// Sends `subscribed` with the cluster-wide count. Alone, the local count is the answer
+    /// and goes out at once; in a cluster the other nodes' counts are read from the registry
+    /// first (falling back to the local count if the registry cannot be reached).
+    private func replySubscribed(_ channel: String, localCount: Int, loop: any EventLoop) {
+        guard hub.cluster != nil else {
+            send(.subscribed(channel: channel, subscriberCount: localCount))
+            return
+        }
+        let hub = self.hub
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask {
+            (try? await hub.clusterSubscriberCount(channel)) ?? localCount
+        }.whenSuccess { count in
+            loopBound.value.send(.subscribed(channel: channel, subscriberCount: count))
         }
     }
 

@@ -1,0 +1,311 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+import RedisBridge
+import ServiceLifecycle
+import Synchronization
+
+/// The cluster registry in Redis: who is alive, and each node's channel counts and clients.
+///
+/// Keys (all under the deployment's prefix, each node writing only its own):
+/// - `<p>:nodes` — set of node ids that ever registered (pruned by readers);
+/// - `<p>:node:<id>` — the node's ``NodeStats`` as JSON, expiring after ``ttl``;
+/// - `<p>:node:<id>:channels` — hash channel → local subscribers;
+/// - `<p>:node:<id>:clients` — sorted set client id by connection sequence (for paging);
+/// - `<p>:node:<id>:clientinfo` — hash client id → ``ClientInfo`` JSON.
+///
+/// A node rewrites its stats and refreshes every expiry each ``interval`` (a heartbeat), and
+/// sends changes within ``flushDelay`` of them happening. A node that dies stops refreshing,
+/// so all its keys expire after `ttl = 3 × interval`: that bounds how long a dead node's
+/// clients and counts stay in the cluster's figures.
+public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service {
+    private struct Pending {
+        var channels = Set<String>()
+        var clients: [String: (sequence: UInt64, info: ClientInfo?)] = [:]
+        var flushScheduled = false
+    }
+
+    public let nodeID: String
+    public let interval: TimeAmount
+    public var ttl: TimeAmount { .nanoseconds(interval.nanoseconds * 3) }
+    public let flushDelay = TimeAmount.milliseconds(20)
+    private let prefix: String
+    private let supervisor: RedisSupervisor
+    private let logger: Logger
+    private let loop: any EventLoop
+    private let pending = Mutex(Pending())
+    private let liveNodes = Mutex<[String]>([])
+    private let hubBox = Mutex<Hub?>(nil)
+
+    public init(nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger) {
+        self.nodeID = nodeID
+        self.prefix = prefix
+        self.interval = interval
+        self.logger = logger
+        self.loop = group.next()
+        self.supervisor = RedisSupervisor(url: url, name: "registry", group: group, logger: logger)
+    }
+
+    /// Starts mirroring `hub`. Called once, before `run()`.
+    public func attach(_ hub: Hub) {
+        hubBox.withLock { $0 = hub }
+        hub.setObserver(self)
+    }
+
+    private var hub: Hub? { hubBox.withLock { $0 } }
+
+    // MARK: Keys
+
+    private var nodesKey: String { "\(prefix):nodes" }
+    private func nodeKey(_ id: String) -> String { "\(prefix):node:\(id)" }
+    private func channelsKey(_ id: String) -> String { "\(prefix):node:\(id):channels" }
+    private func clientsKey(_ id: String) -> String { "\(prefix):node:\(id):clients" }
+    private func clientInfoKey(_ id: String) -> String { "\(prefix):node:\(id):clientinfo" }
+
+    // MARK: Service
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    await self.supervisor.run { connection in try await self.registerFully(on: connection) }
+                }
+                group.addTask { await self.heartbeat() }
+            }
+        }
+        await deregister()
+    }
+
+    private func heartbeat() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
+            guard !Task.isCancelled, let connection = supervisor.connection else { continue }
+            do {
+                try await writeStats(on: connection)
+                try await refreshLiveNodes(on: connection)
+            } catch {
+                logger.debug("registry heartbeat failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// On every (re)connection: replace whatever this node had in Redis with the truth.
+    private func registerFully(on connection: RedisConnection) async throws {
+        guard let hub else { return }
+        let clients = await hub.clients(after: 0, limit: Int.max)
+        let counts = hub.channelCounts()
+        pending.withLock { $0 = Pending() }
+        var commands: [[String]] = [
+            ["DEL", channelsKey(nodeID), clientsKey(nodeID), clientInfoKey(nodeID)],
+        ]
+        commands += chunked(counts.map { [$0.key, String($0.value)] }.flatMap { $0 }, prefix: ["HSET", channelsKey(nodeID)])
+        commands += chunked(clients.flatMap { [String($0.sequence), $0.info.id] }, prefix: ["ZADD", clientsKey(nodeID)])
+        commands += chunked(clients.flatMap { [$0.info.id, Self.json($0.info)] }, prefix: ["HSET", clientInfoKey(nodeID)])
+        _ = try await connection.pipeline(commands.map { $0.map { ByteBuffer(string: $0) } })
+        try await writeStats(on: connection)
+        try await refreshLiveNodes(on: connection)
+        logger.debug("registered in the cluster", metadata: ["channels": "\(counts.count)", "clients": "\(clients.count)"])
+    }
+
+    private func writeStats(on connection: RedisConnection) async throws {
+        guard let hub else { return }
+        let ttlMillis = String(ttl.nanoseconds / 1_000_000)
+        let commands: [[String]] = [
+            ["SADD", nodesKey, nodeID],
+            ["SET", nodeKey(nodeID), Self.json(hub.stats), "PX", ttlMillis],
+            ["PEXPIRE", channelsKey(nodeID), ttlMillis],
+            ["PEXPIRE", clientsKey(nodeID), ttlMillis],
+            ["PEXPIRE", clientInfoKey(nodeID), ttlMillis],
+        ]
+        _ = try await connection.pipeline(commands.map { $0.map { ByteBuffer(string: $0) } })
+    }
+
+    /// Reads which nodes are alive (their stats key exists) and forgets the dead.
+    private func refreshLiveNodes(on connection: RedisConnection) async throws {
+        let members = try await connection.send(["SMEMBERS", nodesKey]).array?.compactMap(\.string) ?? []
+        guard !members.isEmpty else {
+            liveNodes.withLock { $0 = [] }
+            return
+        }
+        let exists = try await connection.pipeline(members.map { [ByteBuffer(string: "EXISTS"), ByteBuffer(string: nodeKey($0))] })
+        var live: [String] = []
+        var dead: [String] = []
+        for (member, reply) in zip(members, exists) {
+            if reply.int == 1 { live.append(member) } else { dead.append(member) }
+        }
+        if !dead.isEmpty { _ = try await connection.send(["SREM", nodesKey] + dead) }
+        liveNodes.withLock { $0 = live.sorted() }
+    }
+
+    /// Removes this node's entries on a clean shutdown, so figures drop at once.
+    private func deregister() async {
+        guard let connection = try? await RedisConnection.connect(to: supervisor.url, group: loop) else { return }
+        defer { connection.close() }
+        _ = try? await connection.pipeline(
+            [
+                ["SREM", nodesKey, nodeID],
+                ["DEL", nodeKey(nodeID), channelsKey(nodeID), clientsKey(nodeID), clientInfoKey(nodeID)],
+            ].map { $0.map { ByteBuffer(string: $0) } })
+    }
+
+    // MARK: HubObserver
+
+    public func channelCountChanged(_ channel: String) {
+        schedule { $0.channels.insert(channel) }
+    }
+
+    public func clientChanged(_ info: ClientInfo, sequence: UInt64) {
+        schedule { $0.clients[info.id] = (sequence, info) }
+    }
+
+    public func clientRemoved(id: String, sequence: UInt64) {
+        schedule { $0.clients[id] = (sequence, nil) }
+    }
+
+    private func schedule(_ change: (inout Pending) -> Void) {
+        let start = pending.withLock { pending -> Bool in
+            change(&pending)
+            guard !pending.flushScheduled else { return false }
+            pending.flushScheduled = true
+            return true
+        }
+        if start {
+            loop.scheduleTask(in: flushDelay) { self.flush() }
+        }
+    }
+
+    /// Writes the accumulated changes in one pipeline. If Redis is down they are dropped: the
+    /// full re-registration on reconnect restores the truth.
+    private func flush() {
+        let batch = pending.withLock { pending -> Pending in
+            defer { pending = Pending() }
+            return pending
+        }
+        guard let hub, let connection = supervisor.connection else { return }
+        var commands: [[String]] = []
+        var setCounts: [String] = []
+        var removedChannels: [String] = []
+        for channel in batch.channels {
+            let count = hub.subscriberCount(channel)
+            if count > 0 { setCounts += [channel, String(count)] } else { removedChannels.append(channel) }
+        }
+        commands += chunked(setCounts, prefix: ["HSET", channelsKey(nodeID)])
+        commands += chunked(removedChannels, prefix: ["HDEL", channelsKey(nodeID)])
+        var added: [String] = []
+        var infos: [String] = []
+        var removed: [String] = []
+        for (id, change) in batch.clients {
+            if let info = change.info {
+                added += [String(change.sequence), id]
+                infos += [id, Self.json(info)]
+            } else {
+                removed.append(id)
+            }
+        }
+        commands += chunked(added, prefix: ["ZADD", clientsKey(nodeID)])
+        commands += chunked(infos, prefix: ["HSET", clientInfoKey(nodeID)])
+        commands += chunked(removed, prefix: ["ZREM", clientsKey(nodeID)])
+        commands += chunked(removed, prefix: ["HDEL", clientInfoKey(nodeID)])
+        let ttlMillis = String(ttl.nanoseconds / 1_000_000)
+        commands.append(["PEXPIRE", channelsKey(nodeID), ttlMillis])
+        commands.append(["PEXPIRE", clientsKey(nodeID), ttlMillis])
+        commands.append(["PEXPIRE", clientInfoKey(nodeID), ttlMillis])
+        for command in commands {
+            _ = connection.sendFuture(command.map { ByteBuffer(string: $0) })
+        }
+    }
+
+    // MARK: ClusterDirectory
+
+    private var otherLiveNodes: [String] {
+        liveNodes.withLock { $0 }.filter { $0 != nodeID }
+    }
+
+    private func connection() throws -> RedisConnection {
+        guard let connection = supervisor.connection else { throw RedisConnectionError.notConnected }
+        return connection
+    }
+
+    public func remoteSubscriberCount(of channel: String) async throws -> Int {
+        let nodes = otherLiveNodes
+        guard !nodes.isEmpty else { return 0 }
+        let replies = try await connection().pipeline(
+            nodes.map { ["HGET", channelsKey($0), channel].map { ByteBuffer(string: $0) } })
+        return replies.reduce(0) { $0 + ($1.int ?? 0) }
+    }
+
+    public func remoteChannelCounts() async throws -> [String: Int] {
+        let nodes = otherLiveNodes
+        guard !nodes.isEmpty else { return [:] }
+        let replies = try await connection().pipeline(nodes.map { ["HGETALL", channelsKey($0)].map { ByteBuffer(string: $0) } })
+        var counts: [String: Int] = [:]
+        for reply in replies {
+            let items = reply.array ?? []
+            var index = 0
+            while index + 1 < items.count {
+                if let name = items[index].string, let count = items[index + 1].int { counts[name, default: 0] += count }
+                index += 2
+            }
+        }
+        return counts
+    }
+
+    public func remoteNodes() async throws -> [NodeStats] {
+        let nodes = otherLiveNodes
+        guard !nodes.isEmpty else { return [] }
+        let replies = try await connection().pipeline(nodes.map { ["GET", nodeKey($0)].map { ByteBuffer(string: $0) } })
+        return replies.compactMap { reply in
+            guard case .bulkString(let buffer) = reply else { return nil }
+            return try? JSONDecoder().decode(NodeStats.self, from: Data(buffer.readableBytesView))
+        }
+    }
+
+    public func remoteClients(of nodeID: String, after sequence: UInt64, limit: Int) async throws -> [(UInt64, ClientInfo)] {
+        let connection = try connection()
+        let reply = try await connection.send([
+            "ZRANGEBYSCORE", clientsKey(nodeID), "(\(sequence)", "+inf", "WITHSCORES", "LIMIT", "0", String(limit),
+        ])
+        let items = reply.array ?? []
+        var ids: [String] = []
+        var sequences: [UInt64] = []
+        var index = 0
+        while index + 1 < items.count {
+            if let id = items[index].string, let score = items[index + 1].string.flatMap({ Double($0) }) {
+                ids.append(id)
+                sequences.append(UInt64(score))
+            }
+            index += 2
+        }
+        guard !ids.isEmpty else { return [] }
+        let infos = try await connection.send(["HMGET", clientInfoKey(nodeID)] + ids).array ?? []
+        return zip(sequences, infos).compactMap { sequence, reply in
+            guard case .bulkString(let buffer) = reply,
+                let info = try? JSONDecoder().decode(ClientInfo.self, from: Data(buffer.readableBytesView))
+            else { return nil }
+            return (sequence, info)
+        }
+    }
+
+    public func remoteClientCounts() async throws -> [String: Int] {
+        let nodes = otherLiveNodes
+        guard !nodes.isEmpty else { return [:] }
+        let replies = try await connection().pipeline(nodes.map { ["ZCARD", clientsKey($0)].map { ByteBuffer(string: $0) } })
+        return Dictionary(uniqueKeysWithValues: zip(nodes, replies.map { $0.int ?? 0 }))
+    }
+
+    // MARK: Helpers
+
+    /// Splits a long argument list into commands of at most 1000 arguments each.
+    private func chunked(_ arguments: [String], prefix: [String]) -> [[String]] {
+        guard !arguments.isEmpty else { return [] }
+        let step = 1000
+        return stride(from: 0, to: arguments.count, by: step).map { start in
+            prefix + arguments[start..<min(start + step, arguments.count)]
+        }
+    }
+
+    private static func json(_ value: some Encodable) -> String {
+        (try? String(decoding: JSONEncoder().encode(value), as: UTF8.self)) ?? "{}"
+    }
+}
