@@ -218,8 +218,12 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     // MARK: ClusterDirectory
 
+    /// The other live nodes, read fresh from Redis (the figures endpoints are not hot paths).
     private var otherLiveNodes: [String] {
-        liveNodes.withLock { $0 }.filter { $0 != nodeID }
+        get async throws {
+            try await refreshLiveNodes(on: connection())
+            return liveNodes.withLock { $0 }.filter { $0 != nodeID }
+        }
     }
 
     private func connection() throws -> RedisConnection {
@@ -227,16 +231,28 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         return connection
     }
 
+    /// Sums the channel's count over the live nodes in one round trip (a Lua script reads the
+    /// node set, checks liveness and reads each hash), so it is exact as of the last flush of
+    /// every node — no cached membership involved. Runs on every REST publish.
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
-        let nodes = otherLiveNodes
-        guard !nodes.isEmpty else { return 0 }
-        let replies = try await connection().pipeline(
-            nodes.map { ["HGET", channelsKey($0), channel].map { ByteBuffer(string: $0) } })
-        return replies.reduce(0) { $0 + ($1.int ?? 0) }
+        let reply = try await connection().send([
+            "EVAL", Self.countScript, "1", nodesKey, "\(prefix):node:", nodeID, channel,
+        ])
+        return reply.int ?? 0
     }
 
+    private static let countScript = """
+        local total = 0
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+          if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. id) == 1 then
+            total = total + tonumber(redis.call('HGET', ARGV[1] .. id .. ':channels', ARGV[3]) or '0')
+          end
+        end
+        return total
+        """
+
     public func remoteChannelCounts() async throws -> [String: Int] {
-        let nodes = otherLiveNodes
+        let nodes = try await otherLiveNodes
         guard !nodes.isEmpty else { return [:] }
         let replies = try await connection().pipeline(nodes.map { ["HGETALL", channelsKey($0)].map { ByteBuffer(string: $0) } })
         var counts: [String: Int] = [:]
@@ -252,7 +268,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 
     public func remoteNodes() async throws -> [NodeStats] {
-        let nodes = otherLiveNodes
+        let nodes = try await otherLiveNodes
         guard !nodes.isEmpty else { return [] }
         let replies = try await connection().pipeline(nodes.map { ["GET", nodeKey($0)].map { ByteBuffer(string: $0) } })
         return replies.compactMap { reply in
@@ -288,7 +304,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 
     public func remoteClientCounts() async throws -> [String: Int] {
-        let nodes = otherLiveNodes
+        let nodes = try await otherLiveNodes
         guard !nodes.isEmpty else { return [:] }
         let replies = try await connection().pipeline(nodes.map { ["ZCARD", clientsKey($0)].map { ByteBuffer(string: $0) } })
         return Dictionary(uniqueKeysWithValues: zip(nodes, replies.map { $0.int ?? 0 }))
