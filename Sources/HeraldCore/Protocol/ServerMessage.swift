@@ -110,7 +110,7 @@ extension ServerMessage {
     /// Shared encoder: `JSONEncoder` is thread-safe for encoding and costly to create.
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return encoder
     }()
 

@@ -14,7 +14,7 @@ struct APIErrorBody: Codable, Sendable {
     }
 
     func jsonBytes() -> [UInt8] {
-        Array((try? JSONEncoder().encode(self)) ?? Data())
+        Array((try? APIJSON.encoder.encode(self)) ?? Data())
     }
 }
 
@@ -53,7 +53,7 @@ extension Response {
 enum APIJSON {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return encoder
     }()
 }
