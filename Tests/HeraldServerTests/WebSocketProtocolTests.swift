@@ -6,6 +6,12 @@ import Testing
 
 /// Every error path of `/ws`, each with its code, over a real socket.
 @Suite struct WebSocketProtocolTests {
+    /// A WebSocket handshake sent as a plain HTTP request, to see refusals' HTTP status.
+    static let upgradeHeaders = [
+        ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ]
+
     @Test func malformedMessagesGetErrorsAndTheConnectionStaysUsable() async throws {
         try await withNode { node in
             let client = try await node.connect()
@@ -118,10 +124,7 @@ import Testing
         try await withNode { node in
             let response = try await node.request(
                 .GET, "/ws/nope",
-                headers: [
-                    ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
-                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ])
+                headers: Self.upgradeHeaders)
             #expect(response.status == 404)
         }
     }
@@ -132,10 +135,7 @@ import Testing
             let second = try await node.connect()
             let refused = try await node.request(
                 .GET, "/ws",
-                headers: [
-                    ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"),
-                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ])
+                headers: Self.upgradeHeaders)
             #expect(refused.status == 503)
             #expect(try refused.object()["code"] == .string("unavailable"))
             await first.close()

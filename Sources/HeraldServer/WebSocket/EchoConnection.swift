@@ -6,15 +6,17 @@ import NIOWebSocket
 ///
 /// A diagnostic for operators and the target of the RFC 6455 conformance run; it shares
 /// ``FrameAssembler`` with `/ws`, so conformance measured here holds there too.
-final class EchoConnection: ChannelInboundHandler {
+final class EchoConnection: WebSocketEndpoint {
     typealias InboundIn = WebSocketFrame
 
     private let outlet: RawFrameOutlet
+    let maxMessageBytes: Int
     private var assembler: FrameAssembler
     private var closing = false
 
     init(outlet: RawFrameOutlet, maxMessageBytes: Int) {
         self.outlet = outlet
+        self.maxMessageBytes = maxMessageBytes
         self.assembler = FrameAssembler(maxMessageBytes: maxMessageBytes)
     }
 
@@ -41,29 +43,11 @@ final class EchoConnection: ChannelInboundHandler {
         }
     }
 
-    /// Hummingbird enables half-closure on child channels; a WebSocket peer that shuts down
-    /// its sending side is gone, so the connection closes rather than lingering half-open.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch error as? NIOWebSocketError {
-        case .invalidFrameLength: fail(context: context, .messageTooBig, reason: "frame too big")
-        case .some: fail(context: context, .protocolError, reason: "malformed frame")
-        case .none: context.close(promise: nil)
-        }
-    }
-
     private func send(_ frame: ByteBuffer) {
         outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
     }
 
-    private func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
+    func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
         guard !closing else { return }
         closing = true
         send(ServerFrame.close(code: code.rawValue, reason: reason))

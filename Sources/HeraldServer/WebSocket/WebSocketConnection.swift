@@ -9,7 +9,7 @@ import NIOWebSocket
 ///
 /// A plain NIO handler on the connection's event loop — no task, no actor hop, no lock on the
 /// delivery path. The Hub writes publication frames through ``write(_:)`` directly.
-final class WebSocketConnection: ChannelInboundHandler, HubConnection {
+final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     typealias InboundIn = WebSocketFrame
 
     enum State {
@@ -94,28 +94,6 @@ final class WebSocketConnection: ChannelInboundHandler, HubConnection {
             context.close(promise: nil)
         case .fail(let code, let reason):
             close(code, reason: reason)
-        }
-    }
-
-    /// Hummingbird enables half-closure on child channels; a WebSocket peer that shuts down
-    /// its sending side is gone, so the connection closes rather than lingering half-open.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch error as? NIOWebSocketError {
-        case .invalidFrameLength:
-            close(.messageTooBig, reason: "frame larger than \(configuration.maxMessageBytes) bytes")
-        case .some:
-            close(.protocolError, reason: "malformed frame")
-        case .none:
-            logger.debug("connection error", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
         }
     }
 
@@ -238,6 +216,12 @@ final class WebSocketConnection: ChannelInboundHandler, HubConnection {
 
     private func writeAndFlush(_ frame: ByteBuffer) {
         outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
+    }
+
+    var maxMessageBytes: Int { configuration.maxMessageBytes }
+
+    func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
+        close(code, reason: reason)
     }
 
     /// Starts the closing handshake: our close frame now, the TCP close when the peer answers
