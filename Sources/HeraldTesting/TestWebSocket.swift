@@ -1,4 +1,5 @@
 import Foundation
+import HeraldClient
 import HeraldCore
 import NIOCore
 import NIOPosix
@@ -22,43 +23,26 @@ public final class TestWebSocket: Sendable {
         self.clientID = clientID
     }
 
-    /// The server refused the upgrade with this HTTP status.
-    public struct Refused: Error, CustomStringConvertible {
-        public var status: Int
-        public var head: String
-        public var description: String { "upgrade refused with \(status): \(head)" }
-    }
-
     /// Connects and, on `/ws`, reads the `welcome` message.
     public static func connect(
-        host: String = "127.0.0.1", port: Int, path: String = "/ws", headers extraHeaders: [(String, String)] = [],
+        host: String = "127.0.0.1", port: Int, path: String = "/ws", headers: [(String, String)] = [],
         readWelcome: Bool? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocket {
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        for (name, value) in extraHeaders { request += "\(name): \(value)\r\n" }
-        request += "\r\n"
-        let loop = group.next()
-        let promise = loop.makePromise(of: ClientHandshakeHandler.Outcome.self)
-        let channel = try await ClientBootstrap(group: loop)
-            .channelInitializer { [request] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ClientHandshakeHandler(request: request, promise: promise))
-                }
-            }
-            .connect(host: host, port: port).get()
-        switch try await promise.futureResult.get() {
-        case .refused(let status, let head):
-            throw Refused(status: status, head: head)
-        case .upgraded(let inbox):
-            var clientID: String?
-            if readWelcome ?? (path.hasPrefix("/ws") && !path.hasPrefix("/ws/echo")) {
-                let welcome = try await TestWebSocket(channel: channel, inbox: inbox, clientID: nil).nextMessage()
-                guard case .welcome(let id, _, _) = welcome else { throw UnexpectedMessage(message: welcome) }
-                clientID = id
-            }
-            return TestWebSocket(channel: channel, inbox: inbox, clientID: clientID)
+        let inboxSlot = InboxSlot()
+        let channel = try await WebSocketDialer.connect(host: host, port: port, path: path, headers: headers, group: group) {
+            pipeline in
+            let inbox = FrameInbox(eventLoop: pipeline.eventLoop)
+            inboxSlot.set(inbox)
+            try pipeline.addHandler(InboxHandler(inbox: inbox))
         }
+        guard let inbox = inboxSlot.get() else { throw UnexpectedFrame(description: "no inbox after the upgrade") }
+        var clientID: String?
+        if readWelcome ?? (path.hasPrefix("/ws") && !path.hasPrefix("/ws/echo")) {
+            let welcome = try await TestWebSocket(channel: channel, inbox: inbox, clientID: nil).nextMessage()
+            guard case .welcome(let id, _, _) = welcome else { throw UnexpectedMessage(message: welcome) }
+            clientID = id
+        }
+        return TestWebSocket(channel: channel, inbox: inbox, clientID: clientID)
     }
 
     // MARK: Sending
@@ -179,3 +163,10 @@ public final class TestWebSocket: Sendable {
     }
 }
 
+
+/// Hands the inbox created inside the pipeline back to `connect`.
+final class InboxSlot: Sendable {
+    private let slot = Mutex<FrameInbox?>(nil)
+    func set(_ inbox: FrameInbox) { slot.withLock { $0 = inbox } }
+    func get() -> FrameInbox? { slot.withLock { $0 } }
+}

@@ -4,6 +4,10 @@ import NIOCore
 public struct TimeoutError: Error, CustomStringConvertible {
     public var what: String
     public var description: String { "timed out waiting for \(what)" }
+
+    public init(what: String) {
+        self.what = what
+    }
 }
 
 /// Re-checks `condition` until it holds or `timeout` passes. For state that has no event to

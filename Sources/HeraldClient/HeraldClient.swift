@@ -1,0 +1,191 @@
+import Foundation
+import HeraldCore
+import Logging
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// A typed, reconnecting client for a Herald node's `/ws`.
+///
+/// Received server messages and connection-state changes arrive on ``events``. The client
+/// answers the server's `ping` with `pong` itself, and after a drop it reconnects with
+/// exponential backoff plus jitter, then re-sends its name and every subscription it holds —
+/// the caller does nothing. ``run()`` drives it until ``close()`` or until the attempts allowed
+/// by ``Configuration/maxAttempts`` are used up.
+public final class HeraldClient: Sendable {
+    public struct Configuration: Sendable {
+        /// First reconnect delay; doubles per failed attempt up to ``backoffCap``.
+        public var backoffBase: Duration = .milliseconds(200)
+        public var backoffCap: Duration = .seconds(10)
+        /// Consecutive failed attempts before giving up; `nil` retries forever.
+        public var maxAttempts: Int? = nil
+        /// Extra handshake headers.
+        public var headers: [(String, String)] = []
+
+        public init() {}
+    }
+
+    /// What happened to the connection.
+    public enum State: Sendable, Equatable {
+        case connecting(attempt: Int)
+        /// Connected; `clientId` and `node` come from the server's `welcome`.
+        case connected(clientId: String, node: String)
+        /// Lost; trying again after `delay`.
+        case reconnecting(attempt: Int, delay: Duration)
+        /// Closed by ``close()``, or attempts exhausted.
+        case closed
+    }
+
+    public enum Event: Sendable {
+        case state(State)
+        case message(ServerMessage)
+    }
+
+    public enum ClientError: Error, CustomStringConvertible {
+        case notConnected
+        case invalidURL(String)
+
+        public var description: String {
+            switch self {
+            case .notConnected: "not connected"
+            case .invalidURL(let url): "not a ws:// URL: \(url)"
+            }
+        }
+    }
+
+    private struct Session {
+        var channel: (any Channel)?
+        var subscriptions: [String] = []
+        var name: String?
+        var closed = false
+    }
+
+    public let host: String
+    public let port: Int
+    public let path: String
+    public let configuration: Configuration
+    public let events: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private let session = Mutex(Session())
+    private let group: any EventLoopGroup
+
+    /// - Parameter url: `ws://host[:port][/path]` (path defaults to `/ws`).
+    public init(url: String, configuration: Configuration = .init(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        guard let components = URLComponents(string: url), components.scheme == "ws", let host = components.host else {
+            throw ClientError.invalidURL(url)
+        }
+        self.host = host
+        self.port = components.port ?? 80
+        self.path = components.path.isEmpty ? "/ws" : components.path + (components.query.map { "?\($0)" } ?? "")
+        self.configuration = configuration
+        self.group = group
+        (events, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(10_000))
+    }
+
+    // MARK: Commands
+
+    /// Subscribes now (if connected) and after every reconnect.
+    public func subscribe(_ channel: String) async throws {
+        session.withLock { if !$0.subscriptions.contains(channel) { $0.subscriptions.append(channel) } }
+        try await send(.subscribe(channel: channel))
+    }
+
+    public func unsubscribe(_ channel: String) async throws {
+        session.withLock { $0.subscriptions.removeAll { $0 == channel } }
+        try await send(.unsubscribe(channel: channel))
+    }
+
+    /// Sets the name now (if connected) and after every reconnect.
+    public func setName(_ name: String) async throws {
+        session.withLock { $0.name = name }
+        try await send(.setName(name))
+    }
+
+    /// Sends one message; throws ``ClientError/notConnected`` while disconnected.
+    public func send(_ message: ClientMessage) async throws {
+        guard let channel = session.withLock({ $0.channel }) else { throw ClientError.notConnected }
+        try await Self.write(message, to: channel)
+    }
+
+    /// The channels the client holds (and restores after a reconnect).
+    public var subscriptions: [String] { session.withLock { $0.subscriptions } }
+
+    /// Stops for good: closes the connection and ends ``run()`` and ``events``.
+    public func close() {
+        let channel = session.withLock { session -> (any Channel)? in
+            session.closed = true
+            return session.channel
+        }
+        channel?.close(promise: nil)
+    }
+
+    // MARK: Connection loop
+
+    /// Connects and keeps reconnecting until ``close()`` or the attempts run out.
+    public func run() async {
+        var failures = 0
+        var attempt = 0
+        while !isClosed, !Task.isCancelled {
+            attempt += 1
+            continuation.yield(.state(.connecting(attempt: attempt)))
+            do {
+                let (channel, closed) = try await connect()
+                failures = 0
+                attempt = 0
+                await withTaskCancellationHandler {
+                    try? await closed.get()
+                } onCancel: {
+                    channel.close(promise: nil)
+                }
+                session.withLock { $0.channel = nil }
+            } catch {
+                failures += 1
+            }
+            if isClosed || Task.isCancelled { break }
+            if let maxAttempts = configuration.maxAttempts, failures >= maxAttempts { break }
+            let delay = backoff(failures)
+            continuation.yield(.state(.reconnecting(attempt: failures + 1, delay: delay)))
+            try? await Task.sleep(for: delay)
+        }
+        continuation.yield(.state(.closed))
+        continuation.finish()
+    }
+
+    private var isClosed: Bool { session.withLock { $0.closed } }
+
+    /// Full jitter: a random delay up to `min(cap, base · 2^failures)`.
+    private func backoff(_ failures: Int) -> Duration {
+        let ceiling = min(configuration.backoffCap, configuration.backoffBase * (1 << min(failures, 20)))
+        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+        return .nanoseconds(Int64.random(in: 0...max(nanos, 1)))
+    }
+
+    /// One connection: handshake, wait for `welcome`, restore name and subscriptions.
+    private func connect() async throws -> (any Channel, EventLoopFuture<Void>) {
+        let handler = ClientConnectionHandler(continuation: continuation)
+        let channel = try await WebSocketDialer.connect(
+            host: host, port: port, path: path, headers: configuration.headers, group: group
+        ) { pipeline in
+            try pipeline.addHandler(handler)
+        }
+        let greeting = try await handler.welcome(timeout: .seconds(10), on: channel.eventLoop)
+        guard case .welcome(let clientId, let node, _) = greeting else { throw ClientError.notConnected }
+        let (name, subscriptions) = session.withLock { session in
+            session.channel = channel
+            return (session.name, session.subscriptions)
+        }
+        continuation.yield(.state(.connected(clientId: clientId, node: node)))
+        if let name { try await Self.write(.setName(name), to: channel) }
+        for channel_ in subscriptions { try await Self.write(.subscribe(channel: channel_), to: channel) }
+        if isClosed { channel.close(promise: nil) }
+        return (channel, channel.closeFuture)
+    }
+
+    static func write(_ message: ClientMessage, to channel: any Channel) async throws {
+        let data = try JSONEncoder().encode(message)
+        let frame = WebSocketFrame(
+            fin: true, opcode: .text, maskKey: .random(), data: channel.allocator.buffer(bytes: data))
+        try await channel.writeAndFlush(frame)
+    }
+}
