@@ -85,21 +85,31 @@ public final class HeraldClient: Sendable {
 
     // MARK: Commands
 
-    /// Subscribes now (if connected) and after every reconnect.
+    /// Subscribes now if connected, and on every (re)connection: while disconnected the
+    /// subscription is only recorded, not an error.
     public func subscribe(_ channel: String) async throws {
-        session.withLock { if !$0.subscriptions.contains(channel) { $0.subscriptions.append(channel) } }
-        try await send(.subscribe(channel: channel))
+        let connection = session.withLock { session -> (any Channel)? in
+            if !session.subscriptions.contains(channel) { session.subscriptions.append(channel) }
+            return session.channel
+        }
+        if let connection { try await Self.write(.subscribe(channel: channel), to: connection) }
     }
 
     public func unsubscribe(_ channel: String) async throws {
-        session.withLock { $0.subscriptions.removeAll { $0 == channel } }
-        try await send(.unsubscribe(channel: channel))
+        let connection = session.withLock { session -> (any Channel)? in
+            session.subscriptions.removeAll { $0 == channel }
+            return session.channel
+        }
+        if let connection { try await Self.write(.unsubscribe(channel: channel), to: connection) }
     }
 
-    /// Sets the name now (if connected) and after every reconnect.
+    /// Sets the name now if connected, and on every (re)connection.
     public func setName(_ name: String) async throws {
-        session.withLock { $0.name = name }
-        try await send(.setName(name))
+        let connection = session.withLock { session -> (any Channel)? in
+            session.name = name
+            return session.channel
+        }
+        if let connection { try await Self.write(.setName(name), to: connection) }
     }
 
     /// Sends one message; throws ``ClientError/notConnected`` while disconnected.
@@ -176,6 +186,7 @@ public final class HeraldClient: Sendable {
             return (session.name, session.subscriptions)
         }
         continuation.yield(.state(.connected(clientId: clientId, node: node)))
+        continuation.yield(.message(greeting))
         if let name { try await Self.write(.setName(name), to: channel) }
         for channel_ in subscriptions { try await Self.write(.subscribe(channel: channel_), to: channel) }
         if isClosed { channel.close(promise: nil) }
