@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         /// hiredis 0.14 (Debian libhiredis-dev): RESP encoding and reply parsing.
@@ -83,6 +84,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        /// `herald bench`: the load generator (Herald and Nchan protocols), HdrHistogram latencies.
+        .target(
+            name: "HeraldBench",
+            dependencies: [
+                "HeraldClient", "HeraldCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
         /// Helpers for tests: run a node on port 0, a raw WebSocket test client, waits with timeouts.
         .target(
             name: "HeraldTesting",
@@ -98,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "herald",
             dependencies: [
-                "HeraldServer", "HeraldClient",
+                "HeraldServer", "HeraldClient", "HeraldBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,269 @@
+import AsyncHTTPClient
+import Foundation
+import HeraldClient
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// Runs one benchmark: connects the subscribers, publishes at the target rate over REST,
+/// waits for the deliveries to drain, and measures.
+public final class BenchRunner: Sendable {
+    public let configuration: BenchConfiguration
+    private let progress: @Sendable (String) -> Void
+    private let group = MultiThreadedEventLoopGroup.singleton
+
+    public init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.progress = progress
+    }
+
+    struct Node {
+        var host: String
+        var port: Int
+        var base: String
+    }
+
+    var nodes: [Node] {
+        configuration.urls.compactMap { url in
+            guard let components = URLComponents(string: url), let host = components.host else { return nil }
+            return Node(host: host, port: components.port ?? 80, base: url.hasSuffix("/") ? String(url.dropLast()) : url)
+        }
+    }
+
+    public func run() async throws -> BenchResult {
+        let recorder = DeliveryRecorder()
+        let before = configuration.pids.map { ($0, ProcessStats.read($0)) }
+        let connectStart = ContinuousClock.now
+        let connections = try await connectSubscribers(recorder: recorder)
+        let connectSeconds = Self.seconds(ContinuousClock.now - connectStart)
+        defer { for channel in connections { channel.close(promise: nil) } }
+        progress("connected \(connections.count) subscribers in \(String(format: "%.2f", connectSeconds)) s")
+        let afterConnect = configuration.pids.map { ($0, ProcessStats.read($0)) }
+
+        var result = BenchResult(
+            mode: configuration.mode.rawValue, target: configuration.target.rawValue,
+            subscribers: configuration.subscribers, channels: configuration.channels, targetRate: configuration.rate,
+            seconds: 0, connectSeconds: connectSeconds,
+            connectsPerSecond: Double(connections.count) / max(connectSeconds, 0.001), published: 0, publishErrors: 0,
+            expectedDeliveries: 0, deliveries: 0, lost: 0, duplicates: 0, deliveriesPerSecond: 0,
+            latencyMillis: recorder.latency(), servers: [])
+
+        if configuration.mode == .connect {
+            result.servers = zip(before, afterConnect).map { first, second in
+                BenchResult.Server(
+                    pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
+                    rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
+            }
+            let added = result.servers.reduce(0) { $0 + $1.rssBytes - $1.rssBytesBefore }
+            result.rssKiBPerConnection = Double(added) / 1024 / Double(max(connections.count, 1))
+            return result
+        }
+
+        if configuration.mode == .max {
+            return try await findMaximum(base: result, recorder: recorder)
+        }
+        return try await publishPhase(rate: configuration.rate, recorder: recorder, base: result, statsBefore: afterConnect)
+    }
+
+    // MARK: Subscribers
+
+    /// Subscriber `index` listens to channel `index % channels`.
+    func channelName(_ index: Int) -> String { "bench\(index % max(configuration.channels, 1))" }
+
+    private func connectSubscribers(recorder: DeliveryRecorder) async throws -> [any Channel] {
+        let nodes = self.nodes
+        let herald = configuration.target == .herald
+        let total = configuration.subscribers
+        let channelsBox = Locked<[any Channel]>([])
+        let concurrency = 64
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            var next = 0
+            func add() {
+                let index = next
+                next += 1
+                tasks.addTask {
+                    let node = nodes[index % nodes.count]
+                    let channelName = self.channelName(index)
+                    let path = herald ? "/ws" : "/sub/\(channelName)"
+                    let ready = self.group.next().makePromise(of: Void.self)
+                    let channel = try await WebSocketDialer.connect(
+                        host: node.host, port: node.port, path: path, group: self.group
+                    ) { pipeline in
+                        try pipeline.addHandler(SubscriberHandler(recorder: recorder, herald: herald, ready: ready))
+                    }
+                    if herald {
+                        let message = ByteBuffer(string: #"{"type":"subscribe","channel":"\#(channelName)"}"#)
+                        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: message))
+                    }
+                    try await ready.futureResult.get()
+                    channelsBox.withLock { $0.append(channel) }
+                }
+            }
+            for _ in 0..<min(concurrency, total) { add() }
+            while try await tasks.next() != nil {
+                if next < total { add() }
+            }
+        }
+        return channelsBox.withLock { $0 }
+    }
+
+    // MARK: Publishing
+
+    private func publishPhase(
+        rate: Double, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)]
+    ) async throws -> BenchResult {
+        let client = HTTPClient(eventLoopGroupProvider: .shared(group))
+        do {
+            let result = try await publish(rate: rate, recorder: recorder, base: base, statsBefore: statsBefore, client: client)
+            try? await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    private func publish(
+        rate: Double, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)], client: HTTPClient
+    ) async throws -> BenchResult {
+        let total = max(1, Int(rate * configuration.seconds))
+        let subscribersPerChannel = subscriberCounts()
+        let published = Locked((ok: 0, errors: 0, expected: 0))
+        let padding = String(repeating: "x", count: configuration.payloadBytes)
+        let nodes = self.nodes
+        let start = ContinuousClock.now
+        let cpuBefore = statsBefore
+        let deliveredBefore = recorder.deliveries
+
+        let reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let sent = published.withLock { $0.ok }
+                self.progress("t=\(String(format: "%.0f", Self.seconds(ContinuousClock.now - start)))s published=\(sent)/\(total) delivered=\(recorder.deliveries - deliveredBefore)")
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for worker in 0..<configuration.publishers {
+                tasks.addTask {
+                    var index = worker
+                    while index < total {
+                        if rate > 0 {
+                            try await Task.sleep(until: start + .seconds(Double(index) / rate), clock: .continuous)
+                        }
+                        let channel = self.channelName(index)
+                        let node = nodes[index % nodes.count]
+                        let stamp = WallClock.nanos()
+                        let payload = #"{"seq":\#(index),"t":\#(stamp),"pad":"\#(padding)"}"#
+                        var request: HTTPClientRequest
+                        if self.configuration.target == .herald {
+                            request = HTTPClientRequest(url: "\(node.base)/api/notify/\(channel)")
+                            request.body = .bytes(ByteBuffer(string: #"{"title":"bench","data":\#(payload)}"#))
+                            request.headers.add(name: "Content-Type", value: "application/json")
+                            if let key = self.configuration.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+                        } else {
+                            request = HTTPClientRequest(url: "\(node.base)/pub/\(channel)")
+                            request.body = .bytes(ByteBuffer(string: payload))
+                        }
+                        request.method = .POST
+                        let expected = subscribersPerChannel[channel] ?? 0
+                        do {
+                            let response = try await client.execute(request, timeout: .seconds(10))
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            let ok = (200..<300).contains(Int(response.status.code))
+                            published.withLock {
+                                if ok { $0.ok += 1; $0.expected += expected } else { $0.errors += 1 }
+                            }
+                        } catch {
+                            published.withLock { $0.errors += 1 }
+                        }
+                        index += self.configuration.publishers
+                    }
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        let publishSeconds = Self.seconds(ContinuousClock.now - start)
+        let expected = published.withLock { $0.expected }
+        // Drain: wait until every expected delivery arrived, or nothing arrived for 2 s.
+        var last = recorder.deliveries
+        var idleSince = ContinuousClock.now
+        while recorder.deliveries - deliveredBefore < expected, ContinuousClock.now - idleSince < .seconds(2) {
+            try await Task.sleep(for: .milliseconds(20))
+            if recorder.deliveries != last {
+                last = recorder.deliveries
+                idleSince = ContinuousClock.now
+            }
+        }
+        reporter.cancel()
+        let elapsed = Self.seconds(ContinuousClock.now - start)
+        let after = configuration.pids.map { ($0, ProcessStats.read($0)) }
+
+        var result = base
+        let counts = published.withLock { $0 }
+        let deliveries = recorder.deliveries - deliveredBefore
+        result.seconds = publishSeconds
+        result.targetRate = rate
+        result.published = counts.ok
+        result.publishErrors = counts.errors
+        result.expectedDeliveries = expected
+        result.deliveries = deliveries
+        result.duplicates = recorder.duplicates
+        result.lost = max(0, expected - (deliveries - recorder.duplicates))
+        result.deliveriesPerSecond = Double(deliveries) / max(elapsed, 0.001)
+        result.latencyMillis = recorder.latency()
+        result.servers = zip(cpuBefore, after).map { first, second in
+            BenchResult.Server(
+                pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
+                rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
+        }
+        if !result.servers.isEmpty {
+            let cpu = result.servers.reduce(0) { $0 + $1.cpuSeconds }
+            result.serverCPUMicrosPerDelivery = deliveries > 0 ? cpu * 1e6 / Double(deliveries) : nil
+            result.serverCPUMicrosPerPublish = counts.ok > 0 ? cpu * 1e6 / Double(counts.ok) : nil
+        }
+        return result
+    }
+
+    /// Doubles the rate from the configured one until loss appears or p99 passes the bound.
+    private func findMaximum(base: BenchResult, recorder: DeliveryRecorder) async throws -> BenchResult {
+        var rate = max(configuration.rate, 1)
+        var best: BenchResult?
+        for _ in 0..<12 {
+            recorder.reset()
+            let step = try await publishPhase(
+                rate: rate, recorder: recorder, base: base, statsBefore: configuration.pids.map { ($0, ProcessStats.read($0)) })
+            progress("max: rate \(rate)/s → \(Int(step.deliveriesPerSecond)) deliveries/s, lost \(step.lost), p99 \(step.latencyMillis.p99) ms")
+            guard step.lost == 0, step.publishErrors == 0, step.latencyMillis.p99 <= configuration.maxP99Millis else { break }
+            best = step
+            rate *= 2
+        }
+        var result = best ?? base
+        result.mode = BenchConfiguration.Mode.max.rawValue
+        result.maxSustainedDeliveriesPerSecond = best?.deliveriesPerSecond ?? 0
+        return result
+    }
+
+    private func subscriberCounts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for index in 0..<configuration.subscribers { counts[channelName(index), default: 0] += 1 }
+        return counts
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// A value behind a lock that closures can share.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) {
+        mutex = Mutex(value)
+    }
+
+    func withLock<Result>(_ body: (inout Value) -> Result) -> Result {
+        mutex.withLock { body(&$0) }
+    }
+}

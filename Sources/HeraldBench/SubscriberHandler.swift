@@ -1,0 +1,85 @@
+import NIOCore
+import NIOWebSocket
+
+/// One subscriber connection of the load generator: a plain NIO handler (no task per
+/// connection), so that ten thousand of them cost the generator little.
+///
+/// It reads the publisher's stamp (`"t":<ns>`) and sequence (`"seq":<n>`) straight from the
+/// bytes, without decoding JSON, answers Herald's `ping`, and signals `ready` when the
+/// subscription is confirmed (Herald) or the upgrade is done (Nchan).
+final class SubscriberHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+
+    private let recorder: DeliveryRecorder
+    private let herald: Bool
+    private let ready: EventLoopPromise<Void>
+    private var seen: [UInt64] = []
+
+    init(recorder: DeliveryRecorder, herald: Bool, ready: EventLoopPromise<Void>) {
+        self.recorder = recorder
+        self.herald = herald
+        self.ready = ready
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if !herald { ready.succeed(()) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            let bytes = frame.unmaskedData.readableBytesView
+            if let sent = Self.number(after: Self.stampKey, in: bytes), let sequence = Self.number(after: Self.sequenceKey, in: bytes) {
+                recorder.record(sentNanos: sent, duplicate: markSeen(Int(sequence)))
+            } else if herald, Self.contains(Self.subscribedType, in: bytes) {
+                ready.succeed(())
+            } else if herald, Self.contains(Self.pingType, in: bytes) {
+                let pong = ByteBuffer(string: #"{"type":"pong"}"#)
+                context.writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: pong)), promise: nil)
+            }
+        case .ping:
+            context.writeAndFlush(
+                NIOAny(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ready.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+
+    /// Marks `sequence` seen; `true` if it had been seen before.
+    private func markSeen(_ sequence: Int) -> Bool {
+        let word = sequence / 64
+        if word >= seen.count { seen.append(contentsOf: repeatElement(0, count: word - seen.count + 1)) }
+        let bit = UInt64(1) << UInt64(sequence % 64)
+        defer { seen[word] |= bit }
+        return seen[word] & bit != 0
+    }
+
+    static let stampKey = Array(#""t":"#.utf8)
+    static let sequenceKey = Array(#""seq":"#.utf8)
+    static let subscribedType = Array(#""type":"subscribed""#.utf8)
+    static let pingType = Array(#""type":"ping""#.utf8)
+
+    static func contains(_ needle: [UInt8], in bytes: ByteBufferView) -> Bool {
+        bytes.firstRange(of: needle) != nil
+    }
+
+    /// The unsigned integer right after `key`, if present.
+    static func number(after key: [UInt8], in bytes: ByteBufferView) -> Int64? {
+        guard let range = bytes.firstRange(of: key) else { return nil }
+        var value: Int64 = 0
+        var index = range.upperBound
+        var digits = 0
+        while index < bytes.endIndex, bytes[index] >= 48, bytes[index] <= 57 {
+            value = value * 10 + Int64(bytes[index] - 48)
+            index += 1
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+}

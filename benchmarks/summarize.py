@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Turns benchmarks/run's JSON results into summary.md (figures and Herald/Nchan ratios)
+and latency.png (publish→deliver latency by percentile)."""
+import json
+import pathlib
+import sys
+
+SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
+SCENARIOS = ["fanout", "channels", "connect"]
+
+
+def load(directory):
+    results = {}
+    for system in SYSTEMS:
+        for scenario in SCENARIOS:
+            path = directory / f"{system}-{scenario}.json"
+            if path.exists():
+                results[(system, scenario)] = json.loads(path.read_text())
+    return results
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(herald, nchan):
+    if herald is None or nchan in (None, 0):
+        return "–"
+    return f"{herald / nchan:.2f}"
+
+
+def table(results):
+    lines = []
+    for scenario in ("fanout", "channels"):
+        lines += [f"### {scenario}", "",
+                  "| system | delivered/expected | lost | dup | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | server CPU µs/publish |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for system in SYSTEMS:
+            r = results.get((system, scenario))
+            if not r:
+                continue
+            lat = r["latencyMillis"]
+            lines.append(
+                f"| {system} | {r['deliveries']}/{r['expectedDeliveries']} | {r['lost']} | {r['duplicates']} | "
+                f"{fmt(r['deliveriesPerSecond'], 0)} | {fmt(lat['p50'], 2)} | {fmt(lat['p99'], 2)} | {fmt(lat['p999'], 2)} | "
+                f"{fmt(r.get('serverCPUMicrosPerDelivery'), 2)} | {fmt(r.get('serverCPUMicrosPerPublish'), 1)} |")
+        lines.append("")
+    lines += ["### connect (idle connections)", "",
+              "| system | connections | connects/s | server RSS KiB per connection |", "|---|---|---|---|"]
+    for system in SYSTEMS:
+        r = results.get((system, "connect"))
+        if r:
+            lines.append(f"| {system} | {r['subscribers']} | {fmt(r['connectsPerSecond'], 0)} | {fmt(r.get('rssKiBPerConnection'), 1)} |")
+    lines += ["", "### Herald / Nchan (lower is better for Herald, except deliveries/s)", "",
+              "| pair | scenario | CPU µs/delivery | CPU µs/publish | p50 | p99 | KiB/conn |", "|---|---|---|---|---|---|---|"]
+    for store in ("memory", "redis"):
+        for scenario in SCENARIOS:
+            h = results.get((f"herald-{store}", scenario))
+            n = results.get((f"nchan-{store}", scenario))
+            if not h or not n:
+                continue
+            lines.append(
+                f"| {store} | {scenario} | {ratio(h.get('serverCPUMicrosPerDelivery'), n.get('serverCPUMicrosPerDelivery'))} | "
+                f"{ratio(h.get('serverCPUMicrosPerPublish'), n.get('serverCPUMicrosPerPublish'))} | "
+                f"{ratio(h['latencyMillis']['p50'], n['latencyMillis']['p50']) if scenario != 'connect' else '–'} | "
+                f"{ratio(h['latencyMillis']['p99'], n['latencyMillis']['p99']) if scenario != 'connect' else '–'} | "
+                f"{ratio(h.get('rssKiBPerConnection'), n.get('rssKiBPerConnection')) if scenario == 'connect' else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install matplotlib)", file=sys.stderr)
+        return
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, scenario in zip(axes, ("fanout", "channels")):
+        for system in SYSTEMS:
+            r = results.get((system, scenario))
+            if not r or not r["latencyMillis"]["histogram"]:
+                continue
+            points = r["latencyMillis"]["histogram"]
+            axis.plot([p[1] for p in points], [p[0] for p in points], label=system, marker=".")
+        axis.set_title(f"{scenario}: publish → deliver latency")
+        axis.set_xlabel("percentile")
+        axis.set_ylabel("ms")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    directory = pathlib.Path(sys.argv[1])
+    results = load(directory)
+    summary = table(results)
+    (directory / "summary.md").write_text(summary)
+    print(summary)
+    if "--no-plot" not in sys.argv:
+        plot(results, directory / "latency.png")
+
+
+if __name__ == "__main__":
+    main()
