@@ -10,7 +10,10 @@ public protocol HubConnection: AnyObject {
     /// Node-local, monotonically increasing number; orders `/api/clients` pages.
     var sequence: UInt64 { get }
     /// Queues a complete WebSocket frame without flushing.
-    func write(_ frame: ByteBuffer)
+    /// - Returns: `true` when this is the first write since the last ``flush()``, so the
+    ///   caller collects each connection to flush exactly once per batch.
+    @discardableResult
+    func write(_ frame: ByteBuffer) -> Bool
     /// Flushes queued frames.
     func flush()
     /// Periodic heartbeat check: send a ping, or close a connection that went silent.

@@ -67,8 +67,8 @@ final class LoopShard: @unchecked Sendable {
 
     private func drain() {
         drainScheduled = false
-        let batch = pending
-        pending.removeAll(keepingCapacity: true)
+        var batch: [Pending] = []
+        swap(&batch, &pending)
         var delivered = 0
         if batch.count == 1 {
             let item = batch[0]
@@ -77,14 +77,14 @@ final class LoopShard: @unchecked Sendable {
                 connection.flush()
             }
         } else {
-            var touched: [UInt64: any HubConnection] = [:]
+            // Several publications queued up: write them all, then flush each connection once.
+            var touched: [any HubConnection] = []
             for item in batch {
                 delivered += forEachRecipient(of: item) { connection in
-                    connection.write(item.frame)
-                    touched[connection.sequence] = connection
+                    if connection.write(item.frame) { touched.append(connection) }
                 }
             }
-            for connection in touched.values { connection.flush() }
+            for connection in touched { connection.flush() }
         }
         if delivered > 0 { onDelivered(delivered) }
     }

@@ -33,6 +33,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var lastHeard: NIODeadline
     private var lastPing: NIODeadline
     private var registered = false
+    /// Frames written since the last flush (the Hub flushes each connection once per batch).
+    private var pendingFlush = false
 
     /// How long we wait for the peer's close frame after sending ours.
     static let closeTimeout = TimeAmount.seconds(2)
@@ -176,12 +178,16 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     // MARK: HubConnection
 
-    func write(_ frame: ByteBuffer) {
-        guard state == .open, let context = outlet.context else { return }
+    @discardableResult
+    func write(_ frame: ByteBuffer) -> Bool {
+        guard state == .open, let context = outlet.context else { return false }
         context.write(NIOAny(frame), promise: nil)
+        defer { pendingFlush = true }
+        return !pendingFlush
     }
 
     func flush() {
+        pendingFlush = false
         outlet.context?.flush()
     }
 
