@@ -128,6 +128,10 @@ let package = Package(
             dependencies: ["HeraldClient", "HeraldTesting", "HeraldServer"]
         ),
         .testTarget(
+            name: "HeraldBenchTests",
+            dependencies: ["HeraldBench", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "RedisBridgeTests",
             dependencies: ["RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
         ),

@@ -88,7 +88,8 @@ public final class BenchRunner: Sendable {
                     let path = herald ? "/ws" : "/sub/\(channelName)"
                     let ready = self.group.next().makePromise(of: Void.self)
                     let channel = try await WebSocketDialer.connect(
-                        host: node.host, port: node.port, path: path, group: self.group
+                        host: node.host, port: node.port, path: path, group: self.group,
+                        localAddress: Self.sourceAddress(for: index, of: total)
                     ) { pipeline in
                         try pipeline.addHandler(SubscriberHandler(recorder: recorder, herald: herald, ready: ready))
                     }
@@ -106,6 +107,17 @@ public final class BenchRunner: Sendable {
             }
         }
         return channelsBox.withLock { $0 }
+    }
+
+    /// Connections per source address: well inside one address's ephemeral port range.
+    static let connectionsPerSourceAddress = 20_000
+
+    /// Beyond one address's worth of connections, connection *i* comes from
+    /// 127.0.0.(2 + i / 20000), so the generator never runs out of source ports.
+    static func sourceAddress(for index: Int, of total: Int) -> SocketAddress? {
+        guard total > connectionsPerSourceAddress else { return nil }
+        let host = 2 + index / connectionsPerSourceAddress
+        return try? SocketAddress(ipAddress: "127.0.0.\(min(host, 254))", port: 0)
     }
 
     // MARK: Publishing

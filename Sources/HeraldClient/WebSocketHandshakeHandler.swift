@@ -89,9 +89,12 @@ public enum WebSocketDialer {
 
     /// Connects to `ws://host:port/path` and returns the upgraded channel, whose pipeline then
     /// holds NIO's frame codec followed by the handlers `install` added.
+    /// - Parameter localAddress: the source address (load generators spread connections over
+    ///   several loopback addresses when one address's ports would run out).
     public static func connect(
         host: String, port: Int, path: String, headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, connectTimeout: TimeAmount = .seconds(10),
+        localAddress: SocketAddress? = nil,
         install: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
     ) async throws -> any Channel {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
@@ -103,8 +106,9 @@ public enum WebSocketDialer {
         let promise = loop.makePromise(of: WebSocketHandshakeHandler.Outcome.self)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(connectTimeout)
+            var bootstrap = ClientBootstrap(group: loop).connectTimeout(connectTimeout)
+            if let localAddress { bootstrap = bootstrap.bind(to: localAddress) }
+            channel = try await bootstrap
                 .channelInitializer { [request] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
