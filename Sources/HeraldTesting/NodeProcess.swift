@@ -56,19 +56,7 @@ public final class NodeProcess: Sendable {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HERALD_") && $0.key != "PORT" }
         env.merge(environment) { $1 }
         process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = OutputCollector()
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                output.complete()
-            } else {
-                output.append(data)
-            }
-        }
+        let output = OutputCollector.capture(process)
         try process.run()
         return (process, output)
     }
@@ -91,6 +79,24 @@ public final class NodeProcess: Sendable {
 /// Accumulates a child's output and spots the port it reports.
 final class OutputCollector: Sendable {
     private let state = Mutex<(text: String, port: Int?, complete: Bool)>(("", nil, false))
+
+    /// Collects everything `process` writes to stdout and stderr (set up before `run()`).
+    static func capture(_ process: Process) -> OutputCollector {
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        let output = OutputCollector()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                output.complete()
+            } else {
+                output.append(data)
+            }
+        }
+        return output
+    }
 
     func complete() { state.withLock { $0.complete = true } }
     var isComplete: Bool { state.withLock { $0.complete } }

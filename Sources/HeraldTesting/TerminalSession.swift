@@ -19,20 +19,8 @@ public final class TerminalSession: Sendable {
             process.arguments = arguments
         }
         let stdin = Pipe()
-        let stdout = Pipe()
         process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        let output = OutputCollector()
-        stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                output.complete()
-            } else {
-                output.append(data)
-            }
-        }
+        let output = OutputCollector.capture(process)
         try process.run()
         self.process = process
         self.input = stdin.fileHandleForWriting
