@@ -16,6 +16,8 @@ public protocol HubConnection: AnyObject {
     func write(_ frame: ByteBuffer) -> Bool
     /// Flushes queued frames.
     func flush()
+    /// Writes and flushes one frame: the common case of one publication per drain.
+    func send(_ frame: ByteBuffer)
     /// Periodic heartbeat check: send a ping, or close a connection that went silent.
     func heartbeat(now: NIODeadline)
     /// Sends `frame` (the `server_shutdown` message) and closes with 1001.

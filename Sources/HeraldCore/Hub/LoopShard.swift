@@ -72,10 +72,7 @@ final class LoopShard: @unchecked Sendable {
         var delivered = 0
         if batch.count == 1 {
             let item = batch[0]
-            delivered = forEachRecipient(of: item) { connection in
-                connection.write(item.frame)
-                connection.flush()
-            }
+            delivered = forEachRecipient(of: item) { $0.send(item.frame) }
         } else {
             // Several publications queued up: write them all, then flush each connection once.
             var touched: [any HubConnection] = []

@@ -70,8 +70,7 @@ struct APIRoutes {
     /// registered count (see docs/protocol.md).
     private func publish(_ notification: HeraldNotification) async throws -> Int {
         let payload = ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes())
-        let local = hub.subscriberCount(notification.channel)
-        let delivered = (try? await hub.clusterSubscriberCount(notification.channel)) ?? local
+        let delivered = await (try? hub.clusterSubscriberCount(notification.channel)) ?? hub.subscriberCount(notification.channel)
         do {
             try await hub.publish(Publication(channel: notification.channel, payload: payload))
         } catch {

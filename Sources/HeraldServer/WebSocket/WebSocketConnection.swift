@@ -191,6 +191,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         outlet.context?.flush()
     }
 
+    func send(_ frame: ByteBuffer) {
+        guard state == .open else { return }
+        writeAndFlush(frame)
+    }
+
     func heartbeat(now: NIODeadline) {
         guard state == .open else { return }
         if now - lastHeard >= configuration.pingTimeout {
