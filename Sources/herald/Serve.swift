@@ -36,6 +36,8 @@ struct Serve: AsyncParsableCommand {
     var shutdownGrace: String?
     @Option(name: .customLong("cors-origins"), help: .init(ConfigKey.corsOrigins.helpText)) var corsOrigins: String?
     @Option(name: .customLong("api-key"), help: .init(ConfigKey.apiKey.helpText)) var apiKey: String?
+    @Option(name: .customLong("allowed-origins"), help: .init(ConfigKey.allowedOrigins.helpText))
+    var allowedOrigins: String?
     @Option(name: .customLong("redis-url"), help: .init(ConfigKey.redisURL.helpText)) var redisURL: String?
     @Option(name: .customLong("redis-prefix"), help: .init(ConfigKey.redisPrefix.helpText)) var redisPrefix: String?
     @Option(name: .customLong("registry-interval"), help: .init(ConfigKey.registryInterval.helpText))
@@ -49,7 +51,7 @@ struct Serve: AsyncParsableCommand {
             (.maxSubscriptions, maxSubscriptions), (.maxNameLength, maxNameLength), (.rateLimit, rateLimit),
             (.rateBurst, rateBurst), (.maxConnections, maxConnections), (.sendQueueBytes, sendQueueBytes),
             (.maxBodyBytes, maxBodyBytes), (.shutdownGrace, shutdownGrace), (.corsOrigins, corsOrigins),
-            (.apiKey, apiKey), (.redisURL, redisURL), (.redisPrefix, redisPrefix), (.registryInterval, registryInterval),
+            (.apiKey, apiKey), (.allowedOrigins, allowedOrigins), (.redisURL, redisURL), (.redisPrefix, redisPrefix), (.registryInterval, registryInterval),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }

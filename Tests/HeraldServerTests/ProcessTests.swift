@@ -44,7 +44,8 @@ import Testing
         for key in ["HERALD_HOST", "HERALD_PORT", "PORT", "HERALD_NODE_ID", "HERALD_LOG_LEVEL", "HERALD_PING_INTERVAL",
                     "HERALD_PING_TIMEOUT", "HERALD_MAX_MESSAGE_BYTES", "HERALD_MAX_SUBSCRIPTIONS", "HERALD_MAX_NAME_LENGTH",
                     "HERALD_RATE_LIMIT", "HERALD_RATE_BURST", "HERALD_MAX_CONNECTIONS", "HERALD_SEND_QUEUE_BYTES",
-                    "HERALD_SHUTDOWN_GRACE", "HERALD_CORS_ORIGINS", "HERALD_API_KEY"] {
+                    "HERALD_SHUTDOWN_GRACE", "HERALD_CORS_ORIGINS", "HERALD_API_KEY", "HERALD_ALLOWED_ORIGINS",
+                    "HERALD_REDIS_URL", "HERALD_REDIS_PREFIX", "HERALD_REGISTRY_INTERVAL"] {
             #expect(help.output.contains(key), "\(key) missing from --help")
         }
     }

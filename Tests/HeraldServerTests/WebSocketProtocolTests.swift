@@ -146,6 +146,19 @@ import Testing
         }
     }
 
+    @Test func websocketsFromOtherOriginsAreRefusedWith403() async throws {
+        try await withNode({ $0.allowedOrigins = ["https://app.example"] }) { node in
+            let refused = try await node.request(.GET, "/ws", headers: Self.upgradeHeaders + [("Origin", "https://evil.example")])
+            #expect(refused.status == 403)
+            #expect(try refused.object()["code"] == .string("forbidden"))
+            let allowed = try await node.connect(headers: [("Origin", "https://app.example")])
+            #expect(allowed.clientID != nil)
+            // Non-browser clients send no Origin and are not affected.
+            let tool = try await node.connect()
+            #expect(tool.clientID != nil)
+        }
+    }
+
     @Test func echoEndpointEchoesTextAndBinary() async throws {
         try await withNode { node in
             let client = try await node.connect(path: "/ws/echo")

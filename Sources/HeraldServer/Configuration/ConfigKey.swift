@@ -8,7 +8,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case maxMessageBytes, maxSubscriptions, maxNameLength
     case rateLimit, rateBurst, maxConnections, sendQueueBytes
     case maxBodyBytes, shutdownGrace
-    case corsOrigins, apiKey
+    case corsOrigins, apiKey, allowedOrigins
     case redisURL, redisPrefix, registryInterval
 
     /// The `--flag` name.
@@ -32,6 +32,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "shutdown-grace"
         case .corsOrigins: "cors-origins"
         case .apiKey: "api-key"
+        case .allowedOrigins: "allowed-origins"
         case .redisURL: "redis-url"
         case .redisPrefix: "redis-prefix"
         case .registryInterval: "registry-interval"
@@ -67,6 +68,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "5"
         case .corsOrigins: nil
         case .apiKey: nil
+        case .allowedOrigins: nil
         case .redisURL: nil
         case .redisPrefix: "herald"
         case .registryInterval: "2"
@@ -93,6 +95,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .shutdownGrace: "Seconds allowed for a graceful shutdown."
         case .corsOrigins: "Comma-separated origins allowed by CORS (`*` for any; default: none)."
         case .apiKey: "Comma-separated API keys for /api/* (unset: loopback callers only)."
+        case .allowedOrigins: "Comma-separated Origins allowed to open WebSockets (others: 403; unset: any)."
         case .redisURL: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone)."
         case .redisPrefix: "Prefix of every Redis key and channel, so deployments can share one Redis."
         case .registryInterval: "Seconds between registry heartbeats; a dead node leaves the figures after 3."

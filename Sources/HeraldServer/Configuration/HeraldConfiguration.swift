@@ -21,6 +21,9 @@ public struct HeraldConfiguration: Sendable {
     public var shutdownGrace: TimeAmount
     public var corsOrigins: [String]
     public var apiKeys: [String]
+    /// Browser origins allowed to open WebSockets; empty allows any (and requests without
+    /// an `Origin` header, i.e. non-browser clients, are always allowed).
+    public var allowedOrigins: [String]
     /// Redis to cluster through; `nil` runs the node alone with the in-memory broker.
     public var redisURL: RedisURL?
     public var redisPrefix: String
@@ -57,6 +60,7 @@ public struct HeraldConfiguration: Sendable {
             shutdownGrace: try reader.seconds(.shutdownGrace),
             corsOrigins: reader.list(.corsOrigins),
             apiKeys: reader.list(.apiKey),
+            allowedOrigins: reader.list(.allowedOrigins),
             redisURL: try reader.redisURL(),
             redisPrefix: try reader.prefix(),
             registryInterval: try reader.seconds(.registryInterval)
@@ -68,7 +72,7 @@ public struct HeraldConfiguration: Sendable {
         host: String, port: Int, nodeID: String, logLevel: Logger.Level, threads: Int,
         pingInterval: TimeAmount, pingTimeout: TimeAmount, maxMessageBytes: Int, sessionLimits: SessionLimits,
         maxConnections: Int, sendQueueBytes: Int, maxBodyBytes: Int, shutdownGrace: TimeAmount,
-        corsOrigins: [String], apiKeys: [String], redisURL: RedisURL?, redisPrefix: String, registryInterval: TimeAmount
+        corsOrigins: [String], apiKeys: [String], allowedOrigins: [String], redisURL: RedisURL?, redisPrefix: String, registryInterval: TimeAmount
     ) {
         self.host = host
         self.port = port
@@ -85,6 +89,7 @@ public struct HeraldConfiguration: Sendable {
         self.shutdownGrace = shutdownGrace
         self.corsOrigins = corsOrigins
         self.apiKeys = apiKeys
+        self.allowedOrigins = allowedOrigins
         self.redisURL = redisURL
         self.redisPrefix = redisPrefix
         self.registryInterval = registryInterval

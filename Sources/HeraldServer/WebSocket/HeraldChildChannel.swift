@@ -117,6 +117,13 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     /// Chooses the WebSocket endpoint for a handshake, or says why it is refused.
     private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Endpoint, Rejection> {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        // Browsers always send Origin on WebSocket handshakes: refuse pages from other sites
+        // (cross-site WebSocket hijacking). Clients without Origin are not browsers.
+        if !configuration.allowedOrigins.isEmpty, let origin = head.headers.first(name: "Origin"),
+            !configuration.allowedOrigins.contains(origin)
+        {
+            return .failure(Rejection(status: .forbidden, error: ProtocolError(.forbidden, "origin \(origin) is not allowed")))
+        }
         switch path {
         case "/ws":
             guard hub.reserveConnection(max: configuration.maxConnections) else {
