@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HeraldClient
+import HeraldCore
 import NIOCore
 import NIOPosix
 import NIOWebSocket
@@ -264,18 +265,5 @@ public final class BenchRunner: Sendable {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-}
-
-/// A value behind a lock that closures can share.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-
-    init(_ value: Value) {
-        mutex = Mutex(value)
-    }
-
-    func withLock<Result>(_ body: (inout Value) -> Result) -> Result {
-        mutex.withLock { body(&$0) }
     }
 }

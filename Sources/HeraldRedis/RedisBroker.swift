@@ -38,7 +38,8 @@ public final class RedisBroker: Broker {
     private let commands: RedisSupervisor
     private let subscriptions: RedisSupervisor
     private let state = Mutex(State())
-    private let sink = SinkSlot()
+    /// Set once by `attach`, read on every incoming message.
+    private let sink = Locked<(any PublicationSink)?>(nil)
     private let channelPrefix: [UInt8]
 
     public init(url: RedisURL, prefix: String, group: any EventLoopGroup, logger: Logger) {
@@ -137,15 +138,5 @@ public final class RedisBroker: Broker {
             connection.sendWithoutReply([ByteBuffer(string: command)] + keys)
             start += Self.batchSize
         }
-    }
-}
-
-/// Holds the sink, set once after construction; read on every incoming message.
-final class SinkSlot: Sendable {
-    private let slot = Mutex<(any PublicationSink)?>(nil)
-
-    var value: (any PublicationSink)? {
-        get { slot.withLock { $0 } }
-        set { slot.withLock { $0 = newValue } }
     }
 }

@@ -28,14 +28,14 @@ public final class TestWebSocket: Sendable {
         host: String = "127.0.0.1", port: Int, path: String = "/ws", headers: [(String, String)] = [],
         readWelcome: Bool? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocket {
-        let inboxSlot = InboxSlot()
+        let inboxSlot = Locked<FrameInbox?>(nil)
         let channel = try await WebSocketDialer.connect(host: host, port: port, path: path, headers: headers, group: group) {
             pipeline in
             let inbox = FrameInbox(eventLoop: pipeline.eventLoop)
-            inboxSlot.set(inbox)
+            inboxSlot.value = inbox
             try pipeline.addHandler(InboxHandler(inbox: inbox))
         }
-        guard let inbox = inboxSlot.get() else { throw UnexpectedFrame(description: "no inbox after the upgrade") }
+        guard let inbox = inboxSlot.value else { throw UnexpectedFrame(description: "no inbox after the upgrade") }
         var clientID: String?
         if readWelcome ?? (path.hasPrefix("/ws") && !path.hasPrefix("/ws/echo")) {
             let welcome = try await TestWebSocket(channel: channel, inbox: inbox, clientID: nil).nextMessage()
@@ -161,12 +161,4 @@ public final class TestWebSocket: Sendable {
         var data = frame.unmaskedData
         return "code \(data.readInteger(as: UInt16.self).map(String.init) ?? "none")"
     }
-}
-
-
-/// Hands the inbox created inside the pipeline back to `connect`.
-final class InboxSlot: Sendable {
-    private let slot = Mutex<FrameInbox?>(nil)
-    func set(_ inbox: FrameInbox) { slot.withLock { $0 = inbox } }
-    func get() -> FrameInbox? { slot.withLock { $0 } }
 }
