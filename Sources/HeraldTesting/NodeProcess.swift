@@ -45,7 +45,10 @@ public final class NodeProcess: Sendable {
     /// Runs `herald` with `arguments` to completion; returns its exit status and output.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let (process, output) = try launch(arguments, environment: environment)
-        try await waitUntil("herald to exit", timeout: .seconds(20)) { !process.isRunning && output.isComplete }
+        try await waitUntil("herald to exit", timeout: .seconds(20)) { !process.isRunning }
+        // Foundation on Linux does not always report end-of-file to the readability handler;
+        // what the process wrote is read by then, so a short grace for the EOF is enough.
+        try? await waitUntil("the output to end", timeout: .seconds(2)) { output.isComplete }
         return (process.terminationStatus, output.text)
     }
 
