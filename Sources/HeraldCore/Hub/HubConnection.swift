@@ -33,10 +33,13 @@ public struct ClientInfo: Codable, Sendable, Equatable {
     public var connectedAt: String
     public var subscriptions: [String]
     public var node: String
+    /// The `sub` of the connection's token; absent for anonymous clients.
+    public var userId: String?
 
-    public init(id: String, name: String?, connectedAt: String, subscriptions: [String], node: String) {
+    public init(id: String, name: String?, connectedAt: String, subscriptions: [String], node: String, userId: String? = nil) {
         self.id = id
         self.name = name
+        self.userId = userId
         self.connectedAt = connectedAt
         self.subscriptions = subscriptions
         self.node = node

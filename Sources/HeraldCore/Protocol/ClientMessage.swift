@@ -2,6 +2,8 @@ import Foundation
 
 /// A message a WebSocket client sends to the server (JSON text frame with a `type` field).
 public enum ClientMessage: Sendable, Equatable {
+    /// A connection token (JWT), accepted only as the first message of a connection.
+    case auth(token: String)
     case subscribe(channel: String)
     case unsubscribe(channel: String)
     case setName(String)
@@ -15,6 +17,7 @@ public enum ClientMessage: Sendable, Equatable {
     /// The wire `type` of each message.
     public var type: String {
         switch self {
+        case .auth: "auth"
         case .subscribe: "subscribe"
         case .unsubscribe: "unsubscribe"
         case .setName: "set_name"
@@ -28,7 +31,7 @@ public enum ClientMessage: Sendable, Equatable {
 
 extension ClientMessage: Codable {
     enum Key: String, CodingKey {
-        case type, channel, name, text
+        case type, channel, name, text, token
     }
 
     /// Decodes one message, throwing a ``ProtocolError`` whose code says exactly what is wrong.
@@ -41,6 +44,7 @@ extension ClientMessage: Codable {
         }
         let type = try Self.string(.type, in: container)
         switch type {
+        case "auth": self = .auth(token: try Self.string(.token, in: container))
         case "subscribe": self = .subscribe(channel: try Self.string(.channel, in: container))
         case "unsubscribe": self = .unsubscribe(channel: try Self.string(.channel, in: container))
         case "set_name": self = .setName(try Self.string(.name, in: container))
@@ -61,6 +65,8 @@ extension ClientMessage: Codable {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(type, forKey: .type)
         switch self {
+        case .auth(let token):
+            try container.encode(token, forKey: .token)
         case .subscribe(let channel), .unsubscribe(let channel):
             try container.encode(channel, forKey: .channel)
         case .setName(let name):

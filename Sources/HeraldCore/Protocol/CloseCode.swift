@@ -1,7 +1,7 @@
 /// WebSocket close codes Herald sends, with the reason each is used for.
 ///
-/// Standard codes come from RFC 6455 §7.4.1. Herald defines no private (4000–4999) codes:
-/// every situation maps onto a standard one, and the close reason text says which.
+/// Standard codes come from RFC 6455 §7.4.1. Authentication has no standard code, so Herald
+/// uses two from the private range (4000–4999); the close reason text says more.
 public enum CloseCode: UInt16, Sendable, Equatable {
     /// Normal closure; also sent with reason `timeout` when the heartbeat gives up on a client.
     case normal = 1000
@@ -25,6 +25,12 @@ public enum CloseCode: UInt16, Sendable, Equatable {
     case internalError = 1011
     /// The node refuses new work right now.
     case tryAgainLater = 1013
+    /// No valid connection token where one is required: missing, malformed, forged, or not
+    /// sent in time. Reconnecting with the same token will not help.
+    case unauthorized = 4001
+    /// The connection token's `exp` passed (at connect time or during the session): fetch a
+    /// fresh token and reconnect.
+    case tokenExpired = 4002
 
     /// Whether a peer may send `code` in a close frame (RFC 6455 §7.4).
     public static func isValidOnWire(_ code: UInt16) -> Bool {

@@ -25,10 +25,17 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case rateLimited = "rate_limited"
     /// REST body over the configured size.
     case payloadTooLarge = "payload_too_large"
-    /// REST call without a valid API key.
+    /// REST call without a valid API key; WebSocket message before the required `auth`.
     case unauthorized = "unauthorized"
-    /// REST call from a non-loopback address while no API key is configured.
+    /// REST call from a non-loopback address while no API key is configured; a WebSocket
+    /// handshake from an origin not allowed; a channel the connection's token does not grant.
     case forbidden = "forbidden"
+    /// A connection token that is malformed, badly signed, or has unacceptable claims.
+    case invalidToken = "invalid_token"
+    /// A connection token whose `exp` has passed (at connect time or during the session).
+    case tokenExpired = "token_expired"
+    /// Too many connections from one address, or opened too fast.
+    case tooManyConnections = "too_many_connections"
     /// The node cannot take the request now (shutting down, connection limit, broker down).
     case unavailable = "unavailable"
     /// Unknown REST route.

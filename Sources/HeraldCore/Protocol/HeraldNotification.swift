@@ -15,12 +15,15 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     public var id: String
     /// Client id of the WebSocket client that posted it with a `message`; absent for REST.
     public var from: String?
-    /// Name of that client, if it set one.
+    /// Name of that client, if it set one (self-chosen: display it, do not trust it).
     public var fromName: String?
+    /// The verified user id (token `sub`) of that client, when it authenticated.
+    public var fromUser: String?
 
     public init(
         channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
-        timestamp: String, id: String, from: String? = nil, fromName: String? = nil
+        timestamp: String, id: String, from: String? = nil, fromName: String? = nil,
+        fromUser: String? = nil
     ) {
         self.channel = channel
         self.title = title
@@ -30,10 +33,11 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         self.id = id
         self.from = from
         self.fromName = fromName
+        self.fromUser = fromUser
     }
 
     enum Key: String, CodingKey {
-        case type, channel, title, body, data, timestamp, id, from, fromName
+        case type, channel, title, body, data, timestamp, id, from, fromName, fromUser
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -47,6 +51,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         try container.encode(id, forKey: .id)
         try container.encodeIfPresent(from, forKey: .from)
         try container.encodeIfPresent(fromName, forKey: .fromName)
+        try container.encodeIfPresent(fromUser, forKey: .fromUser)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -59,6 +64,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         id = try container.decode(String.self, forKey: .id)
         from = try container.decodeIfPresent(String.self, forKey: .from)
         fromName = try container.decodeIfPresent(String.self, forKey: .fromName)
+        fromUser = try container.decodeIfPresent(String.self, forKey: .fromUser)
     }
 
     /// A fresh id: random, URL-safe, and unique across nodes without coordination.

@@ -5,6 +5,8 @@ import Foundation
 /// `Decodable` too, so that the client library and the tests read exactly what the server writes.
 public enum ServerMessage: Sendable, Equatable {
     case welcome(clientId: String, node: String, message: String)
+    /// The `auth` message's token was accepted; `expiresAt` is its `exp` in Unix milliseconds.
+    case authenticated(userId: String, expiresAt: Int64)
     case subscribed(channel: String, subscriberCount: Int)
     case unsubscribed(channel: String)
     case nameSet(name: String)
@@ -18,6 +20,7 @@ public enum ServerMessage: Sendable, Equatable {
     public var type: String {
         switch self {
         case .welcome: "welcome"
+        case .authenticated: "authenticated"
         case .subscribed: "subscribed"
         case .unsubscribed: "unsubscribed"
         case .nameSet: "name_set"
@@ -34,6 +37,7 @@ public enum ServerMessage: Sendable, Equatable {
 extension ServerMessage: Codable {
     enum Key: String, CodingKey {
         case type, clientId, node, message, channel, subscriberCount, name, channels, timestamp, error, code
+        case userId, expiresAt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -48,6 +52,9 @@ extension ServerMessage: Codable {
             try container.encode(clientId, forKey: .clientId)
             try container.encode(node, forKey: .node)
             try container.encode(message, forKey: .message)
+        case .authenticated(let userId, let expiresAt):
+            try container.encode(userId, forKey: .userId)
+            try container.encode(expiresAt, forKey: .expiresAt)
         case .subscribed(let channel, let count):
             try container.encode(channel, forKey: .channel)
             try container.encode(count, forKey: .subscriberCount)
@@ -78,6 +85,11 @@ extension ServerMessage: Codable {
                 clientId: try container.decode(String.self, forKey: .clientId),
                 node: try container.decodeIfPresent(String.self, forKey: .node) ?? "",
                 message: try container.decodeIfPresent(String.self, forKey: .message) ?? ""
+            )
+        case "authenticated":
+            self = .authenticated(
+                userId: try container.decode(String.self, forKey: .userId),
+                expiresAt: try container.decode(Int64.self, forKey: .expiresAt)
             )
         case "subscribed":
             self = .subscribed(

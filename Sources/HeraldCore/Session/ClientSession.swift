@@ -10,6 +10,8 @@ public struct ClientSession: Sendable {
     public enum Action: Equatable, Sendable {
         /// Send this message to the client.
         case reply(ServerMessage)
+        /// Verify this connection token, then call ``authenticated(_:)`` or close the connection.
+        case authenticate(token: String)
         /// Join `channel` in the Hub, then reply `subscribed` with the channel's count.
         case subscribe(String)
         /// Already subscribed: reply `subscribed` again with the current count (idempotent).
@@ -28,13 +30,39 @@ public struct ClientSession: Sendable {
     public let limits: SessionLimits
     public private(set) var name: String?
     public private(set) var subscriptions: Set<String> = []
+    /// What this connection may do with channels; changes once, when an `auth` succeeds.
+    public private(set) var access: ChannelAccess
+    /// The node refuses anonymous clients: everything but a first `auth` closes the connection.
+    public let requiresToken: Bool
     private var bucket: TokenBucket
     private var strikes = 0
+    private var messagesDecoded = 0
 
-    public init(clientID: String, limits: SessionLimits, now: NIODeadline) {
+    /// - Parameters:
+    ///   - access: `.token` when the handshake carried a valid `?token=`; otherwise `.open`
+    ///     (the node verifies no tokens) or `.anonymous`.
+    ///   - requiresToken: anonymous connections must authenticate with their first message.
+    public init(
+        clientID: String, limits: SessionLimits, access: ChannelAccess = .open, requiresToken: Bool = false,
+        now: NIODeadline
+    ) {
         self.clientID = clientID
         self.limits = limits
+        self.access = access
+        self.requiresToken = requiresToken
         self.bucket = TokenBucket(rate: limits.rateLimit, burst: limits.rateBurst, now: now)
+    }
+
+    /// The token of an `auth` message was verified.
+    public mutating func authenticated(_ identity: ClientIdentity) {
+        access = .token(identity)
+    }
+
+    /// Whether the connection still owes the token the node requires.
+    public var awaitsToken: Bool {
+        guard requiresToken else { return false }
+        if case .token = access { return false }
+        return true
     }
 
     /// A complete, UTF-8-valid text message arrived.
@@ -59,10 +87,20 @@ public struct ClientSession: Sendable {
     }
 
     mutating func messageReceived(_ message: ClientMessage, wallClockMillis: Int64) throws(ProtocolError) -> Action {
+        messagesDecoded += 1
+        if awaitsToken, message.type != "auth" {
+            let error = ProtocolError(.unauthorized, "this node requires a token: send {\"type\":\"auth\",\"token\":…} first")
+            return .close(.unauthorized, reason: "authentication required", error: error)
+        }
         switch message {
+        case .auth(let token):
+            return try authenticate(token)
         case .subscribe(let channel):
             try Self.check(channel)
             if subscriptions.contains(channel) { return .resubscribe(channel) }
+            guard access.maySubscribe(channel) else {
+                throw ProtocolError(.forbidden, "your token does not grant channel \(channel)")
+            }
             guard subscriptions.count < limits.maxSubscriptions else {
                 throw ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
             }
@@ -85,11 +123,29 @@ public struct ClientSession: Sendable {
             return .none
         case .message(let channel, let text):
             try Self.check(channel)
+            guard access.mayPost(channel) else {
+                throw ProtocolError(.forbidden, "your token does not allow posting to \(channel)")
+            }
             guard subscriptions.contains(channel) else {
                 throw ProtocolError(.notSubscribed, "subscribe to \(channel) before posting to it")
             }
             guard !text.isEmpty else { throw ProtocolError(.invalidField, "field \"text\" must not be empty") }
             return .publish(channel: channel, text: text)
+        }
+    }
+
+    private func authenticate(_ token: String) throws(ProtocolError) -> Action {
+        switch access {
+        case .open:
+            throw ProtocolError(.invalidMessage, "this node does not verify tokens; connect without auth")
+        case .token:
+            throw ProtocolError(.invalidMessage, "already authenticated")
+        case .anonymous:
+            guard messagesDecoded == 1 else {
+                throw ProtocolError(.invalidMessage, "auth is accepted only as the first message")
+            }
+            guard !token.isEmpty else { throw ProtocolError(.invalidField, "field \"token\" must not be empty") }
+            return .authenticate(token: token)
         }
     }
 
