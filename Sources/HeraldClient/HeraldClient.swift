@@ -3,6 +3,7 @@ import HeraldCore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 
@@ -22,6 +23,11 @@ public final class HeraldClient: Sendable {
         public var maxAttempts: Int? = nil
         /// Extra handshake headers.
         public var headers: [(String, String)] = []
+        /// Connection token, sent as the first message (`auth`) of every connection. Sent as
+        /// a message rather than `?token=` so that it never lands in a proxy's access log.
+        public var token: String? = nil
+        /// TLS settings for `wss://` URLs (default: the system's trust roots).
+        public var tls: TLSConfiguration? = nil
 
         public init() {}
     }
@@ -64,19 +70,25 @@ public final class HeraldClient: Sendable {
     public let host: String
     public let port: Int
     public let path: String
+    /// Set for `wss://`.
+    private let tls: TLSConfiguration?
     public let configuration: Configuration
     public let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let session = Mutex(Session())
     private let group: any EventLoopGroup
 
-    /// - Parameter url: `ws://host[:port][/path]` (path defaults to `/ws`).
+    /// - Parameter url: `ws://` or `wss://host[:port][/path]` (path defaults to `/ws`).
     public init(url: String, configuration: Configuration = .init(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
-        guard let components = URLComponents(string: url), components.scheme == "ws", let host = components.host else {
+        guard let components = URLComponents(string: url), components.scheme == "ws" || components.scheme == "wss",
+            let host = components.host
+        else {
             throw ClientError.invalidURL(url)
         }
+        let secure = components.scheme == "wss"
         self.host = host
-        self.port = components.port ?? 80
+        self.port = components.port ?? (secure ? 443 : 80)
+        self.tls = secure ? (configuration.tls ?? .makeClientConfiguration()) : nil
         self.path = components.path.isEmpty ? "/ws" : components.path + (components.query.map { "?\($0)" } ?? "")
         self.configuration = configuration
         self.group = group
@@ -175,7 +187,7 @@ public final class HeraldClient: Sendable {
     private func connect() async throws -> (any Channel, EventLoopFuture<Void>) {
         let handler = ClientConnectionHandler(continuation: continuation)
         let channel = try await WebSocketDialer.connect(
-            host: host, port: port, path: path, headers: configuration.headers, group: group
+            host: host, port: port, path: path, headers: configuration.headers, tls: tls, group: group
         ) { pipeline in
             try pipeline.addHandler(handler)
         }
@@ -187,6 +199,9 @@ public final class HeraldClient: Sendable {
         }
         continuation.yield(.state(.connected(clientId: clientId, node: node)))
         continuation.yield(.message(greeting))
+        // The node holds later messages until it has verified the token, so subscriptions can
+        // follow at once.
+        if let token = configuration.token { try await Self.write(.auth(token: token), to: channel) }
         if let name { try await Self.write(.setName(name), to: channel) }
         for channel_ in subscriptions { try await Self.write(.subscribe(channel: channel_), to: channel) }
         if isClosed { channel.close(promise: nil) }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOSSL
 import NIOPosix
 import NIOWebSocket
 
@@ -92,7 +93,7 @@ public enum WebSocketDialer {
     /// - Parameter localAddress: the source address (load generators spread connections over
     ///   several loopback addresses when one address's ports would run out).
     public static func connect(
-        host: String, port: Int, path: String, headers: [(String, String)] = [],
+        host: String, port: Int, path: String, headers: [(String, String)] = [], tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, connectTimeout: TimeAmount = .seconds(10),
         localAddress: SocketAddress? = nil,
         install: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
@@ -106,11 +107,18 @@ public enum WebSocketDialer {
         let promise = loop.makePromise(of: WebSocketHandshakeHandler.Outcome.self)
         let channel: any Channel
         do {
+            let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+            // SNI takes a name, never an IP address.
+            let serverName = host.contains(where: { $0.isLetter }) && !host.contains(":") ? host : nil
             var bootstrap = ClientBootstrap(group: loop).connectTimeout(connectTimeout)
             if let localAddress { bootstrap = bootstrap.bind(to: localAddress) }
             channel = try await bootstrap
                 .channelInitializer { [request] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        }
                         try channel.pipeline.syncOperations.addHandler(
                             WebSocketHandshakeHandler(request: request, promise: promise, install: install))
                     }

@@ -16,8 +16,10 @@ public struct RunningNode: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// Opens a WebSocket to this node and reads its `welcome`.
-    public func connect(path: String = "/ws", headers: [(String, String)] = []) async throws -> TestWebSocket {
-        try await TestWebSocket.connect(port: port, path: path, headers: headers)
+    public func connect(
+        path: String = "/ws", headers: [(String, String)] = [], readWelcome: Bool? = nil
+    ) async throws -> TestWebSocket {
+        try await TestWebSocket.connect(port: port, path: path, headers: headers, readWelcome: readWelcome)
     }
 
     /// Connects and subscribes to `channels`, waiting for each `subscribed`.
@@ -59,7 +61,8 @@ public struct HTTPResult: Sendable {
     }
 
     public static func send(
-        _ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = []
+        _ method: HTTPMethod, _ url: String, body: String? = nil, headers: [(String, String)] = [],
+        client: HTTPClient = .shared
     ) async throws -> HTTPResult {
         var request = HTTPClientRequest(url: url)
         request.method = method
@@ -70,7 +73,7 @@ public struct HTTPResult: Sendable {
                 request.headers.add(name: "Content-Type", value: "application/json")
             }
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await client.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 16 << 20)
         return HTTPResult(status: Int(response.status.code), body: Array(bytes.readableBytesView), headers: response.headers)
     }

@@ -3,6 +3,7 @@ import HeraldClient
 import HeraldCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 
@@ -26,10 +27,13 @@ public final class TestWebSocket: Sendable {
     /// Connects and, on `/ws`, reads the `welcome` message.
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String = "/ws", headers: [(String, String)] = [],
-        readWelcome: Bool? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        readWelcome: Bool? = nil, tls: TLSConfiguration? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocket {
         let inboxSlot = Locked<FrameInbox?>(nil)
-        let channel = try await WebSocketDialer.connect(host: host, port: port, path: path, headers: headers, group: group) {
+        let channel = try await WebSocketDialer.connect(
+            host: host, port: port, path: path, headers: headers, tls: tls, group: group
+        ) {
             pipeline in
             let inbox = FrameInbox(eventLoop: pipeline.eventLoop)
             inboxSlot.value = inbox

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeraldClient
 import HeraldCore
+import NIOSSL
 
 /// `herald client`: the interactive client of the original design, on the reconnecting library.
 struct ClientCommand: AsyncParsableCommand {
@@ -20,9 +21,23 @@ struct ClientCommand: AsyncParsableCommand {
     @Flag(help: "Print every server message as one raw JSON line (for scripts).")
     var json = false
 
+    @Option(help: "Connection token, sent in an `auth` message (env: HERALD_TOKEN; see `herald token`).")
+    var token: String?
+
+    @Option(help: "PEM file of the certificate authority to trust for wss:// (e.g. a self-signed certificate).")
+    var caFile: String?
+
     func run() async throws {
-        let target = url ?? ProcessInfo.processInfo.environment["HERALD_URL"] ?? "ws://localhost:8080/ws"
-        let client = try HeraldClient(url: target)
+        let environment = ProcessInfo.processInfo.environment
+        let target = url ?? environment["HERALD_URL"] ?? "ws://localhost:8080/ws"
+        var settings = HeraldClient.Configuration()
+        settings.token = token ?? environment["HERALD_TOKEN"]
+        if let caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(caFile)
+            settings.tls = tls
+        }
+        let client = try HeraldClient(url: target, configuration: settings)
         let output = ClientOutput(json: json)
         if !json { output.line("Connecting to \(target)… (type help for commands)") }
 
@@ -132,6 +147,7 @@ final class ClientOutput: Sendable {
     static func describe(_ message: ServerMessage) -> String {
         switch message {
         case .welcome(let id, let node, _): return "✓ Welcome \(id) (node \(node))"
+        case .authenticated(let user, _): return "✓ Authenticated as \(user)"
         case .subscribed(let channel, let count): return "✓ Subscribed to \"\(channel)\" (\(count) subscribers)"
         case .unsubscribed(let channel): return "✓ Unsubscribed from \"\(channel)\""
         case .nameSet(let name): return "✓ Name set to \"\(name)\""
@@ -145,7 +161,10 @@ final class ClientOutput: Sendable {
             var lines = ["", "╔══════════════════════════════════════════", "║ 🔔 NOTIFICATION [\(notification.channel)]"]
             if let title = notification.title { lines.append("║ Title: \(title)") }
             if let body = notification.body, !body.isEmpty { lines.append("║ Body: \(body)") }
-            if let from = notification.from { lines.append("║ From: \(notification.fromName ?? from)") }
+            if let from = notification.from {
+                let user = notification.fromUser.map { " (user \($0))" } ?? ""
+                lines.append("║ From: \(notification.fromName ?? from)\(user)")
+            }
             if let data = notification.data {
                 lines.append("║ Data: \(String(decoding: (try? JSONEncoder().encode(data)) ?? Data(), as: UTF8.self))")
             }

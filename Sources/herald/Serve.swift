@@ -38,6 +38,22 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("api-key"), help: .init(ConfigKey.apiKey.helpText)) var apiKey: String?
     @Option(name: .customLong("allowed-origins"), help: .init(ConfigKey.allowedOrigins.helpText))
     var allowedOrigins: String?
+    @Option(name: .customLong("jwt-secret"), help: .init(ConfigKey.jwtSecret.helpText)) var jwtSecret: String?
+    @Option(name: .customLong("jwt-public-key-file"), help: .init(ConfigKey.jwtPublicKeyFile.helpText))
+    var jwtPublicKeyFile: String?
+    @Option(name: .customLong("allow-anonymous"), help: .init(ConfigKey.allowAnonymous.helpText))
+    var allowAnonymous: String?
+    @Option(name: .customLong("auth-timeout"), help: .init(ConfigKey.authTimeout.helpText)) var authTimeout: String?
+    @Option(name: .customLong("tls-cert-file"), help: .init(ConfigKey.tlsCertFile.helpText)) var tlsCertFile: String?
+    @Option(name: .customLong("tls-key-file"), help: .init(ConfigKey.tlsKeyFile.helpText)) var tlsKeyFile: String?
+    @Option(name: .customLong("max-connections-per-ip"), help: .init(ConfigKey.maxConnectionsPerIP.helpText))
+    var maxConnectionsPerIP: String?
+    @Option(name: .customLong("connection-rate"), help: .init(ConfigKey.connectionRate.helpText))
+    var connectionRate: String?
+    @Option(name: .customLong("connection-burst"), help: .init(ConfigKey.connectionBurst.helpText))
+    var connectionBurst: String?
+    @Option(name: .customLong("trusted-proxies"), help: .init(ConfigKey.trustedProxies.helpText))
+    var trustedProxies: String?
     @Option(name: .customLong("redis-url"), help: .init(ConfigKey.redisURL.helpText)) var redisURL: String?
     @Option(name: .customLong("redis-prefix"), help: .init(ConfigKey.redisPrefix.helpText)) var redisPrefix: String?
     @Option(name: .customLong("registry-interval"), help: .init(ConfigKey.registryInterval.helpText))
@@ -51,7 +67,11 @@ struct Serve: AsyncParsableCommand {
             (.maxSubscriptions, maxSubscriptions), (.maxNameLength, maxNameLength), (.rateLimit, rateLimit),
             (.rateBurst, rateBurst), (.maxConnections, maxConnections), (.sendQueueBytes, sendQueueBytes),
             (.maxBodyBytes, maxBodyBytes), (.shutdownGrace, shutdownGrace), (.corsOrigins, corsOrigins),
-            (.apiKey, apiKey), (.allowedOrigins, allowedOrigins), (.redisURL, redisURL), (.redisPrefix, redisPrefix), (.registryInterval, registryInterval),
+            (.apiKey, apiKey), (.allowedOrigins, allowedOrigins), (.jwtSecret, jwtSecret),
+            (.jwtPublicKeyFile, jwtPublicKeyFile), (.allowAnonymous, allowAnonymous), (.authTimeout, authTimeout),
+            (.tlsCertFile, tlsCertFile), (.tlsKeyFile, tlsKeyFile), (.maxConnectionsPerIP, maxConnectionsPerIP),
+            (.connectionRate, connectionRate), (.connectionBurst, connectionBurst), (.trustedProxies, trustedProxies),
+            (.redisURL, redisURL), (.redisPrefix, redisPrefix), (.registryInterval, registryInterval),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }

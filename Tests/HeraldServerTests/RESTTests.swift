@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldServer
 import HeraldTesting
 import Testing
 
@@ -112,6 +113,13 @@ import Testing
             #expect(try code(unauthorized) == .string("unauthorized"))
             // Health stays open for load balancers.
             #expect(try await node.request(.GET, "/health").status == 200)
+        }
+        // Rotation done: the old key is removed from HERALD_API_KEY and stops working.
+        let rotated = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY": "new-key"])
+        try await withNode({ $0.apiKeys = rotated.apiKeys }) { (node: RunningNode) async throws in
+            #expect(try await node.request(.POST, "/api/notify/k", body: "{}", headers: [("Authorization", "Bearer old-key")]).status == 401)
+            #expect(try await node.request(.POST, "/api/notify/k", body: "{}", headers: [("X-API-Key", "old-key")]).status == 401)
+            #expect(try await node.request(.POST, "/api/notify/k", body: "{}", headers: [("Authorization", "Bearer new-key")]).status == 200)
         }
     }
 

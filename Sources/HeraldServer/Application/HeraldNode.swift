@@ -2,6 +2,7 @@ import HeraldCore
 import HeraldRedis
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -18,6 +19,8 @@ public final class HeraldNode: Service {
     private let eventLoopGroup: MultiThreadedEventLoopGroup
     private let onServerRunning: @Sendable (Int) async -> Void
     private let registry: RedisClusterRegistry?
+    /// Per-address and rate limits on new WebSocket connections.
+    public let gate: ConnectionGate
 
     /// - Parameters:
     ///   - broker: where publications go; the in-memory broker (single node) by default.
@@ -47,6 +50,8 @@ public final class HeraldNode: Service {
             self.hub = Hub(nodeID: configuration.nodeID, broker: broker ?? InMemoryBroker(), eventLoopGroup: group)
             self.registry = nil
         }
+        let limits = configuration.connectionLimits
+        self.gate = ConnectionGate(maxPerAddress: limits.maxPerAddress, rate: limits.rate, burst: limits.burst)
         self.onServerRunning = onServerRunning
     }
 
@@ -54,7 +59,14 @@ public final class HeraldNode: Service {
         if configuration.apiKeys.isEmpty {
             logger.warning("HERALD_API_KEY is not set: /api/* accepts loopback callers only")
         }
-        let application = makeApplication()
+        let auth = configuration.auth
+        if !auth.verifiesTokens {
+            logger.warning("no JWT key configured: every WebSocket client is anonymous (public channels only)")
+        } else if auth.allowAnonymous {
+            logger.notice("HERALD_ALLOW_ANONYMOUS is on: clients without a token may subscribe to public channels")
+        }
+        let verifier = auth.verifiesTokens ? await TokenVerifier(auth) : nil
+        let application = try makeApplication(verifier: verifier)
         // Shut down in reverse: clients first, then the HTTP server, then the registry and broker.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: hub.broker)]
         if let registry { services.append(.init(service: registry)) }
@@ -70,7 +82,7 @@ public final class HeraldNode: Service {
         try? await eventLoopGroup.shutdownGracefully()
     }
 
-    private func makeApplication() -> some ApplicationProtocol {
+    private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
         let router = Router(context: HeraldRequestContext.self)
         router.middlewares.add(RequestLogMiddleware(level: .info))
         router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
@@ -81,10 +93,15 @@ public final class HeraldNode: Service {
         let configuration = self.configuration
         let logger = self.logger
         let onServerRunning = self.onServerRunning
+        let gate = self.gate
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
-                HeraldChildChannel(responder: responder, hub: hub, configuration: configuration, logger: logger)
+                let child = HeraldChildChannel(
+                    responder: responder, hub: hub, configuration: configuration, verifier: verifier, gate: gate,
+                    logger: logger)
+                guard let tls = configuration.tls else { return child }
+                return try TLSChannel(child, tlsConfiguration: tls)
             },
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
@@ -93,7 +110,9 @@ public final class HeraldNode: Service {
             ),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
-                logger.notice("Herald node listening", metadata: ["address": "\(configuration.host):\(port)"])
+                logger.notice("Herald node listening", metadata: [
+                    "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
+                ])
                 await onServerRunning(port)
             },
             eventLoopGroupProvider: .shared(eventLoopGroup),

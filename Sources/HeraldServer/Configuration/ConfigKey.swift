@@ -9,6 +9,9 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case rateLimit, rateBurst, maxConnections, sendQueueBytes
     case maxBodyBytes, shutdownGrace
     case corsOrigins, apiKey, allowedOrigins
+    case jwtSecret, jwtPublicKeyFile, allowAnonymous, authTimeout
+    case tlsCertFile, tlsKeyFile
+    case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case redisURL, redisPrefix, registryInterval
 
     /// The `--flag` name.
@@ -33,6 +36,16 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .corsOrigins: "cors-origins"
         case .apiKey: "api-key"
         case .allowedOrigins: "allowed-origins"
+        case .jwtSecret: "jwt-secret"
+        case .jwtPublicKeyFile: "jwt-public-key-file"
+        case .allowAnonymous: "allow-anonymous"
+        case .authTimeout: "auth-timeout"
+        case .tlsCertFile: "tls-cert-file"
+        case .tlsKeyFile: "tls-key-file"
+        case .maxConnectionsPerIP: "max-connections-per-ip"
+        case .connectionRate: "connection-rate"
+        case .connectionBurst: "connection-burst"
+        case .trustedProxies: "trusted-proxies"
         case .redisURL: "redis-url"
         case .redisPrefix: "redis-prefix"
         case .registryInterval: "registry-interval"
@@ -69,6 +82,16 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .corsOrigins: nil
         case .apiKey: nil
         case .allowedOrigins: nil
+        case .jwtSecret: nil
+        case .jwtPublicKeyFile: nil
+        case .allowAnonymous: nil
+        case .authTimeout: "10"
+        case .tlsCertFile: nil
+        case .tlsKeyFile: nil
+        case .maxConnectionsPerIP: "1000"
+        case .connectionRate: "1000"
+        case .connectionBurst: "2000"
+        case .trustedProxies: nil
         case .redisURL: nil
         case .redisPrefix: "herald"
         case .registryInterval: "2"
@@ -96,6 +119,16 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .corsOrigins: "Comma-separated origins allowed by CORS (`*` for any; default: none)."
         case .apiKey: "Comma-separated API keys for /api/* (unset: loopback callers only)."
         case .allowedOrigins: "Comma-separated Origins allowed to open WebSockets (others: 403; unset: any)."
+        case .jwtSecret: "HS256 secret for connection tokens, at least 32 bytes (unset: no HS256)."
+        case .jwtPublicKeyFile: "PEM file with the RSA (RS256) or P-256 (ES256) public key for connection tokens."
+        case .allowAnonymous: "Accept WebSocket clients without a token (default: true without a JWT key, else false)."
+        case .authTimeout: "Seconds a client that must authenticate has to send `auth`; then 4001."
+        case .tlsCertFile: "PEM certificate chain: serve wss:// and https:// (needs --tls-key-file)."
+        case .tlsKeyFile: "PEM private key of --tls-cert-file."
+        case .maxConnectionsPerIP: "Most WebSocket connections from one client address (0: no limit); more get 429."
+        case .connectionRate: "New WebSocket connections per second the node accepts (token bucket rate); more get 429."
+        case .connectionBurst: "New WebSocket connections accepted in a burst above --connection-rate."
+        case .trustedProxies: "Comma-separated proxy addresses whose X-Forwarded-For names the client (e.g. the nginx in front)."
         case .redisURL: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone)."
         case .redisPrefix: "Prefix of every Redis key and channel, so deployments can share one Redis."
         case .registryInterval: "Seconds between registry heartbeats; a dead node leaves the figures after 3."

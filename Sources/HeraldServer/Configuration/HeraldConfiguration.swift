@@ -2,6 +2,7 @@ import Foundation
 import HeraldCore
 import Logging
 import NIOCore
+import NIOSSL
 import RedisBridge
 
 /// A node's complete, validated configuration. Built once at start; immutable afterwards.
@@ -24,6 +25,11 @@ public struct HeraldConfiguration: Sendable {
     /// Browser origins allowed to open WebSockets; empty allows any (and requests without
     /// an `Origin` header, i.e. non-browser clients, are always allowed).
     public var allowedOrigins: [String]
+    /// Connection tokens: keys, anonymous access, the `auth` deadline.
+    public var auth: AuthConfiguration
+    /// `wss://` and `https://` when set.
+    public var tls: TLSConfiguration?
+    public var connectionLimits: ConnectionLimits
     /// Redis to cluster through; `nil` runs the node alone with the in-memory broker.
     public var redisURL: RedisURL?
     public var redisPrefix: String
@@ -61,6 +67,14 @@ public struct HeraldConfiguration: Sendable {
             corsOrigins: reader.list(.corsOrigins),
             apiKeys: reader.list(.apiKey),
             allowedOrigins: reader.list(.allowedOrigins),
+            auth: try reader.auth(),
+            tls: try reader.tls(),
+            connectionLimits: ConnectionLimits(
+                maxPerAddress: try reader.int(.maxConnectionsPerIP, min: 0),
+                rate: try reader.number(.connectionRate, min: 0.001),
+                burst: try reader.number(.connectionBurst, min: 1),
+                trustedProxies: Set(reader.list(.trustedProxies))
+            ),
             redisURL: try reader.redisURL(),
             redisPrefix: try reader.prefix(),
             registryInterval: try reader.seconds(.registryInterval)
@@ -72,7 +86,8 @@ public struct HeraldConfiguration: Sendable {
         host: String, port: Int, nodeID: String, logLevel: Logger.Level, threads: Int,
         pingInterval: TimeAmount, pingTimeout: TimeAmount, maxMessageBytes: Int, sessionLimits: SessionLimits,
         maxConnections: Int, sendQueueBytes: Int, maxBodyBytes: Int, shutdownGrace: TimeAmount,
-        corsOrigins: [String], apiKeys: [String], allowedOrigins: [String], redisURL: RedisURL?, redisPrefix: String, registryInterval: TimeAmount
+        corsOrigins: [String], apiKeys: [String], allowedOrigins: [String], auth: AuthConfiguration,
+        tls: TLSConfiguration?, connectionLimits: ConnectionLimits, redisURL: RedisURL?, redisPrefix: String, registryInterval: TimeAmount
     ) {
         self.host = host
         self.port = port
@@ -90,6 +105,9 @@ public struct HeraldConfiguration: Sendable {
         self.corsOrigins = corsOrigins
         self.apiKeys = apiKeys
         self.allowedOrigins = allowedOrigins
+        self.auth = auth
+        self.tls = tls
+        self.connectionLimits = connectionLimits
         self.redisURL = redisURL
         self.redisPrefix = redisPrefix
         self.registryInterval = registryInterval
@@ -196,6 +214,68 @@ private struct Reader {
             throw fail(.redisPrefix, raw, "1–64 letters, digits or _ - : .")
         }
         return raw.value
+    }
+
+    func bool(_ key: ConfigKey) throws(ConfigurationError) -> Bool? {
+        guard let raw = raw(key) else { return nil }
+        switch raw.value.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw fail(key, raw, "true or false")
+        }
+    }
+
+    /// Reads a whole file named by `key`, or explains why it cannot.
+    func fileContents(_ key: ConfigKey) throws(ConfigurationError) -> String? {
+        guard let raw = raw(key) else { return nil }
+        guard let text = try? String(contentsOfFile: raw.value, encoding: .utf8) else {
+            throw fail(key, raw, "a readable file")
+        }
+        return text
+    }
+
+    func auth() throws(ConfigurationError) -> AuthConfiguration {
+        var secret: [UInt8]?
+        if let raw = raw(.jwtSecret) {
+            let bytes = Array(raw.value.utf8)
+            guard bytes.count >= AuthConfiguration.minimumSecretBytes else {
+                // Never echo a secret into logs or error output.
+                throw ConfigurationError(
+                    key: .jwtSecret, source: raw.source, value: "<\(bytes.count) bytes>",
+                    expected: "at least \(AuthConfiguration.minimumSecretBytes) bytes (e.g. `openssl rand -base64 48`)")
+            }
+            secret = bytes
+        }
+        var publicKey: AuthConfiguration.PublicKey?
+        if let pem = try fileContents(.jwtPublicKeyFile) {
+            guard let key = AuthConfiguration.PublicKey(pem: pem) else {
+                throw fail(.jwtPublicKeyFile, raw(.jwtPublicKeyFile)!, "a PEM RSA or P-256 public key or certificate")
+            }
+            publicKey = key
+        }
+        return AuthConfiguration(
+            secret: secret, publicKey: publicKey, allowAnonymous: try bool(.allowAnonymous),
+            timeout: try seconds(.authTimeout))
+    }
+
+    func tls() throws(ConfigurationError) -> TLSConfiguration? {
+        switch (raw(.tlsCertFile), raw(.tlsKeyFile)) {
+        case (nil, nil):
+            return nil
+        case (let cert?, nil):
+            throw fail(.tlsCertFile, cert, "--tls-key-file as well")
+        case (nil, let key?):
+            throw fail(.tlsKeyFile, key, "--tls-cert-file as well")
+        case (let cert?, let key?):
+            guard let chain = try? NIOSSLCertificate.fromPEMFile(cert.value), !chain.isEmpty else {
+                throw fail(.tlsCertFile, cert, "a readable PEM certificate chain")
+            }
+            guard let privateKey = try? NIOSSLPrivateKey(file: key.value, format: .pem) else {
+                throw fail(.tlsKeyFile, key, "a readable PEM private key")
+            }
+            return TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+        }
     }
 
     func logLevel() throws(ConfigurationError) -> Logger.Level {

@@ -1,11 +1,13 @@
 import HTTPTypes
 import HeraldCore
+import Foundation
 import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 import NIOWebSocket
 
 /// The per-connection channel setup of a node: HTTP/1.1 for REST, upgraded in place to a
@@ -29,6 +31,13 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         var error: ProtocolError
     }
 
+    /// What the handshake decided for a `/ws` connection.
+    struct Admission {
+        var endpoint: Endpoint
+        /// The `?token=` of the handshake, to verify before the upgrade completes.
+        var token: String?
+    }
+
     struct Value: ServerChildChannelValue {
         let upgradeResult: EventLoopFuture<UpgradeResult>
         let channel: any Channel
@@ -42,30 +51,42 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let hub: Hub
     let configuration: HeraldConfiguration
+    /// `nil` when the node verifies no tokens.
+    let verifier: TokenVerifier?
+    let gate: ConnectionGate
     let logger: Logger
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let rejection = NIOLoopBoundBox<Rejection?>(nil, eventLoop: channel.eventLoop)
             let endpoint = NIOLoopBoundBox<Endpoint?>(nil, eventLoop: channel.eventLoop)
+            let handshake = NIOLoopBoundBox<Result<ClientIdentity, ProtocolError>?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: configuration.maxMessageBytes,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    channel.eventLoop.makeCompletedFuture {
-                        switch self.decide(head, channel: channel) {
-                        case .success(let chosen):
-                            endpoint.value = chosen
+                    switch self.decide(head, channel: channel) {
+                    case .failure(let refused):
+                        rejection.value = refused
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    case .success(let admission):
+                        endpoint.value = admission.endpoint
+                        guard let token = admission.token, let verifier = self.verifier else {
+                            return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                        }
+                        // The upgrade waits for the verdict (off the loop); the connection
+                        // then opens already authenticated, or closes at once with 4001/4002.
+                        return channel.eventLoop.makeFutureWithTask {
+                            await verifier.verify(token)
+                        }.map { verdict in
+                            handshake.value = verdict
                             return HTTPHeaders()
-                        case .failure(let refused):
-                            rejection.value = refused
-                            return nil
                         }
                     }
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        try self.installWebSocket(endpoint.value ?? .echo, on: channel)
+                        try self.installWebSocket(endpoint.value ?? .echo, handshake: handshake.value, on: channel)
                         return UpgradeResult.websocket
                     }
                 }
@@ -74,7 +95,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
@@ -115,8 +136,12 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// Chooses the WebSocket endpoint for a handshake, or says why it is refused.
-    private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Endpoint, Rejection> {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+    ///
+    /// Checks run cheapest and least revealing first: origin, path, the per-address and rate
+    /// limits, then the node's connection cap. Token verification comes after all of them.
+    private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Admission, Rejection> {
+        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts.first.map(String.init) ?? head.uri
         // Browsers always send Origin on WebSocket handshakes: refuse pages from other sites
         // (cross-site WebSocket hijacking). Clients without Origin are not browsers.
         if !configuration.allowedOrigins.isEmpty, let origin = head.headers.first(name: "Origin"),
@@ -126,24 +151,64 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         }
         switch path {
         case "/ws":
+            let address = clientAddress(head, channel: channel)
+            switch gate.admit(address) {
+            case .admitted:
+                break
+            case .tooManyFromAddress(let limit):
+                return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
+                    .tooManyConnections, "at most \(limit) connections per client address")))
+            case .tooFast:
+                return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
+                    .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")))
+            }
             guard hub.reserveConnection(max: configuration.maxConnections) else {
+                gate.release(address)
                 let reason = hub.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
                 return .failure(Rejection(status: .serviceUnavailable, error: ProtocolError(.unavailable, reason)))
             }
-            let hub = self.hub
-            channel.closeFuture.whenComplete { _ in hub.releaseConnection() }
-            return .success(.notifications)
+            let (hub, gate) = (self.hub, self.gate)
+            channel.closeFuture.whenComplete { _ in
+                hub.releaseConnection()
+                gate.release(address)
+            }
+            let query = parts.count > 1 ? String(parts[1]) : ""
+            return .success(Admission(endpoint: .notifications, token: Self.queryValue("token", in: query)))
         case "/ws/echo":
-            return .success(.echo)
+            return .success(Admission(endpoint: .echo, token: nil))
         default:
             return .failure(Rejection(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(path)")))
         }
     }
 
-    private func installWebSocket(_ endpoint: Endpoint, on channel: any Channel) throws {
+    private func clientAddress(_ head: HTTPRequestHead, channel: any Channel) -> String {
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        return ClientAddress.resolve(
+            peer: peer, forwardedFor: head.headers["X-Forwarded-For"],
+            trustedProxies: configuration.connectionLimits.trustedProxies)
+    }
+
+    /// The percent-decoded value of `name` in a query string.
+    static func queryValue(_ name: String, in query: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard kv.count == 2, kv[0] == name else { continue }
+            return String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        }
+        return nil
+    }
+
+    private func installWebSocket(
+        _ endpoint: Endpoint, handshake: Result<ClientIdentity, ProtocolError>?, on channel: any Channel
+    ) throws {
         let outlet = RawFrameOutlet()
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(outlet, position: .first)
+        // Raw frames must still pass through TLS when there is TLS.
+        if let tls = try? pipeline.handler(type: NIOSSLServerHandler.self) {
+            try pipeline.addHandler(outlet, position: .after(tls))
+        } else {
+            try pipeline.addHandler(outlet, position: .first)
+        }
         let high = configuration.sendQueueBytes
         let options = channel.syncOptions
         try options?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
@@ -153,7 +218,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         switch endpoint {
         case .notifications:
             try pipeline.addHandler(
-                WebSocketConnection(hub: hub, outlet: outlet, configuration: configuration, logger: logger)
+                WebSocketConnection(
+                    hub: hub, outlet: outlet, configuration: configuration, verifier: verifier, handshake: handshake,
+                    logger: logger)
             )
         case .echo:
             try pipeline.addHandler(EchoConnection(outlet: outlet, maxMessageBytes: configuration.maxMessageBytes))
@@ -162,10 +229,13 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
 
     private func reject(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ rejection: Rejection) async {
         let body = ByteBuffer(bytes: APIErrorBody(rejection.error).jsonBytes())
-        let head = HTTPResponse(
+        var head = HTTPResponse(
             status: rejection.status,
             headerFields: [.contentType: "application/json", .contentLength: "\(body.readableBytes)", .connection: "close"]
         )
+        if rejection.status == .tooManyRequests || rejection.status == .serviceUnavailable {
+            head.headerFields[.retryAfter] = "1"
+        }
         try? await http.executeThenClose { _, outbound in
             try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
         }

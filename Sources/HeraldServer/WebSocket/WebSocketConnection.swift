@@ -35,11 +35,27 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var registered = false
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
+    private let verifier: TokenVerifier?
+    /// Why the handshake's `?token=` was refused; the connection closes as soon as it opens.
+    private let handshakeFailure: ProtocolError?
+    /// An `auth` token is being verified: later messages wait here, in order.
+    private var authenticating = false
+    private var heldMessages: [ByteBuffer] = []
+    /// Closes the connection when the token expires, or when `auth` does not come in time.
+    private var deadline: Scheduled<Void>?
+
+    /// Messages a client may send behind its `auth` before the verdict; more is a flood.
+    static let maxHeldMessages = 64
 
     /// How long we wait for the peer's close frame after sending ours.
     static let closeTimeout = TimeAmount.seconds(2)
 
-    init(hub: Hub, outlet: RawFrameOutlet, configuration: HeraldConfiguration, logger: Logger) {
+    /// - Parameters:
+    ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
+    init(
+        hub: Hub, outlet: RawFrameOutlet, configuration: HeraldConfiguration, verifier: TokenVerifier?,
+        handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger
+    ) {
         let now = NIODeadline.now()
         self.clientID = UUID().uuidString.lowercased()
         self.sequence = hub.nextSequence()
@@ -48,7 +64,13 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         self.configuration = configuration
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
-        self.session = ClientSession(clientID: clientID, limits: configuration.sessionLimits, now: now)
+        var access = verifier == nil ? ChannelAccess.open : .anonymous
+        if case .success(let identity) = handshake { access = .token(identity) }
+        if case .failure(let error) = handshake { self.handshakeFailure = error } else { self.handshakeFailure = nil }
+        self.verifier = verifier
+        self.session = ClientSession(
+            clientID: clientID, limits: configuration.sessionLimits, access: access,
+            requiresToken: verifier != nil && !configuration.auth.allowAnonymous, now: now)
         self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
         self.lastHeard = now
         self.lastPing = now
@@ -61,7 +83,20 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         hub.register(self, on: context.eventLoop)
         registered = true
         logger.debug("client connected")
+        if let handshakeFailure {
+            refuse(handshakeFailure)
+            return
+        }
         send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
+        if case .token(let identity) = session.access {
+            expire(at: identity)
+        } else if session.awaitsToken {
+            let timeout = configuration.auth.timeout
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(in: timeout) {
+                loopBound.value.refuse(ProtocolError(.unauthorized, "no auth message within \(timeout.nanoseconds / 1_000_000) ms"))
+            }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -114,6 +149,14 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     // MARK: Session
 
     private func textReceived(_ buffer: ByteBuffer) {
+        if authenticating {
+            guard heldMessages.count < Self.maxHeldMessages else {
+                close(.policyViolation, reason: "too many messages before auth completed")
+                return
+            }
+            heldMessages.append(buffer)
+            return
+        }
         let action = session.textReceived(
             buffer.readableBytesView, now: .now(), wallClockMillis: Int64(Date().timeIntervalSince1970 * 1000))
         guard let loop = context?.eventLoop else { return }
@@ -134,12 +177,67 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             send(.unsubscribed(channel: channel))
         case .publish(let channel, let text):
             post(text, to: channel, loop: loop)
+        case .authenticate(let token):
+            authenticate(token, loop: loop)
         case .none:
             break
         case .close(let code, let reason, let error):
             send(.error(error))
             close(code, reason: reason)
         }
+    }
+
+    // MARK: Authentication
+
+    /// Verifies an `auth` token off the loop; messages that arrive meanwhile are held and
+    /// handled, in order, once the verdict is in.
+    private func authenticate(_ token: String, loop: any EventLoop) {
+        guard let verifier else { return }
+        authenticating = true
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask {
+            await verifier.verify(token)
+        }.whenSuccess { verdict in
+            loopBound.value.authenticated(verdict)
+        }
+    }
+
+    private func authenticated(_ verdict: Result<ClientIdentity, ProtocolError>) {
+        authenticating = false
+        guard state == .open else { return }
+        switch verdict {
+        case .failure(let error):
+            refuse(error)
+        case .success(let identity):
+            deadline?.cancel()
+            session.authenticated(identity)
+            logger[metadataKey: "user"] = "\(identity.userID)"
+            send(.authenticated(userId: identity.userID, expiresAt: identity.expiresAtMillis))
+            hub.clientChanged(self)
+            expire(at: identity)
+            let held = heldMessages
+            heldMessages = []
+            for message in held where state == .open && !authenticating {
+                textReceived(message)
+            }
+        }
+    }
+
+    /// Schedules the close for the moment the token expires.
+    private func expire(at identity: ClientIdentity) {
+        guard let loop = context?.eventLoop else { return }
+        let remaining = identity.expiresAtMillis - Int64(Date().timeIntervalSince1970 * 1000)
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        deadline = loop.scheduleTask(in: .milliseconds(max(remaining, 0))) {
+            loopBound.value.refuse(ProtocolError(.tokenExpired, "token expired; reconnect with a fresh one"))
+        }
+    }
+
+    /// Sends the error, then closes with 4002 for an expired token and 4001 for anything else.
+    private func refuse(_ error: ProtocolError) {
+        logger.debug("authentication refused", metadata: ["code": "\(error.code.rawValue)"])
+        send(.error(error))
+        close(error.code == .tokenExpired ? .tokenExpired : .unauthorized, reason: error.code.rawValue)
     }
 
     /// Sends `subscribed` with the cluster-wide count. Alone, the local count is the answer
@@ -163,7 +261,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private func post(_ text: String, to channel: String, loop: any EventLoop) {
         let notification = HeraldNotification(
             channel: channel, body: text, timestamp: HeraldNotification.timestampNow(), id: HeraldNotification.makeID(),
-            from: clientID, fromName: session.name)
+            from: clientID, fromName: session.name, fromUser: session.access.userID)
         let publication = Publication(
             channel: channel, payload: ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes()),
             excludedClient: clientID)
@@ -216,7 +314,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     func info() -> ClientInfo {
         ClientInfo(
             id: clientID, name: session.name, connectedAt: connectedAt,
-            subscriptions: session.subscriptions.sorted(), node: hub.nodeID)
+            subscriptions: session.subscriptions.sorted(), node: hub.nodeID, userId: session.access.userID)
     }
 
     // MARK: Output
@@ -249,6 +347,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// Leaves the Hub exactly once, whichever way the connection ends.
     private func finish() {
         state = .closed
+        deadline?.cancel()
+        deadline = nil
         guard registered, let loop = context?.eventLoop else { return }
         registered = false
         hub.unregister(self, channels: session.subscriptions, on: loop)
