@@ -9,7 +9,7 @@ struct TokenCommand: AsyncParsableCommand {
         commandName: "token",
         abstract: "Mint a connection token (JWT) for trying Herald with authentication on.",
         discussion: """
-            Signs with HERALD_JWT_SECRET (HS256) unless --private-key-file names an RSA or P-256
+            Signs with HERALD_JWT_SECRET or HERALD_JWT_SECRET_FILE (HS256) unless --private-key-file names an RSA or P-256
             private key (RS256/ES256; the node then needs the public key in HERALD_JWT_PUBLIC_KEY_FILE).
             Example: herald token --sub alice --channels 'news,orders:*' --ttl 1h
             """
@@ -46,7 +46,7 @@ struct TokenCommand: AsyncParsableCommand {
                 throw ValidationError("--private-key-file '\(privateKeyFile)': cannot read the file")
             }
             key = .privateKeyPEM(pem)
-        } else if let secret = secret ?? ProcessInfo.processInfo.environment["HERALD_JWT_SECRET"], !secret.isEmpty {
+        } else if let secret = secret ?? Self.environmentSecret(), !secret.isEmpty {
             guard secret.utf8.count >= AuthConfiguration.minimumSecretBytes else {
                 throw ValidationError("the secret must be at least \(AuthConfiguration.minimumSecretBytes) bytes")
             }
@@ -57,5 +57,16 @@ struct TokenCommand: AsyncParsableCommand {
         let claims = ConnectionClaims(
             subject: sub, expires: Date().addingTimeInterval(lifetime), channels: granted.isEmpty ? nil : granted)
         print(try await TokenMinter.mint(claims, with: key))
+    }
+
+    /// HERALD_JWT_SECRET, or the file HERALD_JWT_SECRET_FILE names (as the node reads it).
+    static func environmentSecret() -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        if let secret = environment["HERALD_JWT_SECRET"], !secret.isEmpty { return secret }
+        guard let path = environment["HERALD_JWT_SECRET_FILE"],
+            var text = try? String(contentsOfFile: path, encoding: .utf8)
+        else { return nil }
+        while text.last?.isNewline == true { text.removeLast() }
+        return text
     }
 }

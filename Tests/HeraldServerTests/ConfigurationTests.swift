@@ -1,4 +1,5 @@
 import HeraldServer
+import HeraldTesting
 import NIOCore
 import Testing
 
@@ -31,6 +32,8 @@ import Testing
     @Test(arguments: [
         (ConfigKey.port, "http"), (.port, "-1"), (.pingTimeout, "0"), (.pingInterval, "forever"),
         (.maxSubscriptions, "0"), (.rateLimit, "-3"), (.logLevel, "loud"), (.nodeID, "has space"), (.threads, "0"),
+        (.allowAnonymous, "maybe"), (.trustedProxies, "nginx"), (.connectionRate, "0"), (.maxConnectionsPerIP, "-1"),
+        (.jwtPublicKeyFile, "/nonexistent/key.pem"), (.authTimeout, "0"),
     ])
     func badValuesAreRejectedNamingTheKey(key: ConfigKey, value: String) {
         do {
@@ -40,6 +43,39 @@ import Testing
             #expect(error.key == key)
             #expect(error.description.contains(key.environment[0]))
             #expect(error.description.contains(value))
+        }
+    }
+
+    @Test func shortJWTSecretIsRefusedWithoutEchoingIt() {
+        do {
+            _ = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_JWT_SECRET": "hunter2"])
+            Issue.record("a 7-byte secret was accepted")
+        } catch {
+            #expect(error.key == .jwtSecret)
+            #expect(error.description.contains("at least 32 bytes"))
+            #expect(!error.description.contains("hunter2"))
+        }
+    }
+
+    @Test func anonymousAccessDefaultsOffOnceAKeyIsConfigured() throws {
+        #expect(try HeraldConfiguration.resolve(flags: [:], environment: [:]).auth.allowAnonymous)
+        let secret = String(repeating: "s", count: 32)
+        let secured = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_JWT_SECRET": secret])
+        #expect(secured.auth.verifiesTokens)
+        #expect(!secured.auth.allowAnonymous)
+        let mixed = try HeraldConfiguration.resolve(
+            flags: [:], environment: ["HERALD_JWT_SECRET": secret, "HERALD_ALLOW_ANONYMOUS": "true"])
+        #expect(mixed.auth.allowAnonymous)
+    }
+
+    @Test func secretsCanComeFromFiles() throws {
+        let keys = try TestKeys()
+        defer { keys.remove() }
+        try "key-from-file\n".write(toFile: keys.path("api-key"), atomically: true, encoding: .utf8)
+        let config = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("api-key")])
+        #expect(config.apiKeys == ["key-from-file"])
+        #expect(throws: ConfigurationError.self) {
+            try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("missing")])
         }
     }
 }

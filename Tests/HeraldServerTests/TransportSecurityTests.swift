@@ -88,7 +88,7 @@ import Testing
     @Test func forwardedForIsBelievedOnlyFromTrustedProxies() async throws {
         try await withNode({
             $0.connectionLimits.maxPerAddress = 1
-            $0.connectionLimits.trustedProxies = ["127.0.0.1"]
+            $0.connectionLimits.trustedProxies = try! TrustedProxies(["127.0.0.0/8"])
         }) { node in
             // Two clients behind the proxy count separately...
             _ = try await node.connect(headers: [("X-Forwarded-For", "203.0.113.1")])

@@ -11,7 +11,7 @@ public enum ClientAddress {
     ///   - peer: the TCP peer's IP address.
     ///   - forwardedFor: every `X-Forwarded-For` header value, in order.
     ///   - trustedProxies: addresses of the proxies in front of the node.
-    public static func resolve(peer: String, forwardedFor: [String], trustedProxies: Set<String>) -> String {
+    public static func resolve(peer: String, forwardedFor: [String], trustedProxies: TrustedProxies) -> String {
         guard trustedProxies.contains(peer) else { return peer }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }

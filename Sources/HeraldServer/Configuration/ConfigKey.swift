@@ -128,7 +128,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .maxConnectionsPerIP: "Most WebSocket connections from one client address (0: no limit); more get 429."
         case .connectionRate: "New WebSocket connections per second the node accepts (token bucket rate); more get 429."
         case .connectionBurst: "New WebSocket connections accepted in a burst above --connection-rate."
-        case .trustedProxies: "Comma-separated proxy addresses whose X-Forwarded-For names the client (e.g. the nginx in front)."
+        case .trustedProxies: "Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For names the client (the nginx in front)."
         case .redisURL: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone)."
         case .redisPrefix: "Prefix of every Redis key and channel, so deployments can share one Redis."
         case .registryInterval: "Seconds between registry heartbeats; a dead node leaves the figures after 3."

@@ -1,3 +1,5 @@
+import HeraldCore
+
 /// Limits on opening WebSocket connections, checked at the handshake before any session
 /// exists (the node-wide cap is `HeraldConfiguration.maxConnections`).
 public struct ConnectionLimits: Sendable {
@@ -9,11 +11,11 @@ public struct ConnectionLimits: Sendable {
     public var burst: Double
     /// Peers whose `X-Forwarded-For` header is believed. Anyone else could forge it, so by
     /// default no one is trusted and the TCP peer address is the client address.
-    public var trustedProxies: Set<String>
+    public var trustedProxies: TrustedProxies
 
     public init(
         maxPerAddress: Int = 1000, rate: Double = 1000, burst: Double = 2000,
-        trustedProxies: Set<String> = []
+        trustedProxies: TrustedProxies = .none
     ) {
         self.maxPerAddress = maxPerAddress
         self.rate = rate

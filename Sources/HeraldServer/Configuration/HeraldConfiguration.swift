@@ -43,8 +43,12 @@ public struct HeraldConfiguration: Sendable {
 
     /// Resolves every ``ConfigKey`` from flags, then environment, then defaults, and validates.
     /// - Throws: ``ConfigurationError`` naming the key and the bad value.
+    ///
+    /// Every environment variable may also be given as `NAME_FILE`, the path of a file holding
+    /// the value (Docker and Kubernetes secrets are mounted as files; a trailing newline is
+    /// dropped). The variable itself wins when both are set.
     public static func resolve(flags: [ConfigKey: String], environment: [String: String]) throws(ConfigurationError) -> Self {
-        let reader = Reader(flags: flags, environment: environment)
+        let reader = Reader(flags: flags, environment: try withFileSecrets(environment))
         var limits = SessionLimits()
         limits.maxSubscriptions = try reader.int(.maxSubscriptions, min: 1)
         limits.maxNameLength = try reader.int(.maxNameLength, min: 1)
@@ -73,7 +77,7 @@ public struct HeraldConfiguration: Sendable {
                 maxPerAddress: try reader.int(.maxConnectionsPerIP, min: 0),
                 rate: try reader.number(.connectionRate, min: 0.001),
                 burst: try reader.number(.connectionBurst, min: 1),
-                trustedProxies: Set(reader.list(.trustedProxies))
+                trustedProxies: try reader.trustedProxies()
             ),
             redisURL: try reader.redisURL(),
             redisPrefix: try reader.prefix(),
@@ -118,6 +122,22 @@ public struct HeraldConfiguration: Sendable {
     public var heartbeatTick: TimeAmount {
         .nanoseconds(max(min(pingInterval.nanoseconds, pingTimeout.nanoseconds) / 4, 1_000_000))
     }
+}
+
+/// Resolves `NAME_FILE` variables into `NAME` for every setting's environment names.
+private func withFileSecrets(_ environment: [String: String]) throws(ConfigurationError) -> [String: String] {
+    var resolved = environment
+    for key in ConfigKey.allCases {
+        for name in key.environment where (environment[name] ?? "").isEmpty {
+            guard let path = environment[name + "_FILE"], !path.isEmpty else { continue }
+            guard var text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(key: key, source: name + "_FILE", value: path, expected: "a readable file")
+            }
+            while text.last?.isNewline == true { text.removeLast() }
+            resolved[name] = text
+        }
+    }
+    return resolved
 }
 
 /// A configuration value that cannot be used, with the key and the reason.
@@ -214,6 +234,15 @@ private struct Reader {
             throw fail(.redisPrefix, raw, "1–64 letters, digits or _ - : .")
         }
         return raw.value
+    }
+
+    func trustedProxies() throws(ConfigurationError) -> TrustedProxies {
+        guard let raw = raw(.trustedProxies) else { return .none }
+        do {
+            return try TrustedProxies(list(.trustedProxies))
+        } catch {
+            throw fail(.trustedProxies, raw, "IP addresses or CIDR ranges (e.g. 10.0.0.0/8); '\(error.entry)' is neither")
+        }
     }
 
     func bool(_ key: ConfigKey) throws(ConfigurationError) -> Bool? {
