@@ -149,36 +149,38 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         {
             return .failure(Rejection(status: .forbidden, error: ProtocolError(.forbidden, "origin \(origin) is not allowed")))
         }
+        let endpoint: Endpoint
         switch path {
-        case "/ws":
-            let address = clientAddress(head, channel: channel)
-            switch gate.admit(address) {
-            case .admitted:
-                break
-            case .tooManyFromAddress(let limit):
-                return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
-                    .tooManyConnections, "at most \(limit) connections per client address")))
-            case .tooFast:
-                return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
-                    .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")))
-            }
-            guard hub.reserveConnection(max: configuration.maxConnections) else {
-                gate.release(address)
-                let reason = hub.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
-                return .failure(Rejection(status: .serviceUnavailable, error: ProtocolError(.unavailable, reason)))
-            }
-            let (hub, gate) = (self.hub, self.gate)
-            channel.closeFuture.whenComplete { _ in
-                hub.releaseConnection()
-                gate.release(address)
-            }
-            let query = parts.count > 1 ? String(parts[1]) : ""
-            return .success(Admission(endpoint: .notifications, token: Self.queryValue("token", in: query)))
-        case "/ws/echo":
-            return .success(Admission(endpoint: .echo, token: nil))
+        case "/ws": endpoint = .notifications
+        case "/ws/echo": endpoint = .echo
         default:
             return .failure(Rejection(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(path)")))
         }
+        // Both endpoints hold a socket, so both count against every connection limit.
+        let address = clientAddress(head, channel: channel)
+        switch gate.admit(address) {
+        case .admitted:
+            break
+        case .tooManyFromAddress(let limit):
+            return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
+                .tooManyConnections, "at most \(limit) connections per client address")))
+        case .tooFast:
+            return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
+                .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")))
+        }
+        guard hub.reserveConnection(max: configuration.maxConnections) else {
+            gate.release(address)
+            let reason = hub.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
+            return .failure(Rejection(status: .serviceUnavailable, error: ProtocolError(.unavailable, reason)))
+        }
+        let (hub, gate) = (self.hub, self.gate)
+        channel.closeFuture.whenComplete { _ in
+            hub.releaseConnection()
+            gate.release(address)
+        }
+        let query = parts.count > 1 ? String(parts[1]) : ""
+        let token = endpoint == .notifications ? Self.queryValue("token", in: query) : nil
+        return .success(Admission(endpoint: endpoint, token: token))
     }
 
     private func clientAddress(_ head: HTTPRequestHead, channel: any Channel) -> String {
