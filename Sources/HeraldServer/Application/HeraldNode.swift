@@ -82,6 +82,19 @@ public final class HeraldNode: Service {
         try? await eventLoopGroup.shutdownGracefully()
     }
 
+    /// The REST routes this node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
+    /// test can hold docs/openapi.yaml to what the router really has.
+    public func restRoutes() -> [String] {
+        let router = Router(context: HeraldRequestContext.self)
+        APIRoutes(hub: hub, configuration: configuration).register(on: router)
+        return router.routes.map { route in
+            let path = route.path.description.split(separator: "/").map { segment in
+                segment.hasPrefix(":") ? "{\(segment.dropFirst())}" : String(segment)
+            }
+            return "\(route.method.rawValue) /\(path.joined(separator: "/"))"
+        }.sorted()
+    }
+
     private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
         let router = Router(context: HeraldRequestContext.self)
         router.middlewares.add(RequestLogMiddleware(level: .info))
