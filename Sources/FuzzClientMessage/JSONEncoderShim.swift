@@ -1,0 +1,8 @@
+import Foundation
+import HeraldCore
+
+enum JSONEncoderShim {
+    static func encode(_ message: ClientMessage) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(message))
+    }
+}
