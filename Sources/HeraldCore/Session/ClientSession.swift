@@ -154,10 +154,20 @@ public struct ClientSession: Sendable {
         guard name.count <= limits.maxNameLength else {
             throw ProtocolError(.nameTooLong, "name is longer than \(limits.maxNameLength) characters")
         }
-        guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw ProtocolError(.invalidField, "name must not contain control characters")
+        guard !name.unicodeScalars.contains(where: Self.isForbiddenInName) else {
+            throw ProtocolError(.invalidField, "name must not contain control or bidirectional formatting characters")
         }
         self.name = name
+    }
+
+    /// Control characters, and the bidirectional overrides and isolates that make a name
+    /// display as something else to other users ("Trojan Source" spoofing). Other format
+    /// characters stay allowed: emoji sequences need the zero-width joiner.
+    static func isForbiddenInName(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x200E, 0x200F, 0x061C, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return scalar.properties.generalCategory == .control
+        }
     }
 
     private static func check(_ channel: String) throws(ProtocolError) {
