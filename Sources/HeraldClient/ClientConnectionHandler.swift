@@ -11,6 +11,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
 
     private let continuation: AsyncStream<HeraldClient.Event>.Continuation
     private let welcomeState = Mutex<(waiter: CheckedContinuation<ServerMessage, any Error>?, value: Result<ServerMessage, any Error>?)>((nil, nil))
+    private let closeCodeState = Mutex<UInt16?>(nil)
+
+    /// The code of the server's close frame, once one arrived.
+    var closeCode: UInt16? { closeCodeState.withLock { $0 } }
 
     init(continuation: AsyncStream<HeraldClient.Event>.Continuation) {
         self.continuation = continuation
@@ -32,6 +36,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
         case .connectionClose:
             var data = frame.unmaskedData
             let code = data.readInteger(as: UInt16.self)
+            closeCodeState.withLock { $0 = code }
             var reply = ByteBuffer()
             if let code { reply.writeInteger(code) }
             write(context: context, opcode: .connectionClose, data: reply)

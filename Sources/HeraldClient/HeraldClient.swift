@@ -26,6 +26,10 @@ public final class HeraldClient: Sendable {
         /// Connection token, sent as the first message (`auth`) of every connection. Sent as
         /// a message rather than `?token=` so that it never lands in a proxy's access log.
         public var token: String? = nil
+        /// Fetches a fresh token before every connection (instead of ``token``), so a
+        /// connection closed because its token expired (4002) comes back with a new one.
+        /// Without it, a 4002 close ends ``run()`` like a 4001: the same token cannot succeed.
+        public var tokenProvider: (@Sendable () async throws -> String)? = nil
         /// TLS settings for `wss://` URLs (default: the system's trust roots).
         public var tls: TLSConfiguration? = nil
 
@@ -151,8 +155,9 @@ public final class HeraldClient: Sendable {
         while !isClosed, !Task.isCancelled {
             attempt += 1
             continuation.yield(.state(.connecting(attempt: attempt)))
+            var refused = false
             do {
-                let (channel, closed) = try await connect()
+                let (channel, closed, handler) = try await connect()
                 failures = 0
                 attempt = 0
                 await withTaskCancellationHandler {
@@ -161,10 +166,11 @@ public final class HeraldClient: Sendable {
                     channel.close(promise: nil)
                 }
                 session.withLock { $0.channel = nil }
+                refused = Self.isFinal(closeCode: handler.closeCode, canRefresh: configuration.tokenProvider != nil)
             } catch {
                 failures += 1
             }
-            if isClosed || Task.isCancelled { break }
+            if isClosed || Task.isCancelled || refused { break }
             if let maxAttempts = configuration.maxAttempts, failures >= maxAttempts { break }
             let delay = backoff(failures)
             continuation.yield(.state(.reconnecting(attempt: failures + 1, delay: delay)))
@@ -183,8 +189,18 @@ public final class HeraldClient: Sendable {
         return .nanoseconds(Int64.random(in: 0...max(nanos, 1)))
     }
 
+    /// Whether the server's close code says that reconnecting cannot succeed: 4001 (no
+    /// valid token), or 4002 (token expired) when there is no way to get a fresh one.
+    public static func isFinal(closeCode: UInt16?, canRefresh: Bool) -> Bool {
+        switch closeCode {
+        case CloseCode.unauthorized.rawValue: true
+        case CloseCode.tokenExpired.rawValue: !canRefresh
+        default: false
+        }
+    }
+
     /// One connection: handshake, wait for `welcome`, restore name and subscriptions.
-    private func connect() async throws -> (any Channel, EventLoopFuture<Void>) {
+    private func connect() async throws -> (any Channel, EventLoopFuture<Void>, ClientConnectionHandler) {
         let handler = ClientConnectionHandler(continuation: continuation)
         let channel = try await WebSocketDialer.connect(
             host: host, port: port, path: path, headers: configuration.headers, tls: tls, group: group
@@ -201,11 +217,12 @@ public final class HeraldClient: Sendable {
         continuation.yield(.message(greeting))
         // The node holds later messages until it has verified the token, so subscriptions can
         // follow at once.
-        if let token = configuration.token { try await Self.write(.auth(token: token), to: channel) }
+        let token = try await configuration.tokenProvider?() ?? configuration.token
+        if let token { try await Self.write(.auth(token: token), to: channel) }
         if let name { try await Self.write(.setName(name), to: channel) }
         for channel_ in subscriptions { try await Self.write(.subscribe(channel: channel_), to: channel) }
         if isClosed { channel.close(promise: nil) }
-        return (channel, channel.closeFuture)
+        return (channel, channel.closeFuture, handler)
     }
 
     static func write(_ message: ClientMessage, to channel: any Channel) async throws {

@@ -1,3 +1,4 @@
+import Foundation
 import HeraldClient
 import HeraldCore
 import HeraldServer
@@ -88,6 +89,45 @@ import Testing
         await running.value
         #expect(states.last == .closed)
         #expect(states.filter { if case .connecting = $0 { true } else { false } }.count == 3)
+    }
+
+    @Test func authenticatesWithItsTokenAndStopsWhenRefused() async throws {
+        let secret = Array("client-test-secret-long-enough-for-hs256!".utf8)
+        try await withNode({ $0.auth = AuthConfiguration(secret: secret, allowAnonymous: false) }) { node in
+            var configuration = HeraldClient.Configuration()
+            configuration.token = try await TokenMinter.mint(
+                ConnectionClaims(subject: "dora", expires: Date().addingTimeInterval(60), channels: ["private:ops"]),
+                with: .hs256(secret: secret))
+            let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: configuration)
+            try await client.subscribe("private:ops")
+            let running = Task { await client.run() }
+            var events = client.events.makeAsyncIterator()
+            _ = try await next(&events, "authenticated") { if case .message(.authenticated("dora", _)) = $0 { true } else { false } }
+            _ = try await next(&events, "subscribed") { if case .message(.subscribed("private:ops", _)) = $0 { true } else { false } }
+            client.close()
+            await running.value
+
+            // Without a token the node closes with 4001: the client does not hammer it.
+            var anonymous = HeraldClient.Configuration()
+            anonymous.backoffBase = .milliseconds(1)
+            let refused = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: anonymous)
+            try await refused.subscribe("news")
+            let refusedRun = Task { await refused.run() }
+            var connects = 0
+            for await event in refused.events {
+                if case .state(.connected) = event { connects += 1 }
+            }
+            await refusedRun.value
+            #expect(connects == 1)
+        }
+    }
+
+    @Test func closeCodesThatEndReconnecting() {
+        #expect(HeraldClient.isFinal(closeCode: 4001, canRefresh: true))
+        #expect(HeraldClient.isFinal(closeCode: 4002, canRefresh: false))
+        #expect(!HeraldClient.isFinal(closeCode: 4002, canRefresh: true))
+        #expect(!HeraldClient.isFinal(closeCode: 1001, canRefresh: false))
+        #expect(!HeraldClient.isFinal(closeCode: nil, canRefresh: false))
     }
 
     @Test func rejectsNonWebSocketURLs() {
