@@ -115,14 +115,12 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        /// Fuzz targets (scripts/fuzz): libFuzzer binaries when built with -DFUZZING and
-        /// -sanitize=fuzzer,address; corpus replayers in a normal build.
+        /// Fuzz targets (scripts/fuzz): a libFuzzer binary when built with -DFUZZING and
+        /// sanitizer coverage; a corpus replayer in a normal build.
         .target(name: "CFuzzDriver"),
-        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"]),
-        .executableTarget(name: "FuzzClientMessage", dependencies: ["FuzzSupport", "HeraldCore"]),
         .executableTarget(
-            name: "FuzzRESP",
-            dependencies: ["FuzzSupport", "RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
+            name: "HeraldFuzz",
+            dependencies: ["CFuzzDriver", "HeraldCore", "RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .executableTarget(
             name: "herald",

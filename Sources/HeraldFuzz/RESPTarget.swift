@@ -1,4 +1,3 @@
-import FuzzSupport
 import NIOCore
 import RedisBridge
 
@@ -6,7 +5,7 @@ import RedisBridge
 /// ``RESPValue``, fed in two slices split at a point the input chooses. A malformed stream
 /// must end in ``HiredisReader/ProtocolError``, never a crash; and splitting must not change
 /// the replies.
-func fuzzOne(_ bytes: UnsafeBufferPointer<UInt8>) {
+func fuzzRESP(_ bytes: UnsafeBufferPointer<UInt8>) {
     guard let first = bytes.first else { return }
     let payload = bytes.dropFirst()
     let split = payload.isEmpty ? 0 : Int(first) % (payload.count + 1)
@@ -38,21 +37,3 @@ func replies(from chunks: [ByteBuffer]) -> Outcome {
     }
     return outcome
 }
-
-#if FUZZING
-/// SwiftPM links an executable's entry point under this name; libFuzzer takes over from it.
-@_cdecl("FuzzRESP_main")
-func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    runFuzzer(argc, argv) { start, count in
-        fuzzOne(UnsafeBufferPointer(start: start, count: count))
-        return 0
-    }
-}
-#else
-@main
-enum Replay {
-    static func main() throws {
-        try replayFiles(CommandLine.arguments.dropFirst(), fuzzOne)
-    }
-}
-#endif

@@ -1,4 +1,3 @@
-import FuzzSupport
 import HeraldCore
 import NIOCore
 
@@ -8,7 +7,7 @@ import NIOCore
 ///
 /// Built two ways (see scripts/fuzz): with `-sanitize=fuzzer,address -DFUZZING` it is a
 /// libFuzzer binary; in a normal build it replays the files it is given (regression inputs).
-func fuzzOne(_ bytes: UnsafeBufferPointer<UInt8>) {
+func fuzzClientMessage(_ bytes: UnsafeBufferPointer<UInt8>) {
     let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     var open = ClientSession(clientID: "fuzz", limits: SessionLimits(maxSubscriptions: 4), now: now)
     var strict = ClientSession(
@@ -24,21 +23,3 @@ func fuzzOne(_ bytes: UnsafeBufferPointer<UInt8>) {
         precondition((try? ClientMessage.decode(encoded)) == message, "round trip changed \(message)")
     }
 }
-
-#if FUZZING
-/// SwiftPM links an executable's entry point under this name; libFuzzer takes over from it.
-@_cdecl("FuzzClientMessage_main")
-func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    runFuzzer(argc, argv) { start, count in
-        fuzzOne(UnsafeBufferPointer(start: start, count: count))
-        return 0
-    }
-}
-#else
-@main
-enum Replay {
-    static func main() throws {
-        try replayFiles(CommandLine.arguments.dropFirst(), fuzzOne)
-    }
-}
-#endif

@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs `body` on every file named (directories: every file inside), like libFuzzer does
 /// with a corpus, so the inputs found by fuzzing stay regression tests in a normal build.
-public func replayFiles(_ paths: ArraySlice<String>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+func replayFiles(_ paths: ArraySlice<String>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
     var count = 0
     for path in paths {
         var isDirectory: ObjCBool = false
