@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HeraldCore
 import HeraldServer
@@ -163,6 +164,30 @@ import Testing
             try await viaMessage.send(.auth(token: expired))
             #expect(try await viaMessage.nextError().code == .tokenExpired)
             #expect(try await viaMessage.nextClose().code == CloseCode.tokenExpired.rawValue)
+        }
+    }
+
+    @Test func farFutureExpiryDoesNotOverflow() async throws {
+        try await withNode(Self.secured(anonymous: false)) { node in
+            for seconds in [1e12, 1e15, 1e300] {
+                let claims = #"{"sub":"zed","exp":\#(seconds),"channels":["news"]}"#
+                let header = Data(#"{"alg":"HS256","typ":"JWT"}"#.utf8).base64URL
+                let body = Data(claims.utf8).base64URL
+                let signature = Data(HMAC<SHA256>.authenticationCode(
+                    for: Data("\(header).\(body)".utf8), using: SymmetricKey(data: Self.secret))).base64URL
+                let client = try await node.connect()
+                try await client.send(.auth(token: "\(header).\(body).\(signature)"))
+                guard case .authenticated("zed", _) = try await client.nextMessage() else {
+                    Issue.record("exp \(seconds) refused")
+                    continue
+                }
+                try await client.send(.ping)
+                guard case .pong = try await client.nextMessage() else {
+                    Issue.record("connection with exp \(seconds) unusable")
+                    continue
+                }
+            }
+            #expect(try await node.request(.GET, "/health").status == 200)
         }
     }
 

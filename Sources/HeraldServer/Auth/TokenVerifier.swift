@@ -46,12 +46,17 @@ public struct TokenVerifier: Sendable {
         }
         do {
             let grant = try ChannelGrant(claims.channels ?? [])
-            let expires = Int64((claims.exp.value.timeIntervalSince1970 * 1000).rounded(.down))
+            // A far-future `exp` (a backend bug, or 1e300) must not overflow the millisecond count.
+            let seconds = min(claims.exp.value.timeIntervalSince1970, Self.latestExpiry)
+            let expires = Int64((seconds * 1000).rounded(.down))
             return .success(ClientIdentity(userID: subject, grant: grant, expiresAtMillis: expires))
         } catch {
             return .failure(error)
         }
     }
+
+    /// 9999-12-31T23:59:59Z: later expiries are treated as this one.
+    static let latestExpiry: TimeInterval = 253_402_300_799
 
     /// The `alg` of a compact JWS, read from its header without trusting anything else in it.
     static func algorithm(of token: String) -> String? {

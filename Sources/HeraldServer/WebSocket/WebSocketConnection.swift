@@ -47,6 +47,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// Messages a client may send behind its `auth` before the verdict; more is a flood.
     static let maxHeldMessages = 64
 
+    /// The furthest an expiry timer is set (100 years, in ms); a longer-lived token simply
+    /// outlives the process.
+    static let longestTokenTimer: Int64 = 100 * 365 * 86_400 * 1000
+
     /// How long we wait for the peer's close frame after sending ours.
     static let closeTimeout = TimeAmount.seconds(2)
 
@@ -227,8 +231,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private func expire(at identity: ClientIdentity) {
         guard let loop = context?.eventLoop else { return }
         let remaining = identity.expiresAtMillis - Int64(Date().timeIntervalSince1970 * 1000)
+        // TimeAmount counts nanoseconds in an Int64 (292 years): clamp, or a far-future token
+        // would overflow it.
+        let delay = TimeAmount.milliseconds(min(max(remaining, 0), Self.longestTokenTimer))
         let loopBound = NIOLoopBound(self, eventLoop: loop)
-        deadline = loop.scheduleTask(in: .milliseconds(max(remaining, 0))) {
+        deadline = loop.scheduleTask(in: delay) {
             loopBound.value.refuse(ProtocolError(.tokenExpired, "token expired; reconnect with a fresh one"))
         }
     }
