@@ -65,6 +65,9 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     // MARK: Service
 
+    /// How long a clean shutdown waits for Redis to remove this node's entries.
+    static let deregisterTimeout = TimeAmount.seconds(1)
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
@@ -139,9 +142,18 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 
     /// Removes this node's entries on a clean shutdown, so figures drop at once.
+    ///
+    /// Bounded by ``deregisterTimeout``: a Redis that accepts the connection but never answers
+    /// (frozen, or shutting down at the same moment) must not hold the node's exit; the
+    /// heartbeat TTL removes the entries anyway.
     private func deregister() async {
-        guard let connection = try? await RedisConnection.connect(to: supervisor.url, group: loop) else { return }
+        guard
+            let connection = try? await RedisConnection.connect(
+                to: supervisor.url, group: loop, connectTimeout: Self.deregisterTimeout)
+        else { return }
         defer { connection.close() }
+        let deadline = loop.scheduleTask(in: Self.deregisterTimeout) { connection.close() }
+        defer { deadline.cancel() }
         _ = try? await connection.pipeline(
             [
                 ["SREM", nodesKey, nodeID],

@@ -53,6 +53,13 @@ public final class RedisServer: @unchecked Sendable {
         lock.withLock { self.process = nil }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: while frozen the kernel still accepts
+    /// connections, but nothing is ever answered — the worst case for a client.
+    public func freeze(_ frozen: Bool) {
+        guard let process = lock.withLock({ self.process }) else { return }
+        Foundation.kill(process.processIdentifier, frozen ? SIGSTOP : SIGCONT)
+    }
+
     /// Runs one command on a fresh connection.
     public func command(_ arguments: String...) async throws -> RESPValue {
         let connection = try await RedisConnection.connect(to: url, group: MultiThreadedEventLoopGroup.singleton)

@@ -43,7 +43,13 @@ public final class RedisSupervisor: Sendable {
             do {
                 let connection = try await RedisConnection.connect(to: url, group: group, onMessage: onMessage)
                 do {
-                    try await onConnect(connection)
+                    // Replies never come from a Redis that is frozen or mid-shutdown (the
+                    // kernel still accepts connections); closing fails the waiting replies.
+                    try await withTaskCancellationHandler {
+                        try await onConnect(connection)
+                    } onCancel: {
+                        connection.close()
+                    }
                 } catch {
                     connection.close()
                     throw error

@@ -5,6 +5,26 @@ import Testing
 
 /// A node killed without warning leaves the cluster's figures on its own.
 @Suite(.serialized) struct NodeFailureTests {
+    /// Found by the benchmark script, which stops Redis and the nodes together: a node whose
+    /// Redis accepts connections but never answers must still exit within its grace period.
+    @Test func aNodeShutsDownWithinItsGraceWhileRedisIsFrozen() async throws {
+        let redis = try await RedisServer.start()
+        defer { Task { await redis.stop() } }
+        let node = try await NodeProcess.start(
+            arguments: ["--redis-url", "redis://127.0.0.1:\(redis.port)", "--shutdown-grace", "2",
+                        "--registry-interval", "0.3"])
+        let client = try await TestWebSocket.connect(port: node.port)
+        try await client.send(.subscribe(channel: "frozen"))
+        _ = try await client.next { if case .subscribed = $0 { true } else { false } }
+        redis.freeze(true)
+        defer { redis.freeze(false) }
+        // Let the node notice nothing: its registry heartbeat is now waiting on Redis.
+        try await client.send(.ping)
+        _ = try await client.next { if case .pong = $0 { true } else { false } }
+        let status = try await node.stop(signal: SIGTERM, timeout: .seconds(8))
+        #expect(status == 0)
+    }
+
     @Test func aKilledNodeLeavesTheFiguresWithinThreeHeartbeats() async throws {
         let redis = try await RedisServer.start()
         defer { Task { await redis.stop() } }
