@@ -107,11 +107,13 @@ public final class HeraldNode: Service {
         let logger = self.logger
         let onServerRunning = self.onServerRunning
         let gate = self.gate
+        let shared = SharedConfiguration(configuration)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
                 let child = HeraldChildChannel(
-                    responder: responder, hub: hub, configuration: configuration, verifier: verifier, gate: gate,
+                    responder: responder, hub: hub, configuration: configuration, shared: shared, verifier: verifier,
+                    gate: gate,
                     logger: logger)
                 guard let tls = configuration.tls else { return child }
                 return try TLSChannel(child, tlsConfiguration: tls)

@@ -51,6 +51,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let hub: Hub
     let configuration: HeraldConfiguration
+    /// The same configuration, shared by reference with every connection.
+    let shared: SharedConfiguration
     /// `nil` when the node verifies no tokens.
     let verifier: TokenVerifier?
     let gate: ConnectionGate
@@ -221,7 +223,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         case .notifications:
             try pipeline.addHandler(
                 WebSocketConnection(
-                    hub: hub, outlet: outlet, configuration: configuration, verifier: verifier, handshake: handshake,
+                    hub: hub, outlet: outlet, shared: shared, verifier: verifier, handshake: handshake,
                     logger: logger)
             )
         case .echo:

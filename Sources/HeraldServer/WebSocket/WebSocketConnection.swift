@@ -24,7 +24,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private let connectedAt = HeraldNotification.timestampNow()
     private let hub: Hub
     private let outlet: RawFrameOutlet
-    private let configuration: HeraldConfiguration
+    private let shared: SharedConfiguration
     private var logger: Logger
     private var session: ClientSession
     private var assembler: FrameAssembler
@@ -57,7 +57,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// - Parameters:
     ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
     init(
-        hub: Hub, outlet: RawFrameOutlet, configuration: HeraldConfiguration, verifier: TokenVerifier?,
+        hub: Hub, outlet: RawFrameOutlet, shared: SharedConfiguration, verifier: TokenVerifier?,
         handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger
     ) {
         let now = NIODeadline.now()
@@ -65,7 +65,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         self.sequence = hub.nextSequence()
         self.hub = hub
         self.outlet = outlet
-        self.configuration = configuration
+        self.shared = shared
+        let configuration = shared.configuration
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
         var access = verifier == nil ? ChannelAccess.open : .anonymous
@@ -95,7 +96,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         if case .token(let identity) = session.access {
             expire(at: identity)
         } else if session.awaitsToken {
-            let timeout = configuration.auth.timeout
+            let timeout = shared.configuration.auth.timeout
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: timeout) {
                 loopBound.value.refuse(ProtocolError(.unauthorized, "no auth message within \(timeout.nanoseconds / 1_000_000) ms"))
@@ -143,7 +144,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// would only queue behind what it has not read, so the TCP connection is closed instead.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if !context.channel.isWritable, state != .closed {
-            logger.notice("dropping slow consumer", metadata: ["queued": "\(configuration.sendQueueBytes)"])
+            logger.notice("dropping slow consumer", metadata: ["queued": "\(shared.configuration.sendQueueBytes)"])
             state = .closed
             context.close(promise: nil)
         }
@@ -303,10 +304,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func heartbeat(now: NIODeadline) {
         guard state == .open else { return }
-        if now - lastHeard >= configuration.pingTimeout {
+        if now - lastHeard >= shared.configuration.pingTimeout {
             logger.debug("heartbeat timeout")
             close(.normal, reason: "timeout")
-        } else if now - lastPing >= configuration.pingInterval {
+        } else if now - lastPing >= shared.configuration.pingInterval {
             lastPing = now
             send(.ping(timestamp: Int64(Date().timeIntervalSince1970 * 1000)))
         }
@@ -334,7 +335,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
     }
 
-    var maxMessageBytes: Int { configuration.maxMessageBytes }
+    var maxMessageBytes: Int { shared.configuration.maxMessageBytes }
 
     func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
         close(code, reason: reason)
