@@ -112,8 +112,7 @@ public final class HeraldNode: Service {
             router: router,
             server: HTTPServerBuilder { responder in
                 let child = HeraldChildChannel(
-                    responder: responder, hub: hub, configuration: configuration, shared: shared, verifier: verifier,
-                    gate: gate,
+                    responder: responder, hub: hub, shared: shared, verifier: verifier, gate: gate,
                     logger: logger)
                 guard let tls = configuration.tls else { return child }
                 return try TLSChannel(child, tlsConfiguration: tls)

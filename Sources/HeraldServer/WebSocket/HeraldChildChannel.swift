@@ -1,6 +1,5 @@
 import HTTPTypes
 import HeraldCore
-import Foundation
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -50,13 +49,14 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let hub: Hub
-    let configuration: HeraldConfiguration
-    /// The same configuration, shared by reference with every connection.
+    /// The node's configuration, shared by reference with every connection.
     let shared: SharedConfiguration
     /// `nil` when the node verifies no tokens.
     let verifier: TokenVerifier?
     let gate: ConnectionGate
     let logger: Logger
+
+    var configuration: HeraldConfiguration { shared.configuration }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -142,8 +142,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     /// Checks run cheapest and least revealing first: origin, path, the per-address and rate
     /// limits, then the node's connection cap. Token verification comes after all of them.
     private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Admission, Rejection> {
-        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = parts.first.map(String.init) ?? head.uri
+        let uri = URI(head.uri)
+        let path = uri.path
         // Browsers always send Origin on WebSocket handshakes: refuse pages from other sites
         // (cross-site WebSocket hijacking). Clients without Origin are not browsers.
         if !configuration.allowedOrigins.isEmpty, let origin = head.headers.first(name: "Origin"),
@@ -180,8 +180,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
             hub.releaseConnection()
             gate.release(address)
         }
-        let query = parts.count > 1 ? String(parts[1]) : ""
-        let token = endpoint == .notifications ? Self.queryValue("token", in: query) : nil
+        let token = endpoint == .notifications ? uri.queryParameters["token"].map(String.init) : nil
         return .success(Admission(endpoint: endpoint, token: token))
     }
 
@@ -190,16 +189,6 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         return ClientAddress.resolve(
             peer: peer, forwardedFor: head.headers["X-Forwarded-For"],
             trustedProxies: configuration.connectionLimits.trustedProxies)
-    }
-
-    /// The percent-decoded value of `name` in a query string.
-    static func queryValue(_ name: String, in query: String) -> String? {
-        for pair in query.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard kv.count == 2, kv[0] == name else { continue }
-            return String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-        }
-        return nil
     }
 
     private func installWebSocket(
