@@ -46,7 +46,7 @@ struct TokenCommand: AsyncParsableCommand {
                 throw ValidationError("--private-key-file '\(privateKeyFile)': cannot read the file")
             }
             key = .privateKeyPEM(pem)
-        } else if let secret = secret ?? Self.environmentSecret(), !secret.isEmpty {
+        } else if let secret = try secret ?? Self.environmentSecret(), !secret.isEmpty {
             guard secret.utf8.count >= AuthConfiguration.minimumSecretBytes else {
                 throw ValidationError("the secret must be at least \(AuthConfiguration.minimumSecretBytes) bytes")
             }
@@ -59,14 +59,12 @@ struct TokenCommand: AsyncParsableCommand {
         print(try await TokenMinter.mint(claims, with: key))
     }
 
-    /// HERALD_JWT_SECRET, or the file HERALD_JWT_SECRET_FILE names (as the node reads it).
-    static func environmentSecret() -> String? {
-        let environment = ProcessInfo.processInfo.environment
-        if let secret = environment["HERALD_JWT_SECRET"], !secret.isEmpty { return secret }
-        guard let path = environment["HERALD_JWT_SECRET_FILE"],
-            var text = try? String(contentsOfFile: path, encoding: .utf8)
-        else { return nil }
-        while text.last?.isNewline == true { text.removeLast() }
-        return text
+    /// HERALD_JWT_SECRET, or the file HERALD_JWT_SECRET_FILE names, read as the node reads it.
+    static func environmentSecret() throws -> String? {
+        do {
+            return try HeraldConfiguration.resolvingFiles(ProcessInfo.processInfo.environment)["HERALD_JWT_SECRET"]
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 }

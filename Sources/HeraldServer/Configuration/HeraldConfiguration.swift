@@ -48,7 +48,7 @@ public struct HeraldConfiguration: Sendable {
     /// the value (Docker and Kubernetes secrets are mounted as files; a trailing newline is
     /// dropped). The variable itself wins when both are set.
     public static func resolve(flags: [ConfigKey: String], environment: [String: String]) throws(ConfigurationError) -> Self {
-        let reader = Reader(flags: flags, environment: try withFileSecrets(environment))
+        let reader = Reader(flags: flags, environment: try resolvingFiles(environment))
         var limits = SessionLimits()
         limits.maxSubscriptions = try reader.int(.maxSubscriptions, min: 1)
         limits.maxNameLength = try reader.int(.maxNameLength, min: 1)
@@ -124,20 +124,23 @@ public struct HeraldConfiguration: Sendable {
     }
 }
 
-/// Resolves `NAME_FILE` variables into `NAME` for every setting's environment names.
-private func withFileSecrets(_ environment: [String: String]) throws(ConfigurationError) -> [String: String] {
-    var resolved = environment
-    for key in ConfigKey.allCases {
-        for name in key.environment where (environment[name] ?? "").isEmpty {
-            guard let path = environment[name + "_FILE"], !path.isEmpty else { continue }
-            guard var text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw ConfigurationError(key: key, source: name + "_FILE", value: path, expected: "a readable file")
+extension HeraldConfiguration {
+    /// `environment` with every `NAME_FILE` of a setting read into `NAME` (unless `NAME` is
+    /// set), the way the node reads it; `herald token` uses it to find the same secret.
+    public static func resolvingFiles(_ environment: [String: String]) throws(ConfigurationError) -> [String: String] {
+        var resolved = environment
+        for key in ConfigKey.allCases {
+            for name in key.environment where (environment[name] ?? "").isEmpty {
+                guard let path = environment[name + "_FILE"], !path.isEmpty else { continue }
+                guard var text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw ConfigurationError(key: key, source: name + "_FILE", value: path, expected: "a readable file")
+                }
+                while text.last?.isNewline == true { text.removeLast() }
+                resolved[name] = text
             }
-            while text.last?.isNewline == true { text.removeLast() }
-            resolved[name] = text
         }
+        return resolved
     }
-    return resolved
 }
 
 /// A configuration value that cannot be used, with the key and the reason.
