@@ -36,7 +36,8 @@ public struct ClientSession: Sendable {
     public let requiresToken: Bool
     private var bucket: TokenBucket
     private var strikes = 0
-    private var messagesDecoded = 0
+    /// A message has been decoded already: `auth` is accepted only before that.
+    private var pastFirstMessage = false
 
     /// - Parameters:
     ///   - access: `.token` when the handshake carried a valid `?token=`; otherwise `.open`
@@ -87,14 +88,15 @@ public struct ClientSession: Sendable {
     }
 
     mutating func messageReceived(_ message: ClientMessage, wallClockMillis: Int64) throws(ProtocolError) -> Action {
-        messagesDecoded += 1
+        let isFirst = !pastFirstMessage
+        pastFirstMessage = true
         if awaitsToken, message.type != "auth" {
             let error = ProtocolError(.unauthorized, "this node requires a token: send {\"type\":\"auth\",\"token\":…} first")
             return .close(.unauthorized, reason: "authentication required", error: error)
         }
         switch message {
         case .auth(let token):
-            return try authenticate(token)
+            return try authenticate(token, isFirst: isFirst)
         case .subscribe(let channel):
             try Self.check(channel)
             if subscriptions.contains(channel) { return .resubscribe(channel) }
@@ -134,14 +136,14 @@ public struct ClientSession: Sendable {
         }
     }
 
-    private func authenticate(_ token: String) throws(ProtocolError) -> Action {
+    private func authenticate(_ token: String, isFirst: Bool) throws(ProtocolError) -> Action {
         switch access {
         case .open:
             throw ProtocolError(.invalidMessage, "this node does not verify tokens; connect without auth")
         case .token:
             throw ProtocolError(.invalidMessage, "already authenticated")
         case .anonymous:
-            guard messagesDecoded == 1 else {
+            guard isFirst else {
                 throw ProtocolError(.invalidMessage, "auth is accepted only as the first message")
             }
             guard !token.isEmpty else { throw ProtocolError(.invalidField, "field \"token\" must not be empty") }
