@@ -4,6 +4,30 @@ import Testing
 
 /// The seed scenario and the publish path, over real sockets.
 @Suite struct NotifyTests {
+    /// `data` is not decoded and re-encoded: subscribers get the publisher's own JSON text, so
+    /// numbers beyond 2^53, escapes and key order survive exactly.
+    @Test func dataReachesSubscribersAsThePublisherWroteIt() async throws {
+        try await withNode { node in
+            let alice = try await node.subscriber("news")
+            let data = #"{"z":9007199254740993,"a":"caf\u00e9 \"q\"","n":[1.50,-0,1e2],"o":{}}"#
+            let response = try await node.request(.POST, "/api/notify/news", body: #"{"title":"T \"x\"\n","data":"# + data + "}")
+            #expect(response.status == 200)
+            let frame = try await alice.nextFrame()
+            let text = String(buffer: frame.unmaskedData)
+            #expect(text.contains(#""data":"# + data + ","), "\(text)")
+            let notification = try ServerMessage.decode(Array(text.utf8))
+            guard case .notification(let received) = notification else {
+                Issue.record("not a notification: \(text)")
+                return
+            }
+            #expect(received.title == "T \"x\"\n")
+            #expect(received.data == .object([
+                "z": .integer(9_007_199_254_740_993), "a": .string("café \"q\""), "n": .array([.double(1.5), .integer(0), .integer(100)]),
+                "o": .object([:]),
+            ]))
+        }
+    }
+
     @Test func notifyReachesExactlyTheChannelsSubscribers() async throws {
         try await withNode { node in
             let alice = try await node.subscriber("news")

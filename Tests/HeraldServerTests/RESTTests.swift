@@ -14,6 +14,13 @@ import Testing
             #expect(invalidJSON.status == 400)
             #expect(try code(invalidJSON) == .string("invalid_json"))
 
+            // Stricter than JSONDecoder: `data` is forwarded as sent, so it must be standard JSON.
+            for body in [#"{"data":{"a":[1,],}}"#, #"{"title":"x",}"#, "{\"title\":\"x\"}\u{0}", "[1]", #"{"data":{"n":1e400}}"#] {
+                let refused = try await node.request(.POST, "/api/notify/news", body: body)
+                #expect(refused.status == 400, "\(body)")
+                #expect(try code(refused) == .string("invalid_json"), "\(body)")
+            }
+
             let wrongType = try await node.request(.POST, "/api/notify/news", body: #"{"title":["x"]}"#)
             #expect(wrongType.status == 400)
             #expect(try code(wrongType) == .string("invalid_field"))

@@ -36,10 +36,15 @@ struct APIError: HTTPResponseError {
 extension Response {
     /// A JSON response from already-encoded bytes.
     static func json(bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        json(ByteBuffer(bytes: bytes), status: status)
+    }
+
+    /// A JSON response from an already-encoded buffer.
+    static func json(_ buffer: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+            body: .init(byteBuffer: buffer)
         )
     }
 

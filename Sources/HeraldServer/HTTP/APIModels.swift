@@ -1,25 +1,24 @@
 import HeraldCore
+import NIOCore
 
-/// `POST /api/notify/{channel}` body. Every field is optional; unknown fields are ignored.
-struct NotifyRequest: Decodable {
-    var title: String?
-    var body: String?
-    var data: JSONValue?
-}
-
-/// `POST /api/broadcast` body.
-struct BroadcastRequest: Decodable {
-    var channels: [String]
-    var title: String?
-    var body: String?
-    var data: JSONValue?
-}
-
-struct NotifyResponse: Encodable {
+/// `POST /api/notify/{channel}` answer. Written by hand (sorted keys, like ``APIJSON``): it
+/// goes out once per publish.
+struct NotifyResponse {
     var success = true
     var channel: String
     var delivered: Int
     var id: String
+
+    func encoded() -> ByteBuffer {
+        var writer = JSONWriter(capacity: 96 + channel.utf8.count)
+        writer.beginObject()
+        writer.field("channel", channel)
+        writer.field("delivered", delivered)
+        writer.field("id", id)
+        writer.field("success", success)
+        writer.endObject()
+        return writer.buffer
+    }
 }
 
 struct BroadcastResponse: Encodable {

@@ -30,46 +30,36 @@ struct APIRoutes {
     private func notify(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let channel = context.parameters.get("channel") ?? ""
         try Self.validate(channel)
-        let body = try await Self.decodeBody(NotifyRequest.self, from: request, limit: configuration.maxBodyBytes)
-        let notification = try makeNotification(channel: channel, title: body.title, body: body.body, data: body.data)
+        let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: false)
+        let notification = OutgoingNotification(channel: channel, title: body.title ?? "Notification", body: body.body ?? "", data: body.data)
         let delivered = try await publish(notification)
-        return .json(NotifyResponse(channel: channel, delivered: delivered, id: notification.id))
+        return .json(NotifyResponse(channel: channel, delivered: delivered, id: notification.id).encoded())
     }
 
     private func broadcast(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        let body = try await Self.decodeBody(BroadcastRequest.self, from: request, limit: configuration.maxBodyBytes)
+        let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: true)
         var seen = Set<String>()
-        let channels = body.channels.filter { seen.insert($0).inserted }
+        let channels = (body.channels ?? []).filter { seen.insert($0).inserted }
         guard !channels.isEmpty else { throw APIError(.badRequest, .invalidField, "field \"channels\" must not be empty") }
         guard channels.count <= Self.maxBroadcastChannels else {
             throw APIError(.badRequest, .invalidField, "at most \(Self.maxBroadcastChannels) channels per broadcast")
         }
         for channel in channels { try Self.validate(channel) }
-        let template = try makeNotification(channel: "", title: body.title, body: body.body, data: body.data)
+        var notification = OutgoingNotification(channel: "", title: body.title ?? "Notification", body: body.body ?? "", data: body.data)
         var results: [BroadcastResponse.Result] = []
         for channel in channels {
-            var notification = template
             notification.channel = channel
             results.append(.init(channel: channel, delivered: try await publish(notification)))
         }
         return .json(
-            BroadcastResponse(id: template.id, delivered: results.reduce(0) { $0 + $1.delivered }, channels: results))
-    }
-
-    private func makeNotification(channel: String, title: String?, body: String?, data: JSONValue?) throws -> HeraldNotification {
-        if let data, data != .null, !data.isObject {
-            throw APIError(.badRequest, .invalidField, "field \"data\" must be a JSON object")
-        }
-        return HeraldNotification(
-            channel: channel, title: title ?? "Notification", body: body ?? "", data: data == .null ? nil : data,
-            timestamp: HeraldNotification.timestampNow(), id: HeraldNotification.makeID())
+            BroadcastResponse(id: notification.id, delivered: results.reduce(0) { $0 + $1.delivered }, channels: results))
     }
 
     /// Publishes and returns `delivered`: the channel's subscribers in the whole cluster at
     /// the moment of publishing — this node's exact count plus every other live node's
     /// registered count (see docs/protocol.md).
-    private func publish(_ notification: HeraldNotification) async throws -> Int {
-        let payload = ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes())
+    private func publish(_ notification: OutgoingNotification) async throws -> Int {
+        let payload = notification.encoded()
         let delivered = await (try? hub.clusterSubscriberCount(notification.channel)) ?? hub.subscriberCount(notification.channel)
         do {
             try await hub.publish(Publication(channel: notification.channel, payload: payload))
@@ -198,27 +188,12 @@ struct APIRoutes {
         return limit
     }
 
-    /// Reads and decodes a JSON body, mapping every failure to a 400 with a precise code.
-    static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let buffer: ByteBuffer
+    /// Reads a request body of at most `limit` bytes.
+    static func collectBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            return try await request.body.collect(upTo: limit)
         } catch {
             throw APIError(.badRequest, .payloadTooLarge, "body larger than \(limit) bytes")
         }
-        let data = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch DecodingError.keyNotFound(let key, _) {
-            throw APIError(.badRequest, .missingField, "missing field \"\(key.stringValue)\"")
-        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
-            throw APIError(.badRequest, .invalidField, "field \"\(path(context.codingPath))\" has the wrong type")
-        } catch {
-            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON")
-        }
-    }
-
-    private static func path(_ codingPath: [any CodingKey]) -> String {
-        codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 }

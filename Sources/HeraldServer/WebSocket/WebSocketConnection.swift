@@ -61,7 +61,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger
     ) {
         let now = NIODeadline.now()
-        self.clientID = UUID().uuidString.lowercased()
+        self.clientID = RandomID.make()
         self.sequence = hub.nextSequence()
         self.hub = hub
         self.outlet = outlet
@@ -267,12 +267,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     /// A client `message`: published like a REST notification, minus the sender.
     private func post(_ text: String, to channel: String, loop: any EventLoop) {
-        let notification = HeraldNotification(
-            channel: channel, body: text, timestamp: HeraldNotification.timestampNow(), id: HeraldNotification.makeID(),
-            from: clientID, fromName: session.name, fromUser: session.access.userID)
-        let publication = Publication(
-            channel: channel, payload: ByteBuffer(bytes: ServerMessage.notification(notification).jsonBytes()),
-            excludedClient: clientID)
+        let notification = OutgoingNotification(
+            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID)
+        let publication = Publication(channel: channel, payload: notification.encoded(), excludedClient: clientID)
         let hub = self.hub
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         loop.makeFutureWithTask {

@@ -1,0 +1,53 @@
+import HeraldCore
+import NIOCore
+
+/// The body of `POST /api/notify/{channel}` and `POST /api/broadcast`: every field optional
+/// except a broadcast's `channels`; unknown fields are ignored.
+///
+/// Read with ``JSONReader`` in one pass; `data` is kept as the publisher's own JSON text and
+/// never decoded (see ``OutgoingNotification``).
+struct PublishRequest {
+    var channels: [String]?
+    var title: String?
+    var body: String?
+    var data: RawJSON?
+
+    /// Parses `bytes`, mapping every failure to a 400 with a precise code. An empty body is `{}`.
+    static func parse(_ bytes: ByteBuffer, requiringChannels: Bool) throws(APIError) -> PublishRequest {
+        let view = bytes.readableBytesView
+        let parsed: [String: JSONReader.Field]?
+        do {
+            parsed = view.isEmpty ? [:] : try JSONReader.objectFields(view)
+        } catch {
+            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
+        }
+        guard let fields = parsed else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        var request = PublishRequest()
+        request.title = try string("title", in: fields)
+        request.body = try string("body", in: fields)
+        if let data = fields["data"], data.kind != .null {
+            guard data.kind == .object else {
+                throw APIError(.badRequest, .invalidField, "field \"data\" must be a JSON object")
+            }
+            request.data = JSONReader.raw(data, in: view)
+        }
+        if requiringChannels {
+            guard let channels = fields["channels"], channels.kind != .null else {
+                throw APIError(.badRequest, .missingField, "missing field \"channels\"")
+            }
+            guard channels.kind == .array, let names = JSONReader.strings(ofArray: channels, in: view) else {
+                throw APIError(.badRequest, .invalidField, "field \"channels\" must be an array of strings")
+            }
+            request.channels = names
+        }
+        return request
+    }
+
+    private static func string(_ key: String, in fields: [String: JSONReader.Field]) throws(APIError) -> String? {
+        guard let field = fields[key], field.kind != .null else { return nil }
+        guard let value = field.string else {
+            throw APIError(.badRequest, .invalidField, "field \"\(key)\" has the wrong type")
+        }
+        return value
+    }
+}
