@@ -1,11 +1,12 @@
-/// One executable, two fuzz targets, chosen by name: `HeraldFuzz client-message …` or
-/// `HeraldFuzz resp …`.
+/// One executable, three fuzz targets, chosen by name: `HeraldFuzz client-message …`,
+/// `HeraldFuzz json-reader …` or `HeraldFuzz resp …`.
 ///
 /// Built with `-DFUZZING` and sanitizer coverage (scripts/fuzz) it is a libFuzzer binary and
 /// the remaining arguments are libFuzzer's; in a normal build it replays the corpus files
 /// it is given, so inputs found by fuzzing stay regression tests.
 let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
     "client-message": fuzzClientMessage,
+    "json-reader": fuzzJSONReader,
     "resp": fuzzRESP,
 ]
 
