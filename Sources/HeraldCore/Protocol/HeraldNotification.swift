@@ -69,7 +69,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
 
     /// A fresh id: random, URL-safe, and unique across nodes without coordination.
     public static func makeID() -> String {
-        UUID().uuidString.lowercased()
+        RandomID.make()
     }
 
     /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-22T01:02:03.456Z`.
