@@ -128,7 +128,10 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                 // The upgrade handler held back reads while it worked and is gone now.
                 value.channel.read()
             case .notUpgraded(let http):
-                await handleHTTP(asyncChannel: http, logger: logger)
+                // Serve the connection's requests on its own event loop (no thread hops).
+                await withTaskExecutorPreference(EventLoopTaskExecutor(http.channel.eventLoop)) {
+                    await handleHTTP(asyncChannel: http, logger: logger)
+                }
             case .rejected(let http, let rejection):
                 await reject(http, rejection)
             }
