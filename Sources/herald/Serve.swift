@@ -83,11 +83,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = configuration.logLevel
-            return handler
-        }
+        LoggingSystem.bootstrap { label in NodeLogHandler(label: label, level: configuration.logLevel) }
         let node = HeraldNode(configuration: configuration)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: node)],
