@@ -149,7 +149,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisBridgeTests",
-            dependencies: ["RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "RedisBridge", "HeraldTesting", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "ClusterTests",
