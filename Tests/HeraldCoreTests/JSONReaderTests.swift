@@ -132,8 +132,10 @@ import Testing
     @Test(arguments: awkward) func decodesToTheSameNotification(_ text: String) throws {
         let data = try #require(RawJSON(validating: Array(#"{"k":[1,2.5,"x"],"n":null}"#.utf8)))
         let outgoing = OutgoingNotification(
-            channel: "news", title: text, body: text, data: data, timestamp: "2026-11-22T00:00:00.000Z", id: "id-1",
-            from: text, fromName: text, fromUser: text)
+            HeraldNotification(
+                channel: "news", title: text, body: text, timestamp: "2026-11-22T00:00:00.000Z", id: "id-1",
+                from: text, fromName: text, fromUser: text),
+            data: data)
         let buffer = outgoing.encoded()
         let message = try ServerMessage.decode(buffer.readableBytesView)
         let expected = HeraldNotification(
@@ -151,7 +153,7 @@ import Testing
     }
 
     @Test func omitsAbsentFields() throws {
-        let outgoing = OutgoingNotification(channel: "c", timestamp: "t", id: "i")
+        let outgoing = OutgoingNotification(HeraldNotification(channel: "c", timestamp: "t", id: "i"))
         #expect(String(buffer: outgoing.encoded()) == #"{"type":"notification","channel":"c","timestamp":"t","id":"i"}"#)
     }
 

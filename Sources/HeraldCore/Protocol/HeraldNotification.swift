@@ -20,9 +20,10 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     /// The verified user id (token `sub`) of that client, when it authenticated.
     public var fromUser: String?
 
+    /// A new notification gets a fresh ``timestampNow()`` and ``makeID()`` unless given.
     public init(
         channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
-        timestamp: String, id: String, from: String? = nil, fromName: String? = nil,
+        timestamp: String = timestampNow(), id: String = makeID(), from: String? = nil, fromName: String? = nil,
         fromUser: String? = nil
     ) {
         self.channel = channel

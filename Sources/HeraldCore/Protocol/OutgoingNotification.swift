@@ -8,46 +8,39 @@ import NIOCore
 /// to every subscriber on every node. The key order and omission of absent fields match
 /// ``HeraldNotification``'s `Codable` form, and a test holds the two to the same output.
 public struct OutgoingNotification: Sendable {
-    public var channel: String
-    public var title: String?
-    public var body: String?
+    /// Every field but `data` (whose `data` stays `nil`).
+    public var fields: HeraldNotification
     public var data: RawJSON?
-    public var timestamp: String
-    public var id: String
-    public var from: String?
-    public var fromName: String?
-    public var fromUser: String?
 
-    public init(
-        channel: String, title: String? = nil, body: String? = nil, data: RawJSON? = nil,
-        timestamp: String = HeraldNotification.timestampNow(), id: String = HeraldNotification.makeID(),
-        from: String? = nil, fromName: String? = nil, fromUser: String? = nil
-    ) {
-        self.channel = channel
-        self.title = title
-        self.body = body
+    public init(_ fields: HeraldNotification, data: RawJSON? = nil) {
+        precondition(fields.data == nil, "an outgoing notification carries data as RawJSON")
+        self.fields = fields
         self.data = data
-        self.timestamp = timestamp
-        self.id = id
-        self.from = from
-        self.fromName = fromName
-        self.fromUser = fromUser
     }
+
+    public var channel: String {
+        get { fields.channel }
+        set { fields.channel = newValue }
+    }
+
+    public var id: String { fields.id }
 
     /// The `notification` message as JSON text.
     public func encoded(allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
-        var writer = JSONWriter(capacity: 160 + (data?.bytes.count ?? 0) + (body?.utf8.count ?? 0), allocator: allocator)
+        let fields = self.fields
+        var writer = JSONWriter(
+            capacity: 160 + (data?.bytes.count ?? 0) + (fields.body?.utf8.count ?? 0), allocator: allocator)
         writer.beginObject()
         writer.field("type", "notification")
-        writer.field("channel", channel)
-        writer.field("title", title)
-        writer.field("body", body)
+        writer.field("channel", fields.channel)
+        writer.field("title", fields.title)
+        writer.field("body", fields.body)
         writer.field("data", raw: data)
-        writer.field("timestamp", timestamp)
-        writer.field("id", id)
-        writer.field("from", from)
-        writer.field("fromName", fromName)
-        writer.field("fromUser", fromUser)
+        writer.field("timestamp", fields.timestamp)
+        writer.field("id", fields.id)
+        writer.field("from", fields.from)
+        writer.field("fromName", fields.fromName)
+        writer.field("fromUser", fields.fromUser)
         writer.endObject()
         return writer.buffer
     }

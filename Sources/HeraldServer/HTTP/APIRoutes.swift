@@ -31,7 +31,7 @@ struct APIRoutes {
         let channel = context.parameters.get("channel") ?? ""
         try Self.validate(channel)
         let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: false)
-        let notification = OutgoingNotification(channel: channel, title: body.title ?? "Notification", body: body.body ?? "", data: body.data)
+        let notification = body.notification(on: channel)
         let delivered = try await publish(notification)
         return .json(NotifyResponse(channel: channel, delivered: delivered, id: notification.id).encoded())
     }
@@ -45,7 +45,7 @@ struct APIRoutes {
             throw APIError(.badRequest, .invalidField, "at most \(Self.maxBroadcastChannels) channels per broadcast")
         }
         for channel in channels { try Self.validate(channel) }
-        var notification = OutgoingNotification(channel: "", title: body.title ?? "Notification", body: body.body ?? "", data: body.data)
+        var notification = body.notification(on: "")
         var results: [BroadcastResponse.Result] = []
         for channel in channels {
             notification.channel = channel

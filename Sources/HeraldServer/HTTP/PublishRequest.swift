@@ -12,6 +12,11 @@ struct PublishRequest {
     var body: String?
     var data: RawJSON?
 
+    /// The notification this request publishes on `channel` (REST defaults for title and body).
+    func notification(on channel: String) -> OutgoingNotification {
+        OutgoingNotification(HeraldNotification(channel: channel, title: title ?? "Notification", body: body ?? ""), data: data)
+    }
+
     /// Parses `bytes`, mapping every failure to a 400 with a precise code. An empty body is `{}`.
     static func parse(_ bytes: ByteBuffer, requiringChannels: Bool) throws(APIError) -> PublishRequest {
         let view = bytes.readableBytesView

@@ -267,8 +267,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     /// A client `message`: published like a REST notification, minus the sender.
     private func post(_ text: String, to channel: String, loop: any EventLoop) {
-        let notification = OutgoingNotification(
-            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID)
+        let notification = OutgoingNotification(HeraldNotification(
+            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
         let publication = Publication(channel: channel, payload: notification.encoded(), excludedClient: clientID)
         let hub = self.hub
         let loopBound = NIOLoopBound(self, eventLoop: loop)
