@@ -42,10 +42,4 @@ public enum JSONValue: Codable, Sendable, Equatable {
         case .object(let value): try container.encode(value)
         }
     }
-
-    /// `true` for `.object`.
-    public var isObject: Bool {
-        if case .object = self { return true }
-        return false
-    }
 }

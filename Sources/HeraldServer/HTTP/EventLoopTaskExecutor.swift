@@ -5,8 +5,8 @@ import NIOCore
 /// Hummingbird serves each HTTP connection from a Swift task that reads and writes the
 /// channel through `NIOAsyncChannel`. Left on the global concurrent pool, every request hops
 /// threads at least twice (loop → pool to read it, pool → loop to write the answer), and each
-/// hop is a futex wake-up and a context switch: at a few thousand publishes per second that
-/// was most of a REST publish's CPU. With this executor as the connection task's preference,
+/// hop is a futex wake-up and a context switch: at 2000 publishes per second that was a
+/// sixth of a REST publish's CPU (386 → 323 µs). With this executor as the connection task's preference,
 /// the task runs on the channel's own loop, so reading the request, publishing (the Hub's
 /// shard for that loop is local) and writing the response stay on one thread.
 ///
