@@ -41,7 +41,7 @@ public struct JSONReader {
     public static func objectFields(_ bytes: some Collection<UInt8>) throws(Failure) -> [String: Field]? {
         try withBuffer(bytes) { buffer throws(Failure) in
             var parser = Parser(buffer)
-            return try parser.topLevelObject()
+            return try parser.topLevelObject(collecting: true)
         }
     }
 
@@ -89,7 +89,10 @@ public struct JSONReader {
     /// Whether `bytes` is exactly one valid JSON value (surrounding whitespace allowed).
     public static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
         do {
-            _ = try objectFields(bytes)
+            _ = try withBuffer(bytes) { buffer throws(Failure) in
+                var parser = Parser(buffer)
+                return try parser.topLevelObject(collecting: false)
+            }
             return true
         } catch {
             return false
@@ -127,12 +130,12 @@ extension JSONReader {
             index += 1
         }
 
-        /// The top-level object's fields, or `nil` for another valid value.
-        mutating func topLevelObject() throws(Failure) -> [String: Field]? {
+        /// The top-level object's fields (when `collecting`), or `nil` for another valid value.
+        mutating func topLevelObject(collecting: Bool) throws(Failure) -> [String: Field]? {
             skipWhitespace()
             var fields: [String: Field]?
             if peek == UInt8(ascii: "{") {
-                fields = try object(collecting: true)
+                fields = try object(collecting: collecting)
             } else {
                 _ = try value()
             }

@@ -25,17 +25,6 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func beginArray(_ key: StaticString) {
-        self.key(key)
-        buffer.writeInteger(UInt8(ascii: "["))
-        needsComma = false
-    }
-
-    public mutating func endArray() {
-        buffer.writeInteger(UInt8(ascii: "]"))
-        needsComma = true
-    }
-
     public mutating func field(_ key: StaticString, _ value: String) {
         self.key(key)
         writeString(value)
@@ -61,12 +50,6 @@ public struct JSONWriter {
         guard let raw else { return }
         self.key(key)
         buffer.writeBytes(raw.bytes)
-    }
-
-    /// Starts an array element or object member.
-    public mutating func element() {
-        separate()
-        needsComma = false
     }
 
     private mutating func key(_ key: StaticString) {
