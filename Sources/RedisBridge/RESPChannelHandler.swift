@@ -26,12 +26,8 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        // A command written after the connection closed would wait for a reply forever.
-        guard context.channel.isActive else {
-            request.reply?.fail(RedisConnectionError.closed)
-            promise?.fail(RedisConnectionError.closed)
-            return
-        }
+        // A write after the connection closed fails its promise, and RedisConnection fails
+        // the reply with it; no reply can come on a closed connection anyway.
         if request.expectsReply { waiting.append(request.reply) }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
     }

@@ -72,10 +72,10 @@ public final class RedisConnection: Sendable {
     private func writeCommand(_ arguments: [ByteBuffer], flush: Bool) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let request = RESPRequest(bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: promise)
-        // Once a closed channel has shed its handlers, a write never reaches RESPChannelHandler
-        // (which fails the reply of a write to an inactive channel): only the write's own
-        // promise hears about it. Without this the reply would be awaited forever — a node hung
-        // on shutdown when Redis went away under a burst of registry writes.
+        // A write that cannot happen (the connection closed, perhaps long enough ago that its
+        // handlers are gone) fails only its own promise: fail the reply with it, or the reply
+        // would be awaited forever — a node hung on shutdown when Redis went away under a
+        // burst of registry writes.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { promise.fail($0) }
         if flush {
