@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "herald", targets: ["herald"]),
+        .library(name: "HeraldProtocol", targets: ["HeraldProtocol"]),
         .library(name: "HeraldCore", targets: ["HeraldCore"]),
         .library(name: "HeraldServer", targets: ["HeraldServer"]),
         .library(name: "HeraldClient", targets: ["HeraldClient"]),
@@ -27,11 +28,16 @@ let package = Package(
     targets: [
         /// hiredis 0.14 (Debian libhiredis-dev): RESP encoding and reply parsing.
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        /// Small pieces with no dependencies: the reconnect backoff, random ids.
+        .target(name: "HeraldSupport"),
+        /// The wire protocol, shared by the server and the client library: messages, error and
+        /// close codes, channel names. Foundation only — a client app links nothing of the server.
+        .target(name: "HeraldProtocol", dependencies: ["HeraldSupport"]),
         /// RESP over SwiftNIO with hiredis' encoder and reader; knows nothing of notifications.
         .target(
             name: "RedisBridge",
             dependencies: [
-                "CHiredis",
+                "CHiredis", "HeraldSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -41,18 +47,22 @@ let package = Package(
         .target(
             name: "HeraldRedis",
             dependencies: [
-                "HeraldCore", "RedisBridge",
+                "HeraldCore", "HeraldProtocol", "HeraldSupport", "RedisBridge",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        /// Wire protocol, channel rules, session state machine, Hub and the Broker seam. No sockets.
+        /// The node's rules and state: session and connection state machines, RFC 6455 frame
+        /// rules, the Hub, the Broker seam and the in-memory broker, JSON on the publish path. No sockets.
         .target(
             name: "HeraldCore",
             dependencies: [
+                "HeraldProtocol", "HeraldSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,7 +72,7 @@ let package = Package(
         .target(
             name: "HeraldServer",
             dependencies: [
-                "HeraldCore", "HeraldRedis", "RedisBridge",
+                "HeraldCore", "HeraldProtocol", "HeraldSupport", "HeraldRedis", "RedisBridge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -70,6 +80,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -83,7 +94,7 @@ let package = Package(
         .target(
             name: "HeraldClient",
             dependencies: [
-                "HeraldCore",
+                "HeraldProtocol", "HeraldSupport",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -95,10 +106,11 @@ let package = Package(
         .target(
             name: "HeraldBench",
             dependencies: [
-                "HeraldClient", "HeraldCore",
+                "HeraldClient", "HeraldCore", "HeraldProtocol",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
@@ -107,10 +119,11 @@ let package = Package(
         .target(
             name: "HeraldTesting",
             dependencies: [
-                "HeraldServer", "HeraldClient",
+                "HeraldServer", "HeraldClient", "HeraldCore", "HeraldProtocol",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -121,12 +134,14 @@ let package = Package(
         .target(name: "CFuzzDriver"),
         .executableTarget(
             name: "HeraldFuzz",
-            dependencies: ["CFuzzDriver", "HeraldCore", "RedisBridge", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "CFuzzDriver", "HeraldCore", "HeraldProtocol", "RedisBridge", .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "herald",
             dependencies: [
-                "HeraldServer", "HeraldClient", "HeraldBench",
+                "HeraldServer", "HeraldClient", "HeraldBench", "HeraldCore", "HeraldProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
@@ -134,14 +149,14 @@ let package = Package(
         .testTarget(
             name: "HeraldCoreTests",
             dependencies: [
-                "HeraldCore",
+                "HeraldCore", "HeraldProtocol", "HeraldSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "HeraldClientTests",
-            dependencies: ["HeraldClient", "HeraldTesting", "HeraldServer"]
+            dependencies: ["HeraldClient", "HeraldTesting", "HeraldServer", "HeraldCore", "HeraldProtocol"]
         ),
         .testTarget(
             name: "HeraldBenchTests",
@@ -157,14 +172,14 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "HeraldServer", "HeraldTesting",
+                "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol", "HeraldRedis", "RedisBridge",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "HeraldServerTests",
             dependencies: [
-                "HeraldServer", "HeraldTesting",
+                "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),

@@ -1,3 +1,4 @@
+
 /// What one `herald bench` run does.
 public struct BenchConfiguration: Sendable, Codable {
     public enum Mode: String, Sendable, Codable, CaseIterable {

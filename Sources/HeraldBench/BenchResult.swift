@@ -1,3 +1,4 @@
+
 /// The one JSON object `herald bench` prints at the end (schema in docs/benchmarks.md).
 public struct BenchResult: Sendable, Codable {
     public struct Latency: Sendable, Codable {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HeraldClient
 import HeraldCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOWebSocket
@@ -76,7 +77,7 @@ public final class BenchRunner: Sendable {
         let nodes = self.nodes
         let herald = configuration.target == .herald
         let total = configuration.subscribers
-        let channelsBox = Locked<[any Channel]>([])
+        let channelsBox = NIOLockedValueBox<[any Channel]>([])
         let concurrency = 64
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             var next = 0
@@ -99,7 +100,7 @@ public final class BenchRunner: Sendable {
                         try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: message))
                     }
                     try await ready.futureResult.get()
-                    channelsBox.withLock { $0.append(channel) }
+                    channelsBox.withLockedValue { $0.append(channel) }
                 }
             }
             for _ in 0..<min(concurrency, total) { add() }
@@ -107,7 +108,7 @@ public final class BenchRunner: Sendable {
                 if next < total { add() }
             }
         }
-        return channelsBox.withLock { $0 }
+        return channelsBox.withLockedValue { $0 }
     }
 
     /// Connections per source address: well inside one address's ephemeral port range.
@@ -142,7 +143,7 @@ public final class BenchRunner: Sendable {
     ) async throws -> BenchResult {
         let total = max(1, Int(rate * configuration.seconds))
         let subscribersPerChannel = subscriberCounts()
-        let published = Locked((ok: 0, errors: 0, expected: 0))
+        let published = NIOLockedValueBox((ok: 0, errors: 0, expected: 0))
         let padding = String(repeating: "x", count: configuration.payloadBytes)
         let nodes = self.nodes
         let start = ContinuousClock.now
@@ -152,7 +153,7 @@ public final class BenchRunner: Sendable {
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                let sent = published.withLock { $0.ok }
+                let sent = published.withLockedValue { $0.ok }
                 self.progress("t=\(String(format: "%.0f", Self.seconds(ContinuousClock.now - start)))s published=\(sent)/\(total) delivered=\(recorder.deliveries - deliveredBefore)")
             }
         }
@@ -184,11 +185,11 @@ public final class BenchRunner: Sendable {
                             let response = try await client.execute(request, timeout: .seconds(10))
                             _ = try await response.body.collect(upTo: 1 << 20)
                             let ok = (200..<300).contains(Int(response.status.code))
-                            published.withLock {
+                            published.withLockedValue {
                                 if ok { $0.ok += 1; $0.expected += expected } else { $0.errors += 1 }
                             }
                         } catch {
-                            published.withLock { $0.errors += 1 }
+                            published.withLockedValue { $0.errors += 1 }
                         }
                         index += self.configuration.publishers
                     }
@@ -197,7 +198,7 @@ public final class BenchRunner: Sendable {
             try await tasks.waitForAll()
         }
         let publishSeconds = Self.seconds(ContinuousClock.now - start)
-        let expected = published.withLock { $0.expected }
+        let expected = published.withLockedValue { $0.expected }
         // Drain: wait until every expected delivery arrived, or nothing arrived for 2 s.
         var last = recorder.deliveries
         var idleSince = ContinuousClock.now
@@ -213,7 +214,7 @@ public final class BenchRunner: Sendable {
         let after = configuration.pids.map { ($0, ProcessStats.read($0)) }
 
         var result = base
-        let counts = published.withLock { $0 }
+        let counts = published.withLockedValue { $0 }
         let deliveries = recorder.deliveries - deliveredBefore
         result.seconds = publishSeconds
         result.targetRate = rate

@@ -1,4 +1,4 @@
-import HeraldCore
+import HeraldProtocol
 import NIOCore
 import NIOWebSocket
 import Synchronization

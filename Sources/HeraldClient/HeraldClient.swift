@@ -1,5 +1,6 @@
 import Foundation
-import HeraldCore
+import HeraldProtocol
+import HeraldSupport
 import Logging
 import NIOCore
 import NIOPosix
@@ -152,6 +153,7 @@ public final class HeraldClient: Sendable {
     public func run() async {
         var failures = 0
         var attempt = 0
+        var backoff = Backoff(base: configuration.backoffBase, cap: configuration.backoffCap)
         while !isClosed, !Task.isCancelled {
             attempt += 1
             continuation.yield(.state(.connecting(attempt: attempt)))
@@ -160,6 +162,7 @@ public final class HeraldClient: Sendable {
                 let (channel, closed, handler) = try await connect()
                 failures = 0
                 attempt = 0
+                backoff.reset()
                 await withTaskCancellationHandler {
                     try? await closed.get()
                 } onCancel: {
@@ -172,7 +175,7 @@ public final class HeraldClient: Sendable {
             }
             if isClosed || Task.isCancelled || refused { break }
             if let maxAttempts = configuration.maxAttempts, failures >= maxAttempts { break }
-            let delay = backoff(failures)
+            let delay = backoff.next()
             continuation.yield(.state(.reconnecting(attempt: failures + 1, delay: delay)))
             try? await Task.sleep(for: delay)
         }
@@ -181,13 +184,6 @@ public final class HeraldClient: Sendable {
     }
 
     private var isClosed: Bool { session.withLock { $0.closed } }
-
-    /// Full jitter: a random delay up to `min(cap, base · 2^failures)`.
-    private func backoff(_ failures: Int) -> Duration {
-        let ceiling = min(configuration.backoffCap, configuration.backoffBase * (1 << min(failures, 20)))
-        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        return .nanoseconds(Int64.random(in: 0...max(nanos, 1)))
-    }
 
     /// Whether the server's close code says that reconnecting cannot succeed: 4001 (no
     /// valid token), or 4002 (token expired) when there is no way to get a fresh one.

@@ -81,6 +81,11 @@ public final class WebSocketHandshakeHandler: ChannelInboundHandler, RemovableCh
 
 /// Opens WebSocket connections with ``WebSocketHandshakeHandler``.
 public enum WebSocketDialer {
+    /// The server accepted the connection but did not answer the upgrade in time.
+    public struct HandshakeTimedOut: Error, CustomStringConvertible {
+        public var description: String { "no answer to the WebSocket upgrade" }
+    }
+
     /// The server refused the upgrade with this HTTP status.
     public struct Refused: Error, CustomStringConvertible {
         public var status: Int
@@ -90,8 +95,11 @@ public enum WebSocketDialer {
 
     /// Connects to `ws://host:port/path` and returns the upgraded channel, whose pipeline then
     /// holds NIO's frame codec followed by the handlers `install` added.
-    /// - Parameter localAddress: the source address (load generators spread connections over
-    ///   several loopback addresses when one address's ports would run out).
+    /// - Parameters:
+    ///   - connectTimeout: for the TCP (and TLS) connection, and again for the answer to the
+    ///     upgrade request: a server that accepts and never answers must not hold the caller.
+    ///   - localAddress: the source address (load generators spread connections over
+    ///     several loopback addresses when one address's ports would run out).
     public static func connect(
         host: String, port: Int, path: String, headers: [(String, String)] = [], tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, connectTimeout: TimeAmount = .seconds(10),
@@ -128,6 +136,11 @@ public enum WebSocketDialer {
             promise.fail(error)
             throw error
         }
+        let deadline = loop.scheduleTask(in: connectTimeout) {
+            promise.fail(HandshakeTimedOut())
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
         switch try await promise.futureResult.get() {
         case .upgraded: return channel
         case .refused(let status, let head): throw Refused(status: status, head: head)

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocol
 import NIOCore
 
 /// Fuzz target: one inbound text message through the whole session (JSON decoding, field

@@ -11,6 +11,7 @@ let targets: [String: @Sendable (UnsafeBufferPointer<UInt8>) -> Void] = [
 ]
 
 #if FUZZING
+import HeraldProtocol
 import CFuzzDriver
 
 /// The chosen target, read by the C callback libFuzzer calls (which cannot capture).

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 
 enum JSONEncoderShim {
     static func encode(_ message: ClientMessage) throws -> [UInt8] {

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 
 /// Fuzz target: ``JSONReader``, the parser of REST publish bodies, against `JSONDecoder`.
 ///

@@ -1,3 +1,4 @@
+import HeraldSupport
 import Logging
 import NIOCore
 import Synchronization
@@ -70,8 +71,7 @@ public final class RedisSupervisor: Sendable {
                 if Task.isCancelled { break }
                 logger.debug("cannot reach Redis", metadata: ["redis": "\(url)", "link": "\(name)", "error": "\(error)"])
             }
-            let delay = backoff.next()
-            try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+            try? await Task.sleep(for: backoff.next())
         }
         current.withLock { connection in
             connection?.close()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeraldClient
 import HeraldCore
+import HeraldProtocol
 import NIOSSL
 
 /// `herald client`: the interactive client of the original design, on the reconnecting library.

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldSupport
 import Testing
 
 @Suite struct RandomIDTests {

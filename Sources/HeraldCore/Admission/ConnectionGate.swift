@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Admits new WebSocket connections: at most so many per client address, and no faster than
@@ -20,16 +21,16 @@ public final class ConnectionGate: Sendable {
 
     /// Most connections per address; 0 means no limit.
     public let maxPerAddress: Int
-    private let state: Locked<State>
+    private let state: NIOLockedValueBox<State>
 
     public init(maxPerAddress: Int, rate: Double, burst: Double, now: NIODeadline = .now()) {
         self.maxPerAddress = maxPerAddress
-        self.state = Locked(State(bucket: TokenBucket(rate: rate, burst: burst, now: now)))
+        self.state = NIOLockedValueBox(State(bucket: TokenBucket(rate: rate, burst: burst, now: now)))
     }
 
     /// Takes a slot for `address`; pair every `.admitted` with ``release(_:)``.
     public func admit(_ address: String, now: NIODeadline = .now()) -> Verdict {
-        state.withLock { state in
+        state.withLockedValue { state in
             let open = state.perAddress[address, default: 0]
             if maxPerAddress > 0, open >= maxPerAddress { return .tooManyFromAddress(limit: maxPerAddress) }
             guard state.bucket.take(now: now) else { return .tooFast }
@@ -40,7 +41,7 @@ public final class ConnectionGate: Sendable {
 
     /// Gives back the slot of a connection from `address` that closed.
     public func release(_ address: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let open = state.perAddress[address] else { return }
             state.perAddress[address] = open > 1 ? open - 1 : nil
         }
@@ -48,6 +49,6 @@ public final class ConnectionGate: Sendable {
 
     /// Open connections from `address` (for tests and stats).
     public func openConnections(from address: String) -> Int {
-        state.withLock { $0.perAddress[address, default: 0] }
+        state.withLockedValue { $0.perAddress[address, default: 0] }
     }
 }

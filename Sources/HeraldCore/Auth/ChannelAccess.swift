@@ -1,3 +1,4 @@
+
 /// What a connection may do with channels, decided by how it authenticated.
 ///
 /// Channels named `private:…` are never open to everyone: only a token that grants them lets

@@ -1,3 +1,5 @@
+import HeraldProtocol
+
 /// The channels a connection token grants: exact names and prefixes (`orders:*`).
 ///
 /// Parsed once, when the token is verified, so checking a channel on `subscribe` is a few

@@ -1,3 +1,4 @@
+
 /// Who a verified connection token says the client is, and what it grants.
 public struct ClientIdentity: Sendable, Equatable {
     /// The token's `sub` claim.

@@ -1,3 +1,4 @@
+import HeraldProtocol
 import NIOCore
 
 /// One message on its way from a publisher to the subscribers of a channel, on any node.

@@ -1,3 +1,4 @@
+
 /// Cluster-wide figures, answered from the registry that every node keeps up to date.
 ///
 /// A single node has no directory: its own Hub is the whole picture. With Redis, the

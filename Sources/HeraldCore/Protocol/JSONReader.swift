@@ -1,3 +1,5 @@
+import HeraldProtocol
+
 /// A strict RFC 8259 reader for the JSON objects Herald receives on its hot paths: REST
 /// publish bodies and client frames.
 ///

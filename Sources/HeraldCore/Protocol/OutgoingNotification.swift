@@ -1,3 +1,4 @@
+import HeraldProtocol
 import NIOCore
 
 /// A notification as the server builds it for publishing: the same fields as

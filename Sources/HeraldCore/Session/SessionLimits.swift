@@ -1,3 +1,4 @@
+
 /// Per-connection limits the session rules enforce. Every value comes from configuration.
 public struct SessionLimits: Sendable {
     /// Most channels one connection may be subscribed to at once.

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import JWTKit
 
 /// Verifies connection tokens against the node's configured keys.

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldProtocol
 import Hummingbird
 
 /// The JSON body of every REST error: `{"error": text, "code": CODE}`.

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocol
 import NIOCore
 
 /// The body of `POST /api/notify/{channel}` and `POST /api/broadcast`: every field optional

@@ -1,4 +1,5 @@
 import Foundation
+import HeraldSupport
 
 /// A notification as subscribers receive it.
 ///
