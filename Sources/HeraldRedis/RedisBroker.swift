@@ -1,5 +1,8 @@
 import HeraldCore
+import HeraldProtocol
+import HeraldSupport
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RedisBridge
 import ServiceLifecycle
@@ -10,8 +13,12 @@ import Synchronization
 /// - **Publish** goes out on a command connection, pipelined: every PUBLISH is written at
 ///   once and its reply matched in order, so throughput is not one round trip per message.
 /// - **Interest** is per channel: this node SUBSCRIBEs to `<prefix>:ch:<channel>` only while
-///   one of its sockets wants the channel. Changes are coalesced on the broker's event loop
-///   and sent as one SUBSCRIBE/UNSUBSCRIBE per batch (up to ``batchSize`` channels each).
+///   one of its sockets wants the channel. ``SubscriptionStateMachine`` tracks wanted and
+///   confirmed channels; changes are coalesced on the broker's event loop and sent as one
+///   SUBSCRIBE/UNSUBSCRIBE per batch (up to ``batchSize`` channels each), and a channel counts
+///   as subscribed only once Redis confirmed it — which is what ``whenSubscribed(_:on:)``, and
+///   so a client's `subscribed`, waits for. A refused command is logged and retried with
+///   backoff while the channel is still wanted.
 /// - **Failures**: each connection is kept up by a ``RedisSupervisor`` (backoff with jitter);
 ///   after the pub/sub connection returns, every channel with local subscribers is subscribed
 ///   again. While the command connection is down, `publish` throws `unavailable` (REST 503).
@@ -24,11 +31,12 @@ public final class RedisBroker: Broker {
 
     private struct State {
         var pubsub: RedisConnection?
-        /// Channels with local subscribers: what Redis should be sending us.
-        var desired = Set<String>()
-        /// What the current pub/sub connection has been asked to send.
-        var subscribed = Set<String>()
+        var machine = SubscriptionStateMachine()
+        /// Promises of ``whenSubscribed(_:on:)`` callers, by channel.
+        var waiters: [String: [EventLoopPromise<Void>]] = [:]
         var flushScheduled = false
+        /// Backoff for refused (UN)SUBSCRIBE commands; reset by a success.
+        var retryBackoff = Backoff(base: .milliseconds(100), cap: .seconds(5))
     }
 
     public let url: RedisURL
@@ -39,7 +47,7 @@ public final class RedisBroker: Broker {
     private let subscriptions: RedisSupervisor
     private let state = Mutex(State())
     /// Set once by `attach`, read on every incoming message.
-    private let sink = Locked<(any PublicationSink)?>(nil)
+    private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let channelPrefix: [UInt8]
 
     public init(url: RedisURL, prefix: String, group: any EventLoopGroup, logger: Logger) {
@@ -49,10 +57,11 @@ public final class RedisBroker: Broker {
         self.loop = group.next()
         let channelPrefix = Array("\(prefix):ch:".utf8)
         self.channelPrefix = channelPrefix
-        let sink = self.sink
+        let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
+        self.sink = sink
         self.commands = RedisSupervisor(url: url, name: "publish", group: group, logger: logger)
         self.subscriptions = RedisSupervisor(url: url, name: "subscribe", group: group, logger: logger) { key, payload in
-            guard let sink = sink.value,
+            guard let sink = sink.withLockedValue({ $0 }),
                 let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix)
             else { return }
             sink.deliver(publication)
@@ -67,7 +76,7 @@ public final class RedisBroker: Broker {
     }
 
     public func attach(_ sink: any PublicationSink) {
-        self.sink.value = sink
+        self.sink.withLockedValue { $0 = sink }
     }
 
     public func run() async throws {
@@ -79,8 +88,9 @@ public final class RedisBroker: Broker {
                         // A new connection is subscribed to nothing: ask for everything again.
                         self.state.withLock { state in
                             state.pubsub = connection
-                            state.subscribed = []
+                            state.machine.connected()
                         }
+                        connection.closeFuture.whenComplete { _ in self.pubsubClosed(connection) }
                         self.flush()
                     }
                 }
@@ -102,9 +112,12 @@ public final class RedisBroker: Broker {
         }
     }
 
+    // MARK: Interest
+
     public func setInterest(in channel: String, _ interested: Bool) {
         let schedule = state.withLock { state -> Bool in
-            if interested { state.desired.insert(channel) } else { state.desired.remove(channel) }
+            state.machine.interestChanged(channel, wanted: interested)
+            if !interested { Self.take(state.waiters.removeValue(forKey: channel)) }
             guard !state.flushScheduled else { return false }
             state.flushScheduled = true
             return true
@@ -112,31 +125,116 @@ public final class RedisBroker: Broker {
         if schedule { loop.execute { self.flush() } }
     }
 
-    /// Sends the difference between desired and subscribed channels, in batches.
+    public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        let readiness = state.withLock { state -> SubscriptionStateMachine.Readiness in
+            let readiness = state.machine.readiness(of: channel)
+            if readiness == .pending { state.waiters[channel, default: []].append(promise) }
+            return readiness
+        }
+        switch readiness {
+        case .ready: promise.succeed()
+        case .pending: break
+        case .unavailable: promise.fail(BrokerError.unavailable("Redis at \(url.host):\(url.port) is unreachable"))
+        }
+        return promise.futureResult
+    }
+
+    /// Waiters dropped with their interest: the subscriber that waited is gone already.
+    private static func take(_ promises: [EventLoopPromise<Void>]?) {
+        for promise in promises ?? [] { promise.fail(BrokerError.unavailable("unsubscribed before Redis confirmed")) }
+    }
+
+    /// Sends what the machine says is due, in batches.
     private func flush() {
-        let work = state.withLock { state -> (RedisConnection, [String], [String])? in
+        let work = state.withLock { state -> (RedisConnection, SubscriptionStateMachine.Commands)? in
             state.flushScheduled = false
             guard let connection = state.pubsub, connection.isActive else { return nil }
-            let add = Array(state.desired.subtracting(state.subscribed))
-            let remove = Array(state.subscribed.subtracting(state.desired))
-            state.subscribed = state.desired
-            return (connection, add, remove)
+            return (connection, state.machine.flush())
         }
-        guard let (connection, add, remove) = work else { return }
-        send("SUBSCRIBE", add, on: connection)
-        send("UNSUBSCRIBE", remove, on: connection)
-        if !add.isEmpty || !remove.isEmpty {
-            logger.trace("interest changed", metadata: ["subscribe": "\(add.count)", "unsubscribe": "\(remove.count)"])
+        guard let (connection, due) = work else { return }
+        send(due, on: connection)
+    }
+
+    private func send(_ due: SubscriptionStateMachine.Commands, on connection: RedisConnection) {
+        guard !due.isEmpty else { return }
+        logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
+        for batch in due.subscribe.chunks(of: Self.batchSize) {
+            connection.pubsub("SUBSCRIBE", batch.map(key)).whenComplete { result in
+                self.settled(subscribe: true, batch, result, on: connection)
+            }
+        }
+        for batch in due.unsubscribe.chunks(of: Self.batchSize) {
+            connection.pubsub("UNSUBSCRIBE", batch.map(key)).whenComplete { result in
+                self.settled(subscribe: false, batch, result, on: connection)
+            }
         }
     }
 
-    private func send(_ command: String, _ channels: [String], on connection: RedisConnection) {
-        var start = 0
-        while start < channels.count {
-            let batch = channels[start..<min(start + Self.batchSize, channels.count)]
-            let keys = batch.map { ByteBuffer(bytes: channelPrefix + Array($0.utf8)) }
-            connection.sendWithoutReply([ByteBuffer(string: command)] + keys)
-            start += Self.batchSize
+    /// Redis answered a (UN)SUBSCRIBE: confirm or fail the waiters, and retry what failed.
+    private func settled(subscribe: Bool, _ channels: [String], _ result: Result<Void, any Error>, on connection: RedisConnection) {
+        // A reply lost with its connection: pubsubClosed settles everything at once.
+        if case .failure(let error) = result, (error as? RedisConnectionError) == .closed { return }
+        var succeed: [EventLoopPromise<Void>] = []
+        var fail: [EventLoopPromise<Void>] = []
+        var retryDelay: Duration?
+        let next = state.withLock { state -> SubscriptionStateMachine.Commands in
+            // Replies from a connection that is gone were settled by pubsubClosed already.
+            guard state.pubsub === connection else { return .init() }
+            let outcome: SubscriptionStateMachine.Settled
+            switch (subscribe, result) {
+            case (true, .success):
+                outcome = state.machine.subscribeSucceeded(channels)
+                state.retryBackoff.reset()
+            case (true, .failure):
+                outcome = state.machine.subscribeFailed(channels)
+                retryDelay = state.retryBackoff.next()
+            case (false, .success):
+                outcome = state.machine.unsubscribeSucceeded(channels)
+            case (false, .failure):
+                state.machine.unsubscribeFailed(channels)
+                outcome = .init()
+                retryDelay = state.retryBackoff.next()
+            }
+            for channel in outcome.confirmed { succeed += state.waiters.removeValue(forKey: channel) ?? [] }
+            for channel in outcome.failed { fail += state.waiters.removeValue(forKey: channel) ?? [] }
+            return outcome.commands
         }
+        if case .failure(let error) = result {
+            logger.error("Redis refused \(subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"); retrying", metadata: [
+                "channels": "\(channels.prefix(5).joined(separator: ","))\(channels.count > 5 ? ",…" : "")",
+                "count": "\(channels.count)", "error": "\(error)",
+            ])
+        }
+        for promise in succeed { promise.succeed() }
+        for promise in fail { promise.fail(BrokerError.unavailable("Redis refused to subscribe: \(result)")) }
+        send(next, on: connection)
+        if let retryDelay {
+            loop.scheduleTask(in: .nanoseconds(retryDelay.nanoseconds)) {
+                self.state.withLock { $0.machine.retry(channels) }
+                self.flush()
+            }
+        }
+    }
+
+    /// The pub/sub connection dropped: every waiter fails; the supervisor reconnects.
+    private func pubsubClosed(_ connection: RedisConnection) {
+        let failed = state.withLock { state -> [EventLoopPromise<Void>] in
+            guard state.pubsub === connection else { return [] }
+            state.pubsub = nil
+            return state.machine.disconnected().flatMap { state.waiters.removeValue(forKey: $0) ?? [] }
+        }
+        for promise in failed { promise.fail(BrokerError.unavailable("lost the connection to Redis")) }
+    }
+
+    private func key(_ channel: String) -> ByteBuffer {
+        ByteBuffer(bytes: channelPrefix + Array(channel.utf8))
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements.
+    func chunks(of size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
 }

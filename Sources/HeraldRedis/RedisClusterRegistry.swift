@@ -36,7 +36,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let loop: any EventLoop
     private let pending = Mutex(Pending())
     private let liveNodes = Mutex<[String]>([])
-    private let hubBox = Mutex<Hub?>(nil)
+    private let localBox = Mutex<(any LocalNodeState)?>(nil)
 
     public init(nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger) {
         self.nodeID = nodeID
@@ -47,13 +47,14 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         self.supervisor = RedisSupervisor(url: url, name: "registry", group: group, logger: logger)
     }
 
-    /// Starts mirroring `hub`. Called once, before `run()`.
-    public func attach(_ hub: Hub) {
-        hubBox.withLock { $0 = hub }
+    /// Starts mirroring this node's state; the Hub tells of changes through ``HubObserver``.
+    /// Called once, before `run()`.
+    public func attach(_ local: any LocalNodeState, hub: Hub) {
+        localBox.withLock { $0 = local }
         hub.setObserver(self)
     }
 
-    private var hub: Hub? { hubBox.withLock { $0 } }
+    private var local: (any LocalNodeState)? { localBox.withLock { $0 } }
 
     // MARK: Keys
 
@@ -95,9 +96,9 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     /// On every (re)connection: replace whatever this node had in Redis with the truth.
     private func registerFully(on connection: RedisConnection) async throws {
-        guard let hub else { return }
-        let clients = await hub.clients(after: 0, limit: Int.max)
-        let counts = hub.channelCounts()
+        guard let local else { return }
+        let clients = await local.clients(after: 0, limit: Int.max)
+        let counts = local.channelCounts()
         pending.withLock { $0 = Pending() }
         var commands: [[String]] = [
             ["DEL", channelsKey(nodeID), clientsKey(nodeID), clientInfoKey(nodeID)],
@@ -112,11 +113,11 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 
     private func writeStats(on connection: RedisConnection) async throws {
-        guard let hub else { return }
+        guard let local else { return }
         let ttlMillis = String(ttl.nanoseconds / 1_000_000)
         let commands: [[String]] = [
             ["SADD", nodesKey, nodeID],
-            ["SET", nodeKey(nodeID), Self.json(hub.stats), "PX", ttlMillis],
+            ["SET", nodeKey(nodeID), Self.json(local.stats), "PX", ttlMillis],
             ["PEXPIRE", channelsKey(nodeID), ttlMillis],
             ["PEXPIRE", clientsKey(nodeID), ttlMillis],
             ["PEXPIRE", clientInfoKey(nodeID), ttlMillis],
@@ -194,12 +195,12 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
             defer { pending = Pending() }
             return pending
         }
-        guard let hub, let connection = supervisor.connection else { return }
+        guard let local, let connection = supervisor.connection else { return }
         var commands: [[String]] = []
         var setCounts: [String] = []
         var removedChannels: [String] = []
         for channel in batch.channels {
-            let count = hub.subscriberCount(channel)
+            let count = local.subscriberCount(channel)
             if count > 0 { setCounts += [channel, String(count)] } else { removedChannels.append(channel) }
         }
         commands += chunked(setCounts, prefix: ["HSET", channelsKey(nodeID)])

@@ -4,8 +4,11 @@ import NIOCore
 /// matched to requests in order, and pub/sub pushes handed to a callback.
 ///
 /// Requests are pipelined: every write carries its own promise, appended to a FIFO, and each
-/// reply completes the oldest one, so any number of commands may be in flight. A reader
-/// failure poisons hiredis' reader, so the connection is closed and every waiter fails.
+/// reply completes the oldest one, so any number of commands may be in flight. On a pub/sub
+/// connection a (UN)SUBSCRIBE of *n* channels is answered by *n* confirmation pushes, or by one
+/// error reply (an ACL `NOPERM`) for the whole command: such commands wait in a FIFO of their
+/// own, so a refusal is reported to the command that caused it instead of being dropped. A
+/// reader failure poisons hiredis' reader, so the connection is closed and every waiter fails.
 public final class RESPChannelHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = RESPRequest
@@ -16,6 +19,8 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
 
     private let reader = HiredisReader()
     private var waiting = CircularBuffer<EventLoopPromise<RESPValue>?>()
+    /// Pub/sub (UN)SUBSCRIBEs in flight: confirmations still due, and the promise to complete.
+    private var confirming = CircularBuffer<(remaining: Int, promise: EventLoopPromise<RESPValue>?)>()
     private let onMessage: PushHandler?
 
     /// - Parameter onMessage: set for a pub/sub connection; arrays that are pushes
@@ -28,7 +33,10 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         let request = unwrapOutboundIn(data)
         // A write after the connection closed fails its promise, and RedisConnection fails
         // the reply with it; no reply can come on a closed connection anyway.
-        if request.expectsReply { waiting.append(request.reply) }
+        switch request.expects {
+        case .reply: waiting.append(request.reply)
+        case .confirmations(let count): confirming.append((count, request.reply))
+        }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
     }
 
@@ -36,9 +44,22 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         do {
             try reader.feed(unwrapInboundIn(data))
             while let value = try reader.next() {
-                if let onMessage, let push = Self.push(value) {
-                    if let message = push { onMessage(message.0, message.1) }
-                    continue
+                if let onMessage {
+                    switch Self.push(value) {
+                    case .message(let channel, let payload):
+                        onMessage(channel, payload)
+                        continue
+                    case .confirmation:
+                        confirmed()
+                        continue
+                    case .other:
+                        continue
+                    case nil:
+                        if case .error = value, !confirming.isEmpty {
+                            confirming.removeFirst().promise?.succeed(value)
+                            continue
+                        }
+                    }
                 }
                 guard let promise = waiting.popFirst() else { continue }
                 promise?.succeed(value)
@@ -49,9 +70,19 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         }
     }
 
+    /// One (un)subscribe confirmation push: counts towards the oldest command in flight.
+    private func confirmed() {
+        guard !confirming.isEmpty else { return }
+        confirming[confirming.startIndex].remaining -= 1
+        if confirming[confirming.startIndex].remaining <= 0 {
+            confirming.removeFirst().promise?.succeed(.simpleString("OK"))
+        }
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
         let error = RedisConnectionError.closed
         while let promise = waiting.popFirst() { promise?.fail(error) }
+        while let pending = confirming.popFirst() { pending.promise?.fail(error) }
         context.fireChannelInactive()
     }
 
@@ -59,34 +90,49 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// `.some(message)` for a `message` push, `.some(nil)` for another push, `nil` for a reply.
-    private static func push(_ value: RESPValue) -> (ByteBuffer, ByteBuffer)?? {
+    private enum Push {
+        case message(ByteBuffer, ByteBuffer)
+        /// A `subscribe`/`unsubscribe` confirmation.
+        case confirmation
+        case other
+    }
+
+    /// The kind of push `value` is; `nil` for an ordinary reply.
+    private static func push(_ value: RESPValue) -> Push? {
         guard case .array(let items) = value, let kind = items.first?.string else { return nil }
         switch kind {
         case "message":
             guard items.count == 3, case .bulkString(let channel) = items[1], case .bulkString(let payload) = items[2]
-            else { return .some(nil) }
-            return .some((channel, payload))
-        case "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "pmessage":
-            return .some(nil)
+            else { return .other }
+            return .message(channel, payload)
+        case "subscribe", "unsubscribe":
+            return .confirmation
+        case "psubscribe", "punsubscribe", "pmessage":
+            return .other
         default:
             return nil
         }
     }
 }
 
-/// A command on its way to Redis: its RESP bytes and, unless fire-and-forget, the promise
-/// its reply completes.
+/// A command on its way to Redis: its RESP bytes and the promise its answer completes.
 public struct RESPRequest: Sendable {
+    /// How Redis answers the command.
+    public enum Answer: Sendable, Equatable {
+        /// One reply.
+        case reply
+        /// A pub/sub (UN)SUBSCRIBE: one confirmation push per channel, or one error reply.
+        case confirmations(Int)
+    }
+
     public var bytes: ByteBuffer
     public var reply: EventLoopPromise<RESPValue>?
-    /// False for pub/sub (UN)SUBSCRIBE, whose confirmations arrive as pushes.
-    public var expectsReply: Bool
+    public var expects: Answer
 
-    public init(bytes: ByteBuffer, reply: EventLoopPromise<RESPValue>?, expectsReply: Bool = true) {
+    public init(bytes: ByteBuffer, reply: EventLoopPromise<RESPValue>?, expects: Answer = .reply) {
         self.bytes = bytes
         self.reply = reply
-        self.expectsReply = expectsReply
+        self.expects = expects
     }
 }
 

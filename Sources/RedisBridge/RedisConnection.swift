@@ -69,9 +69,12 @@ public final class RedisConnection: Sendable {
         writeCommand(arguments, flush: true)
     }
 
-    private func writeCommand(_ arguments: [ByteBuffer], flush: Bool) -> EventLoopFuture<RESPValue> {
+    private func writeCommand(
+        _ arguments: [ByteBuffer], flush: Bool, expects: RESPRequest.Answer = .reply
+    ) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        let request = RESPRequest(bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: promise)
+        let request = RESPRequest(
+            bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: promise, expects: expects)
         // A write that cannot happen (the connection closed, perhaps long enough ago that its
         // handlers are gone) fails only its own promise: fail the reply with it, or the reply
         // would be awaited forever — a node hung on shutdown when Redis went away under a
@@ -89,11 +92,12 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    /// Sends a command whose confirmation arrives as a push (pub/sub SUBSCRIBE/UNSUBSCRIBE).
-    public func sendWithoutReply(_ arguments: [ByteBuffer]) {
-        let request = RESPRequest(
-            bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: nil, expectsReply: false)
-        channel.writeAndFlush(request, promise: nil)
+    /// Sends a pub/sub `SUBSCRIBE` or `UNSUBSCRIBE` of `channels` (at least one); succeeds once
+    /// Redis confirmed every channel, fails with its error reply (an ACL `NOPERM`, say).
+    public func pubsub(_ command: String, _ channels: [ByteBuffer]) -> EventLoopFuture<Void> {
+        precondition(!channels.isEmpty, "an empty (UN)SUBSCRIBE means 'all channels' to Redis")
+        return writeCommand([ByteBuffer(string: command)] + channels, flush: true, expects: .confirmations(channels.count))
+            .map { _ in }
     }
 
     public var isActive: Bool { channel.isActive }

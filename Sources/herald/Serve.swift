@@ -84,16 +84,17 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(error.description)
         }
         LoggingSystem.bootstrap { label in NodeLogHandler(label: label, level: configuration.logLevel) }
-        let node = HeraldNode(configuration: configuration)
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: node)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: node.logger
-        )
-        // The node's own drain is bounded by the grace period; this is the backstop.
-        groupConfiguration.maximumGracefulShutdownDuration =
-            .nanoseconds(configuration.shutdownGrace.nanoseconds) + .seconds(2)
-        let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
+        try await HeraldNode.withEventLoopGroup(threads: configuration.threads) { eventLoopGroup in
+            let node = HeraldNode(configuration: configuration, eventLoopGroup: eventLoopGroup)
+            var groupConfiguration = ServiceGroupConfiguration(
+                services: [.init(service: node)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: node.logger
+            )
+            // The node's own drain is bounded by the grace period; this is the backstop.
+            groupConfiguration.maximumGracefulShutdownDuration =
+                .nanoseconds(configuration.shutdownGrace.nanoseconds) + .seconds(2)
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        }
     }
 }

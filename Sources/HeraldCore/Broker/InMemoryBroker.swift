@@ -1,3 +1,5 @@
+import HeraldProtocol
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -24,6 +26,11 @@ public final class InMemoryBroker: Broker {
 
     /// Interest needs no bookkeeping: every publication reaches the one Hub anyway.
     public func setInterest(in channel: String, _ interested: Bool) {}
+
+    /// Every publication reaches the one Hub: a subscription is in effect at once.
+    public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        loop.makeSucceededVoidFuture()
+    }
 
     public func run() async throws {
         try? await gracefulShutdown()

@@ -19,11 +19,11 @@ final class LoopShard: @unchecked Sendable {
     private var pending: [Pending] = []
     private var drainScheduled = false
     private var heartbeatTask: RepeatedTask?
-    private let onDelivered: @Sendable (Int) -> Void
+    private let delivered: DeliveredCounter
 
-    init(eventLoop: any EventLoop, onDelivered: @escaping @Sendable (Int) -> Void) {
+    init(eventLoop: any EventLoop, delivered: DeliveredCounter) {
         self.eventLoop = eventLoop
-        self.onDelivered = onDelivered
+        self.delivered = delivered
     }
 
     func add(_ connection: any HubConnection) {
@@ -69,21 +69,21 @@ final class LoopShard: @unchecked Sendable {
         drainScheduled = false
         var batch: [Pending] = []
         swap(&batch, &pending)
-        var delivered = 0
+        var count = 0
         if batch.count == 1 {
             let item = batch[0]
-            delivered = forEachRecipient(of: item) { $0.send(item.frame) }
+            count = forEachRecipient(of: item) { $0.send(item.frame) }
         } else {
             // Several publications queued up: write them all, then flush each connection once.
             var touched: [any HubConnection] = []
             for item in batch {
-                delivered += forEachRecipient(of: item) { connection in
+                count += forEachRecipient(of: item) { connection in
                     if connection.write(item.frame) { touched.append(connection) }
                 }
             }
             for connection in touched { connection.flush() }
         }
-        if delivered > 0 { onDelivered(delivered) }
+        if count > 0 { delivered.add(count) }
     }
 
     private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {

@@ -1,3 +1,4 @@
+import HeraldProtocol
 import NIOCore
 
 /// The rules of one WebSocket client session, as a pure state machine.
@@ -52,6 +53,12 @@ public struct ClientSession: Sendable {
         self.access = access
         self.requiresToken = requiresToken
         self.bucket = TokenBucket(rate: limits.rateLimit, burst: limits.rateBurst, now: now)
+    }
+
+    /// The broker could not confirm a subscription the session accepted: it is undone.
+    /// - Returns: whether the channel was still subscribed.
+    public mutating func subscriptionFailed(_ channel: String) -> Bool {
+        subscriptions.remove(channel) != nil
     }
 
     /// The token of an `auth` message was verified.

@@ -8,15 +8,16 @@ import ServiceLifecycle
 /// `server_shutdown` and a 1001 close while the HTTP server still finishes in-flight REST calls.
 struct ConnectionDrain: Service {
     let hub: Hub
+    let slots: ConnectionSlots
     let configuration: HeraldConfiguration
     let logger: Logger
 
     func run() async throws {
         hub.startHeartbeat(every: configuration.heartbeatTick)
         try? await gracefulShutdown()
-        let count = hub.connectionCount
-        logger.notice("shutting down: closing WebSocket connections", metadata: ["connections": "\(count)"])
-        let frame = ServerFrame.message(.serverShutdown(message: "Server is shutting down"))
-        await hub.shutdown(with: frame, timeout: configuration.shutdownGrace)
+        slots.stopAccepting()
+        logger.notice("shutting down: closing WebSocket connections", metadata: ["connections": "\(slots.count)"])
+        hub.shutdownConnections(with: ServerFrame.message(.serverShutdown(message: "Server is shutting down")))
+        await slots.waitUntilEmpty(timeout: .nanoseconds(configuration.shutdownGrace.nanoseconds))
     }
 }

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import ServiceLifecycle
 
@@ -12,21 +13,36 @@ import ServiceLifecycle
 ///
 /// A `Service`: run it in a `ServiceGroup` (the CLI does, with SIGTERM/SIGINT as graceful
 /// shutdown signals) or directly from a test. Nothing is global, so a test can run several.
+/// The event-loop group is the caller's: it outlives the node and the caller shuts it down
+/// (``withEventLoopGroup(threads:_:)`` does both in one scope).
+///
+/// Wiring, in the one direction dependencies point: the broker and the registry know nothing
+/// of the HTTP layer; the Hub knows the broker only to tell it of interest; REST routes and
+/// WebSocket connections get the publisher, counts and figures they use, never the Hub's
+/// collaborators through the Hub.
 public final class HeraldNode: Service {
     public let configuration: HeraldConfiguration
     public let hub: Hub
+    public let broker: any Broker
+    public let slots: ConnectionSlots
+    public let publisher: Publisher
+    public let counts: SubscriberCounts
+    public let local: LocalNode
     public let logger: Logger
-    private let eventLoopGroup: MultiThreadedEventLoopGroup
+    private let eventLoopGroup: any EventLoopGroup
     private let onServerRunning: @Sendable (Int) async -> Void
     private let registry: RedisClusterRegistry?
     /// Per-address and rate limits on new WebSocket connections.
     public let gate: ConnectionGate
 
     /// - Parameters:
-    ///   - broker: where publications go; the in-memory broker (single node) by default.
+    ///   - eventLoopGroup: the loops the node serves on (one Hub shard each).
+    ///   - broker: where publications go; by default Redis when `redisURL` is set, else the
+    ///     in-memory broker.
     ///   - onServerRunning: called with the bound port once the node accepts connections.
     public init(
         configuration: HeraldConfiguration,
+        eventLoopGroup: any EventLoopGroup,
         broker: (any Broker)? = nil,
         logger: Logger? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -36,23 +52,48 @@ public final class HeraldNode: Service {
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
         self.configuration = configuration
         self.logger = logger
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        self.eventLoopGroup = group
-        if let url = configuration.redisURL {
-            let registry = RedisClusterRegistry(
+        self.eventLoopGroup = eventLoopGroup
+        let registry = configuration.redisURL.map { url in
+            RedisClusterRegistry(
                 nodeID: configuration.nodeID, url: url, prefix: configuration.redisPrefix,
-                interval: configuration.registryInterval, group: group, logger: logger)
-            let redis = broker ?? RedisBroker(url: url, prefix: configuration.redisPrefix, group: group, logger: logger)
-            self.hub = Hub(nodeID: configuration.nodeID, broker: redis, eventLoopGroup: group, cluster: registry)
-            registry.attach(hub)
-            self.registry = registry
-        } else {
-            self.hub = Hub(nodeID: configuration.nodeID, broker: broker ?? InMemoryBroker(), eventLoopGroup: group)
-            self.registry = nil
+                interval: configuration.registryInterval, group: eventLoopGroup, logger: logger)
         }
+        let broker = broker ?? configuration.redisURL.map { url in
+            RedisBroker(url: url, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger)
+        } ?? InMemoryBroker()
+        let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup)
+        broker.attach(hub)
+        let counts = SubscriberCounts(hub: hub, cluster: registry)
+        let slots = ConnectionSlots()
+        let publisher = Publisher(broker: broker, counts: counts)
+        let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
+        registry?.attach(local, hub: hub)
+        self.hub = hub
+        self.broker = broker
+        self.registry = registry
+        self.counts = counts
+        self.slots = slots
+        self.publisher = publisher
+        self.local = local
         let limits = configuration.connectionLimits
         self.gate = ConnectionGate(maxPerAddress: limits.maxPerAddress, rate: limits.rate, burst: limits.burst)
         self.onServerRunning = onServerRunning
+    }
+
+    /// Runs `body` with a fresh event-loop group of `threads` threads, and shuts the group down
+    /// afterwards, whether `body` returns or throws.
+    public static func withEventLoopGroup<T>(
+        threads: Int, _ body: (MultiThreadedEventLoopGroup) async throws -> T
+    ) async throws -> T {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        do {
+            let result = try await body(group)
+            try await group.shutdownGracefully()
+            return result
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
     }
 
     public func run() async throws {
@@ -68,25 +109,28 @@ public final class HeraldNode: Service {
         let verifier = auth.verifiesTokens ? await TokenVerifier(auth) : nil
         let application = try makeApplication(verifier: verifier)
         // Shut down in reverse: clients first, then the HTTP server, then the registry and broker.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: hub.broker)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: broker)]
         if let registry { services.append(.init(service: registry)) }
         services.append(.init(service: application))
-        services.append(.init(service: ConnectionDrain(hub: hub, configuration: configuration, logger: logger)))
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            try? await eventLoopGroup.shutdownGracefully()
-            throw error
-        }
-        try? await eventLoopGroup.shutdownGracefully()
+        services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))
+        try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
     }
 
-    /// The REST routes this node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
-    /// test can hold docs/openapi.yaml to what the router really has.
-    public func restRoutes() -> [String] {
+    /// The REST routes a node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
+    /// test can hold docs/openapi.yaml to what the router really has. Builds no sockets and
+    /// starts no threads.
+    public static func restRoutes(configuration: HeraldConfiguration = HeraldConfiguration()) -> [String] {
+        let loop = EmbeddedEventLoop()
+        let broker = InMemoryBroker()
+        let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: loop)
+        let counts = SubscriberCounts(hub: hub, cluster: nil)
+        let slots = ConnectionSlots()
+        let publisher = Publisher(broker: broker, counts: counts)
+        let routes = APIRoutes(
+            local: LocalNode(hub: hub, slots: slots, publisher: publisher), publisher: publisher, broker: broker,
+            cluster: nil, slots: slots, configuration: configuration)
         let router = Router(context: HeraldRequestContext.self)
-        APIRoutes(hub: hub, configuration: configuration).register(on: router)
+        routes.register(on: router)
         return router.routes.map { route in
             let path = route.path.description.split(separator: "/").map { segment in
                 segment.hasPrefix(":") ? "{\(segment.dropFirst())}" : String(segment)
@@ -100,20 +144,23 @@ public final class HeraldNode: Service {
         router.middlewares.add(RequestLogMiddleware(level: .info))
         router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
         router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys))
-        APIRoutes(hub: hub, configuration: configuration).register(on: router)
+        APIRoutes(
+            local: local, publisher: publisher, broker: broker, cluster: registry, slots: slots,
+            configuration: configuration
+        ).register(on: router)
 
-        let hub = self.hub
         let configuration = self.configuration
         let logger = self.logger
         let onServerRunning = self.onServerRunning
         let gate = self.gate
-        let shared = SharedConfiguration(configuration)
+        let slots = self.slots
+        let services = WebSocketConnection.Services(
+            hub: hub, publisher: publisher, counts: counts, shared: SharedConfiguration(configuration), verifier: verifier)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in
                 let child = HeraldChildChannel(
-                    responder: responder, hub: hub, shared: shared, verifier: verifier, gate: gate,
-                    logger: logger)
+                    responder: responder, services: services, slots: slots, gate: gate, logger: logger)
                 guard let tls = configuration.tls else { return child }
                 return try TLSChannel(child, tlsConfiguration: tls)
             },

@@ -1,3 +1,4 @@
+
 /// Every setting of a node: its flag, environment variable, default and help, in one table.
 ///
 /// `herald serve --help` is generated from this table, `HeraldConfiguration` resolves values

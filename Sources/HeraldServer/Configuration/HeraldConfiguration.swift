@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import Logging
 import NIOCore
 import NIOSSL
@@ -121,6 +122,11 @@ public struct HeraldConfiguration: Sendable {
     /// timeout fires within a quarter of the shorter interval of lateness.
     public var heartbeatTick: TimeAmount {
         .nanoseconds(max(min(pingInterval.nanoseconds, pingTimeout.nanoseconds) / 4, 1_000_000))
+    }
+
+    /// The lifecycle rules every WebSocket connection runs by.
+    public var connectionRules: ConnectionStateMachine.Configuration {
+        ConnectionStateMachine.Configuration(pingInterval: pingInterval, pingTimeout: pingTimeout, authTimeout: auth.timeout)
     }
 }
 

@@ -1,12 +1,20 @@
 import Foundation
 import HTTPTypes
 import HeraldCore
+import HeraldProtocol
 import Hummingbird
 import NIOCore
 
 /// The REST API: publish, broadcast, and the node's figures.
 struct APIRoutes {
-    let hub: Hub
+    /// This node's own figures.
+    let local: any LocalNodeState
+    let publisher: Publisher
+    /// For `/health` and `/ready` only; publishing goes through ``publisher``.
+    let broker: any Broker
+    /// The other nodes' figures; `nil` for a node running alone.
+    let cluster: (any ClusterDirectory)?
+    let slots: ConnectionSlots
     let configuration: HeraldConfiguration
 
     /// Most channels one broadcast may name.
@@ -59,14 +67,11 @@ struct APIRoutes {
     /// the moment of publishing — this node's exact count plus every other live node's
     /// registered count (see docs/protocol.md).
     private func publish(_ notification: OutgoingNotification) async throws -> Int {
-        let payload = notification.encoded()
-        let delivered = await (try? hub.clusterSubscriberCount(notification.channel)) ?? hub.subscriberCount(notification.channel)
         do {
-            try await hub.publish(Publication(channel: notification.channel, payload: payload))
+            return try await publisher.publish(Publication(channel: notification.channel, payload: notification.encoded()))
         } catch {
             throw APIError(.serviceUnavailable, .unavailable, "\(error)")
         }
-        return delivered
     }
 
     // MARK: Figures
@@ -74,8 +79,8 @@ struct APIRoutes {
     private func channels(_ request: Request) async throws -> Response {
         let limit = try Self.pageSize(request)
         let cursor = request.uri.queryParameters["cursor"].map(String.init) ?? ""
-        var counts = hub.channelCounts()
-        if let cluster = hub.cluster {
+        var counts = local.channelCounts()
+        if let cluster {
             let remote = try await clusterCall { try await cluster.remoteChannelCounts() }
             counts.merge(remote, uniquingKeysWith: +)
         }
@@ -86,22 +91,22 @@ struct APIRoutes {
     }
 
     private func stats() async throws -> Response {
-        let local = hub.stats
-        var nodes = [local]
-        var channelCount = local.channels
-        if let cluster = hub.cluster {
+        let own = local.stats
+        var nodes = [own]
+        var channelCount = own.channels
+        if let cluster {
             nodes += try await clusterCall { try await cluster.remoteNodes() }
-            var counts = hub.channelCounts()
+            var counts = local.channelCounts()
             counts.merge(try await clusterCall { try await cluster.remoteChannelCounts() }, uniquingKeysWith: +)
             channelCount = counts.count
         }
         nodes.sort { $0.node < $1.node }
         return .json(
             StatsResponse(
-                node: hub.nodeID, broker: hub.broker.kind, connections: nodes.reduce(0) { $0 + $1.connections },
+                node: local.nodeID, broker: broker.kind, connections: nodes.reduce(0) { $0 + $1.connections },
                 channels: channelCount, messagesPublished: nodes.reduce(0) { $0 + $1.messagesPublished },
                 messagesDelivered: nodes.reduce(0) { $0 + $1.messagesDelivered },
-                uptimeSeconds: local.uptimeSeconds, startedAt: local.startedAt, nodes: nodes))
+                uptimeSeconds: own.uptimeSeconds, startedAt: own.startedAt, nodes: nodes))
     }
 
     /// Clients of the whole cluster, node by node (ordered by node id), then by connection
@@ -118,8 +123,8 @@ struct APIRoutes {
             cursorSequence = sequence
             cursorNode = String(parts[1])
         }
-        var counts = [hub.nodeID: hub.connectionCount]
-        if let cluster = hub.cluster {
+        var counts = [local.nodeID: local.stats.connections]
+        if let cluster {
             counts.merge(try await clusterCall { try await cluster.remoteClientCounts() }) { $1 }
         }
         var rows: [(node: String, sequence: UInt64, info: ClientInfo)] = []
@@ -127,9 +132,9 @@ struct APIRoutes {
             let after = node == cursorNode ? cursorSequence : 0
             let wanted = limit - rows.count
             let page: [(UInt64, ClientInfo)]
-            if node == hub.nodeID {
-                page = await hub.clients(after: after, limit: wanted).map { ($0.sequence, $0.info) }
-            } else if let cluster = hub.cluster {
+            if node == local.nodeID {
+                page = await local.clients(after: after, limit: wanted).map { ($0.sequence, $0.info) }
+            } else if let cluster {
                 page = try await clusterCall { try await cluster.remoteClients(of: node, after: after, limit: wanted) }
             } else {
                 page = []
@@ -150,17 +155,17 @@ struct APIRoutes {
     }
 
     private func ready() -> Response {
-        guard hub.isAccepting else {
+        guard slots.isAccepting else {
             return .json(APIErrorBody(ProtocolError(.unavailable, "node is shutting down")), status: .serviceUnavailable)
         }
-        if case .degraded(let reason) = hub.broker.status {
+        if case .degraded(let reason) = broker.status {
             return .json(APIErrorBody(ProtocolError(.unavailable, reason)), status: .serviceUnavailable)
         }
-        return .json(["status": "ready", "node": hub.nodeID])
+        return .json(["status": "ready", "node": local.nodeID])
     }
 
     private func health() -> Response {
-        let status = hub.broker.status
+        let status = broker.status
         let description: String
         switch status {
         case .up: description = "up"
@@ -168,7 +173,7 @@ struct APIRoutes {
         }
         return .json(
             HealthResponse(
-                status: status.isUp ? "ok" : "degraded", node: hub.nodeID, broker: hub.broker.kind,
+                status: status.isUp ? "ok" : "degraded", node: local.nodeID, broker: broker.kind,
                 brokerStatus: description))
     }
 

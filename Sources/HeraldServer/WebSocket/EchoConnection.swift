@@ -1,30 +1,37 @@
 import HeraldCore
+import HeraldProtocol
 import NIOCore
 import NIOWebSocket
 
 /// `/ws/echo`: sends every text and binary message back unchanged.
 ///
 /// A diagnostic for operators and the target of the RFC 6455 conformance run; it shares
-/// ``FrameAssembler`` with `/ws`, so conformance measured here holds there too.
+/// ``FrameAssembler`` and the closing rules of ``ConnectionStateMachine`` with `/ws`, so
+/// conformance measured here holds there too.
 final class EchoConnection: WebSocketEndpoint {
     typealias InboundIn = WebSocketFrame
 
     private let outlet: RawFrameOutlet
     let maxMessageBytes: Int
     private var assembler: FrameAssembler
-    private var closing = false
+    private var machine: ConnectionStateMachine
+    private var closeTimer: Scheduled<Void>?
 
-    init(outlet: RawFrameOutlet, maxMessageBytes: Int) {
+    init(outlet: RawFrameOutlet, maxMessageBytes: Int, rules: ConnectionStateMachine.Configuration) {
         self.outlet = outlet
         self.maxMessageBytes = maxMessageBytes
         self.assembler = FrameAssembler(maxMessageBytes: maxMessageBytes)
+        var rules = rules
+        rules.pingInterval = nil
+        self.machine = ConnectionStateMachine(configuration: rules, now: .now())
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard !closing else {
-            if frame.opcode == .connectionClose { context.close(promise: nil) }
-            return
+        switch machine.frameReceived(isClose: frame.opcode == .connectionClose, now: .now()) {
+        case .ignore: return
+        case .closeSocket: context.close(promise: nil); return
+        case .process: break
         }
         switch assembler.frameReceived(frame) {
         case .none:
@@ -36,11 +43,16 @@ final class EchoConnection: WebSocketEndpoint {
         case .pong(let payload):
             send(ServerFrame.pong(payload.readableBytesView))
         case .peerClosed(let code):
-            send(ServerFrame.close(code: code))
-            context.close(promise: nil)
+            perform(machine.peerClosed(code: code), context: context)
         case .fail(let code, let reason):
             fail(context: context, code, reason: reason)
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        _ = machine.channelClosed()
+        closeTimer?.cancel()
+        context.fireChannelInactive()
     }
 
     private func send(_ frame: ByteBuffer) {
@@ -48,10 +60,26 @@ final class EchoConnection: WebSocketEndpoint {
     }
 
     func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
-        guard !closing else { return }
-        closing = true
-        send(ServerFrame.close(code: code.rawValue, reason: reason))
-        let channel = context.channel
-        context.eventLoop.scheduleTask(in: WebSocketConnection.closeTimeout) { channel.close(promise: nil) }
+        perform(machine.close(code, reason: reason, error: nil, now: .now()), context: context)
+    }
+
+    private func perform(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none, .send:
+            break
+        case .close(let code, let reason, _):
+            send(ServerFrame.close(code: code.rawValue, reason: reason))
+        case .answerClose(let code):
+            send(ServerFrame.close(code: code))
+            context.close(promise: nil)
+        case .closeSocket:
+            context.close(promise: nil)
+        }
+        guard closeTimer == nil, let deadline = machine.nextDeadline else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        closeTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (connection, context) = loopBound.value
+            connection.perform(connection.machine.deadlineReached(now: .now()), context: context)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HeraldCore
+import HeraldProtocol
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -48,15 +49,14 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     let responder: HTTPChannelHandler.Responder
-    let hub: Hub
-    /// The node's configuration, shared by reference with every connection.
-    let shared: SharedConfiguration
-    /// `nil` when the node verifies no tokens.
-    let verifier: TokenVerifier?
+    /// What every `/ws` connection is built with.
+    let services: WebSocketConnection.Services
+    let slots: ConnectionSlots
     let gate: ConnectionGate
     let logger: Logger
 
-    var configuration: HeraldConfiguration { shared.configuration }
+    var configuration: HeraldConfiguration { services.shared.configuration }
+    private var verifier: TokenVerifier? { services.verifier }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -173,14 +173,14 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
             return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
                 .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")))
         }
-        guard hub.reserveConnection(max: configuration.maxConnections) else {
+        guard slots.reserve(max: configuration.maxConnections) else {
             gate.release(address)
-            let reason = hub.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
+            let reason = slots.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
             return .failure(Rejection(status: .serviceUnavailable, error: ProtocolError(.unavailable, reason)))
         }
-        let (hub, gate) = (self.hub, self.gate)
+        let (slots, gate) = (self.slots, self.gate)
         channel.closeFuture.whenComplete { _ in
-            hub.releaseConnection()
+            slots.release()
             gate.release(address)
         }
         let token = endpoint == .notifications ? uri.queryParameters["token"].map(String.init) : nil
@@ -214,12 +214,11 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         switch endpoint {
         case .notifications:
             try pipeline.addHandler(
-                WebSocketConnection(
-                    hub: hub, outlet: outlet, shared: shared, verifier: verifier, handshake: handshake,
-                    logger: logger)
-            )
+                WebSocketConnection(services: services, outlet: outlet, handshake: handshake, logger: logger))
         case .echo:
-            try pipeline.addHandler(EchoConnection(outlet: outlet, maxMessageBytes: configuration.maxMessageBytes))
+            try pipeline.addHandler(
+                EchoConnection(
+                    outlet: outlet, maxMessageBytes: configuration.maxMessageBytes, rules: configuration.connectionRules))
         }
     }
 

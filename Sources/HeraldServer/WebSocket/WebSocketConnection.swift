@@ -1,84 +1,69 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
+import HeraldSupport
 import Logging
 import NIOCore
 import NIOWebSocket
 
-/// Serves one `/ws` client: runs its frames through ``FrameAssembler`` and ``ClientSession``
-/// and carries out what they decide against the ``Hub`` and the socket.
+/// Serves one `/ws` client: runs its frames through ``FrameAssembler``, its lifecycle through
+/// ``ConnectionStateMachine`` and its messages through ``ClientSession``, and carries out what
+/// they decide against the ``Hub`` and the socket.
 ///
 /// A plain NIO handler on the connection's event loop — no task, no actor hop, no lock on the
 /// delivery path. The Hub writes publication frames through ``write(_:)`` directly.
 final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     typealias InboundIn = WebSocketFrame
 
-    enum State {
-        case open
-        /// We sent a close frame and wait for the peer's, or for the close timeout.
-        case closing
-        case closed
+    /// What every connection of a node shares.
+    struct Services: Sendable {
+        let hub: Hub
+        let publisher: Publisher
+        let counts: SubscriberCounts
+        let shared: SharedConfiguration
+        /// `nil` when the node verifies no tokens.
+        let verifier: TokenVerifier?
     }
 
     let clientID: String
     let sequence: UInt64
     private let connectedAt = HeraldNotification.timestampNow()
-    private let hub: Hub
+    private let services: Services
     private let outlet: RawFrameOutlet
-    private let shared: SharedConfiguration
     private var logger: Logger
+    private var machine: ConnectionStateMachine
     private var session: ClientSession
     private var assembler: FrameAssembler
     private var context: ChannelHandlerContext?
-    private var state = State.open
-    private var lastHeard: NIODeadline
-    private var lastPing: NIODeadline
-    private var registered = false
+    /// The handshake's `?token=` verdict, acted on when the connection opens.
+    private let handshake: Result<ClientIdentity, ProtocolError>?
+    /// The one timer, armed for the machine's next deadline.
+    private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
-    private let verifier: TokenVerifier?
-    /// Why the handshake's `?token=` was refused; the connection closes as soon as it opens.
-    private let handshakeFailure: ProtocolError?
-    /// An `auth` token is being verified: later messages wait here, in order.
-    private var authenticating = false
-    private var heldMessages: [ByteBuffer] = []
-    /// Closes the connection when the token expires, or when `auth` does not come in time.
-    private var deadline: Scheduled<Void>?
 
-    /// Messages a client may send behind its `auth` before the verdict; more is a flood.
-    static let maxHeldMessages = 64
-
-    /// The furthest an expiry timer is set (100 years, in ms); a longer-lived token simply
-    /// outlives the process.
-    static let longestTokenTimer: Int64 = 100 * 365 * 86_400 * 1000
-
-    /// How long we wait for the peer's close frame after sending ours.
-    static let closeTimeout = TimeAmount.seconds(2)
+    private var hub: Hub { services.hub }
+    private var configuration: HeraldConfiguration { services.shared.configuration }
 
     /// - Parameters:
     ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
-    init(
-        hub: Hub, outlet: RawFrameOutlet, shared: SharedConfiguration, verifier: TokenVerifier?,
-        handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger
-    ) {
+    init(services: Services, outlet: RawFrameOutlet, handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger) {
         let now = NIODeadline.now()
         self.clientID = RandomID.make()
-        self.sequence = hub.nextSequence()
-        self.hub = hub
+        self.sequence = services.hub.nextSequence()
+        self.services = services
         self.outlet = outlet
-        self.shared = shared
-        let configuration = shared.configuration
+        self.handshake = handshake
+        let configuration = services.shared.configuration
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
-        var access = verifier == nil ? ChannelAccess.open : .anonymous
+        var access = services.verifier == nil ? ChannelAccess.open : .anonymous
         if case .success(let identity) = handshake { access = .token(identity) }
-        if case .failure(let error) = handshake { self.handshakeFailure = error } else { self.handshakeFailure = nil }
-        self.verifier = verifier
         self.session = ClientSession(
             clientID: clientID, limits: configuration.sessionLimits, access: access,
-            requiresToken: verifier != nil && !configuration.auth.allowAnonymous, now: now)
+            requiresToken: services.verifier != nil && !configuration.auth.allowAnonymous, now: now)
+        self.machine = ConnectionStateMachine(configuration: configuration.connectionRules, now: now)
         self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
-        self.lastHeard = now
-        self.lastPing = now
     }
 
     // MARK: ChannelInboundHandler
@@ -86,22 +71,13 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         hub.register(self, on: context.eventLoop)
-        registered = true
         logger.debug("client connected")
-        if let handshakeFailure {
-            refuse(handshakeFailure)
-            return
+        let opened = machine.opened(
+            handshake: handshake, awaitsToken: session.awaitsToken, now: .now(), wallClockMillis: Self.wallClockMillis())
+        if opened == .none {
+            send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
         }
-        send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
-        if case .token(let identity) = session.access {
-            expire(at: identity)
-        } else if session.awaitsToken {
-            let timeout = shared.configuration.auth.timeout
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            deadline = context.eventLoop.scheduleTask(in: timeout) {
-                loopBound.value.refuse(ProtocolError(.unauthorized, "no auth message within \(timeout.nanoseconds / 1_000_000) ms"))
-            }
-        }
+        perform(opened)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -116,10 +92,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        lastHeard = .now()
-        guard state == .open else {
-            if state == .closing, frame.opcode == .connectionClose { context.close(promise: nil) }
-            return
+        switch machine.frameReceived(isClose: frame.opcode == .connectionClose, now: .now()) {
+        case .ignore: return
+        case .closeSocket: context.close(promise: nil); return
+        case .process: break
         }
         switch assembler.frameReceived(frame) {
         case .none:
@@ -131,50 +107,48 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .pong(let payload):
             writeAndFlush(ServerFrame.pong(payload.readableBytesView))
         case .peerClosed(let code):
-            writeAndFlush(ServerFrame.close(code: code))
-            state = .closed
-            context.close(promise: nil)
+            perform(machine.peerClosed(code: code))
         case .fail(let code, let reason):
             close(code, reason: reason)
         }
     }
 
-    /// NIO reports the outbound queue crossing `sendQueueBytes`: the client is not reading.
-    /// Buffering more would grow memory without bound, so it is dropped at once; a close frame
-    /// would only queue behind what it has not read, so the TCP connection is closed instead.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable, state != .closed {
-            logger.notice("dropping slow consumer", metadata: ["queued": "\(shared.configuration.sendQueueBytes)"])
-            state = .closed
-            context.close(promise: nil)
+        if !context.channel.isWritable {
+            let action = machine.writabilityLost()
+            if action != .none {
+                logger.notice("dropping slow consumer", metadata: ["queued": "\(configuration.sendQueueBytes)"])
+            }
+            perform(action)
         }
         context.fireChannelWritabilityChanged()
     }
 
-    // MARK: Session
+    // MARK: Messages
 
     private func textReceived(_ buffer: ByteBuffer) {
-        if authenticating {
-            guard heldMessages.count < Self.maxHeldMessages else {
-                close(.policyViolation, reason: "too many messages before auth completed")
-                return
-            }
-            heldMessages.append(buffer)
-            return
+        switch machine.textReceived(buffer, now: .now()) {
+        case .handle(let text):
+            let action = session.textReceived(
+                text.readableBytesView, now: .now(), wallClockMillis: Self.wallClockMillis())
+            handle(action)
+        case .held:
+            break
+        case .perform(let action):
+            perform(action)
         }
-        let action = session.textReceived(
-            buffer.readableBytesView, now: .now(), wallClockMillis: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    private func handle(_ action: ClientSession.Action) {
         guard let loop = context?.eventLoop else { return }
         switch action {
         case .reply(let message):
             send(message)
             if case .nameSet = message { hub.clientChanged(self) }
         case .subscribe(let channel):
-            let count = hub.subscribe(self, to: channel, on: loop)
-            hub.clientChanged(self)
-            logger.trace("subscribed", metadata: ["channel": "\(channel)"])
-            replySubscribed(channel, localCount: count, loop: loop)
+            subscribe(channel, loop: loop)
         case .resubscribe(let channel):
+            begin(.other)
             replySubscribed(channel, localCount: hub.subscriberCount(channel), loop: loop)
         case .unsubscribe(let channel):
             hub.unsubscribe(self, from: channel, on: loop)
@@ -187,18 +161,93 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .none:
             break
         case .close(let code, let reason, let error):
-            send(.error(error))
-            close(code, reason: reason)
+            perform(machine.close(code, reason: reason, error: error, now: .now()))
         }
     }
 
-    // MARK: Authentication
+    // MARK: Operations
+
+    /// Starts an operation: later messages wait, and the socket is not read meanwhile (only
+    /// what one read brought can pile up).
+    private func begin(_ operation: ConnectionStateMachine.Operation) {
+        machine.operationStarted(operation)
+        try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    /// Ends the operation and handles what arrived behind it, in order.
+    private func end(held: [ByteBuffer]) {
+        for message in held { textReceived(message) }
+        guard !machine.isBusy, machine.isOpen else { return }
+        // Turning autoRead back on issues the read that was held back.
+        try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+    }
+
+    /// Joins the channel; `subscribed` goes out once the broker confirmed the subscription
+    /// (so the client then receives every later publication), or `error` and the
+    /// subscription is undone.
+    private func subscribe(_ channel: String, loop: any EventLoop) {
+        begin(.other)
+        let subscription = hub.subscribe(self, to: channel, on: loop)
+        hub.clientChanged(self)
+        logger.trace("subscribed", metadata: ["channel": "\(channel)"])
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        subscription.confirmed.whenComplete { result in
+            let connection = loopBound.value
+            switch result {
+            case .success:
+                connection.replySubscribed(channel, localCount: subscription.localCount, loop: loop)
+            case .failure(let error):
+                connection.subscriptionFailed(channel, error, loop: loop)
+            }
+        }
+    }
+
+    private func subscriptionFailed(_ channel: String, _ error: any Error, loop: any EventLoop) {
+        guard session.subscriptionFailed(channel) else { return end(held: machine.operationFinished()) }
+        hub.unsubscribe(self, from: channel, on: loop)
+        hub.clientChanged(self)
+        logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+        send(.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")))
+        end(held: machine.operationFinished())
+    }
+
+    /// Sends `subscribed` with the cluster-wide count, then ends the operation. Alone, the
+    /// local count is the answer; in a cluster the other nodes' counts are read first.
+    private func replySubscribed(_ channel: String, localCount: Int, loop: any EventLoop) {
+        guard services.counts.isClustered else {
+            send(.subscribed(channel: channel, subscriberCount: localCount))
+            return end(held: machine.operationFinished())
+        }
+        let counts = services.counts
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask {
+            await counts.clusterWide(channel)
+        }.whenSuccess { count in
+            let connection = loopBound.value
+            connection.send(.subscribed(channel: channel, subscriberCount: count))
+            connection.end(held: connection.machine.operationFinished())
+        }
+    }
+
+    /// A client `message`: published like a REST notification, minus the sender.
+    private func post(_ text: String, to channel: String, loop: any EventLoop) {
+        let notification = OutgoingNotification(HeraldNotification(
+            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
+        let publication = Publication(channel: channel, payload: notification.encoded(), excludedClient: clientID)
+        let publisher = services.publisher
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask {
+            _ = try await publisher.publish(publication)
+        }.whenFailure { error in
+            loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
+        }
+    }
 
     /// Verifies an `auth` token off the loop; messages that arrive meanwhile are held and
     /// handled, in order, once the verdict is in.
     private func authenticate(_ token: String, loop: any EventLoop) {
-        guard let verifier else { return }
-        authenticating = true
+        guard let verifier = services.verifier else { return }
+        begin(.authentication)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         loop.makeFutureWithTask {
             await verifier.verify(token)
@@ -208,82 +257,27 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func authenticated(_ verdict: Result<ClientIdentity, ProtocolError>) {
-        authenticating = false
-        guard state == .open else { return }
-        switch verdict {
-        case .failure(let error):
-            refuse(error)
-        case .success(let identity):
-            deadline?.cancel()
+        let outcome = machine.authenticationFinished(verdict, now: .now(), wallClockMillis: Self.wallClockMillis())
+        switch outcome {
+        case .ignore:
+            break
+        case .refused(let action):
+            perform(action)
+        case .accepted(let identity, let held):
             session.authenticated(identity)
             logger[metadataKey: "user"] = "\(identity.userID)"
             send(.authenticated(userId: identity.userID, expiresAt: identity.expiresAtMillis))
             hub.clientChanged(self)
-            expire(at: identity)
-            let held = heldMessages
-            heldMessages = []
-            for message in held where state == .open && !authenticating {
-                textReceived(message)
-            }
+            end(held: held)
         }
-    }
-
-    /// Schedules the close for the moment the token expires.
-    private func expire(at identity: ClientIdentity) {
-        guard let loop = context?.eventLoop else { return }
-        let remaining = identity.expiresAtMillis - Int64(Date().timeIntervalSince1970 * 1000)
-        // TimeAmount counts nanoseconds in an Int64 (292 years): clamp, or a far-future token
-        // would overflow it.
-        let delay = TimeAmount.milliseconds(min(max(remaining, 0), Self.longestTokenTimer))
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        deadline = loop.scheduleTask(in: delay) {
-            loopBound.value.refuse(ProtocolError(.tokenExpired, "token expired; reconnect with a fresh one"))
-        }
-    }
-
-    /// Sends the error, then closes with 4002 for an expired token and 4001 for anything else.
-    private func refuse(_ error: ProtocolError) {
-        logger.debug("authentication refused", metadata: ["code": "\(error.code.rawValue)"])
-        send(.error(error))
-        close(error.code == .tokenExpired ? .tokenExpired : .unauthorized, reason: error.code.rawValue)
-    }
-
-    /// Sends `subscribed` with the cluster-wide count. Alone, the local count is the answer
-    /// and goes out at once; in a cluster the other nodes' counts are read from the registry
-    /// first (falling back to the local count if the registry cannot be reached).
-    private func replySubscribed(_ channel: String, localCount: Int, loop: any EventLoop) {
-        guard hub.cluster != nil else {
-            send(.subscribed(channel: channel, subscriberCount: localCount))
-            return
-        }
-        let hub = self.hub
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask {
-            (try? await hub.clusterSubscriberCount(channel)) ?? localCount
-        }.whenSuccess { count in
-            loopBound.value.send(.subscribed(channel: channel, subscriberCount: count))
-        }
-    }
-
-    /// A client `message`: published like a REST notification, minus the sender.
-    private func post(_ text: String, to channel: String, loop: any EventLoop) {
-        let notification = OutgoingNotification(HeraldNotification(
-            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
-        let publication = Publication(channel: channel, payload: notification.encoded(), excludedClient: clientID)
-        let hub = self.hub
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask {
-            try await hub.publish(publication)
-        }.whenFailure { error in
-            loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
-        }
+        armTimer()
     }
 
     // MARK: HubConnection
 
     @discardableResult
     func write(_ frame: ByteBuffer) -> Bool {
-        guard state == .open, let context = outlet.context else { return false }
+        guard machine.isOpen, let context = outlet.context else { return false }
         context.write(NIOAny(frame), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
@@ -295,25 +289,20 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     func send(_ frame: ByteBuffer) {
-        guard state == .open else { return }
+        guard machine.isOpen else { return }
         writeAndFlush(frame)
     }
 
     func heartbeat(now: NIODeadline) {
-        guard state == .open else { return }
-        if now - lastHeard >= shared.configuration.pingTimeout {
-            logger.debug("heartbeat timeout")
-            close(.normal, reason: "timeout")
-        } else if now - lastPing >= shared.configuration.pingInterval {
-            lastPing = now
-            send(.ping(timestamp: Int64(Date().timeIntervalSince1970 * 1000)))
-        }
+        let action = machine.heartbeat(now: now, wallClockMillis: Self.wallClockMillis())
+        if case .close = action { logger.debug("heartbeat timeout") }
+        perform(action)
     }
 
     func shutdown(with frame: ByteBuffer) {
-        guard state == .open else { return }
+        guard machine.isOpen else { return }
         write(frame)
-        close(.goingAway, reason: "server shutdown")
+        perform(machine.shutdown(now: .now()))
     }
 
     func info() -> ClientInfo {
@@ -324,7 +313,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     // MARK: Output
 
+    /// Sends a message while the connection is open (nothing may follow our close frame).
     private func send(_ message: ServerMessage) {
+        guard machine.isOpen else { return }
         writeAndFlush(ServerFrame.message(message))
     }
 
@@ -332,31 +323,61 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
     }
 
-    var maxMessageBytes: Int { shared.configuration.maxMessageBytes }
+    var maxMessageBytes: Int { configuration.maxMessageBytes }
 
     func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {
         close(code, reason: reason)
     }
 
-    /// Starts the closing handshake: our close frame now, the TCP close when the peer answers
-    /// or after ``closeTimeout``.
     private func close(_ code: CloseCode, reason: String) {
-        guard state == .open, let context else { return }
-        logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
-        writeAndFlush(ServerFrame.close(code: code.rawValue, reason: reason))
-        state = .closing
-        let channel = context.channel
-        context.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
+        perform(machine.close(code, reason: reason, error: nil, now: .now()))
+    }
+
+    /// Carries out what the machine decided, then re-arms the timer for its next deadline.
+    private func perform(_ action: ConnectionStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .send(let message):
+            send(message)
+        case .close(let code, let reason, let error):
+            logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+            if let error { writeAndFlush(ServerFrame.message(.error(error))) }
+            writeAndFlush(ServerFrame.close(code: code.rawValue, reason: reason))
+        case .answerClose(let code):
+            writeAndFlush(ServerFrame.close(code: code))
+            context?.close(promise: nil)
+        case .closeSocket:
+            context?.close(promise: nil)
+        }
+        armTimer()
+    }
+
+    private func armTimer() {
+        let next = machine.nextDeadline
+        guard next != timer?.deadline else { return }
+        timer?.task.cancel()
+        timer = nil
+        guard let next, let loop = context?.eventLoop else { return }
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        timer = (next, loop.scheduleTask(deadline: next) {
+            let connection = loopBound.value
+            connection.timer = nil
+            connection.perform(connection.machine.deadlineReached(now: .now()))
+        })
     }
 
     /// Leaves the Hub exactly once, whichever way the connection ends.
     private func finish() {
-        state = .closed
-        deadline?.cancel()
-        deadline = nil
-        guard registered, let loop = context?.eventLoop else { return }
-        registered = false
+        let first = machine.channelClosed()
+        timer?.task.cancel()
+        timer = nil
+        guard first, let loop = context?.eventLoop else { return }
         hub.unregister(self, channels: session.subscriptions, on: loop)
         logger.debug("client disconnected")
+    }
+
+    static func wallClockMillis() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
     }
 }
