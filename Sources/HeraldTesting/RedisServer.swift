@@ -3,21 +3,17 @@ import NIOCore
 import NIOPosix
 import RedisBridge
 
-/// A real `redis-server` on a free loopback port, owned by one test suite.
+/// A real `redis-server` on a free loopback port, owned by one test.
+///
+/// Start it with ``withRedis(_:)``, which stops it and removes its directory whatever the
+/// test does. ``kill()`` and ``launch()`` restart it on the same port, for outage tests.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
     private let directory: URL
-    private var process: Process?
+    private var child: ChildProcess?
     private let lock = NSLock()
 
     public var url: RedisURL { RedisURL(host: "127.0.0.1", port: port) }
-
-    /// Starts a server and waits until it answers PING.
-    public static func start() async throws -> RedisServer {
-        let server = try RedisServer(port: freePort())
-        try await server.launch()
-        return server
-    }
 
     init(port: Int) throws {
         self.port = port
@@ -25,55 +21,50 @@ public final class RedisServer: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// (Re)starts the server on the same port.
+    /// (Re)starts the server on the same port and waits until it answers PING.
     public func launch() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.executable())
-        process.arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", directory.path, "--protected-mode", "no",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        lock.withLock { self.process = process }
+        let child = try ChildProcess(
+            try Self.executable(),
+            [
+                "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", directory.path, "--protected-mode", "no",
+            ])
+        lock.withLock { self.child = child }
         try await waitUntil("redis-server on port \(port)", timeout: .seconds(10)) {
-            guard let connection = try? await RedisConnection.connect(to: self.url, group: MultiThreadedEventLoopGroup.singleton)
-            else { return false }
-            defer { connection.close() }
-            return (try? await connection.send(["PING"]))?.string == "PONG"
+            guard child.isRunning else {
+                throw TimeoutError(what: "redis-server on port \(port) (it exited: \(child.outputText))")
+            }
+            return (try? await self.command("PING"))?.string == "PONG"
         }
     }
 
     /// Kills the server at once (SIGKILL): connections drop without goodbye.
     public func kill() async throws {
-        guard let process = lock.withLock({ self.process }) else { return }
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        try await waitUntil("redis-server to die") { !process.isRunning }
-        lock.withLock { self.process = nil }
+        guard let child = lock.withLock({ self.child }) else { return }
+        await child.terminate()
+        lock.withLock { self.child = nil }
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: while frozen the kernel still accepts
     /// connections, but nothing is ever answered — the worst case for a client.
     public func freeze(_ frozen: Bool) {
-        guard let process = lock.withLock({ self.process }) else { return }
-        Foundation.kill(process.processIdentifier, frozen ? SIGSTOP : SIGCONT)
+        lock.withLock { self.child }?.signal(frozen ? SIGSTOP : SIGCONT)
     }
 
-    /// Runs one command on a fresh connection.
+    /// Runs one command on a fresh connection (bounded: a frozen server fails it).
     public func command(_ arguments: String...) async throws -> RESPValue {
-        let connection = try await RedisConnection.connect(to: url, group: MultiThreadedEventLoopGroup.singleton)
-        defer { connection.close() }
-        return try await connection.send(arguments)
+        let url = self.url
+        return try await withTimeout(.seconds(5), "redis \(arguments.first ?? "")") {
+            let connection = try await RedisConnection.connect(
+                to: url, group: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(2))
+            defer { connection.close() }
+            return try await connection.send(arguments)
+        }
     }
 
-    public func stop() async {
+    func stop() async {
         try? await kill()
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    deinit {
-        if let process, process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
     }
 
     static func executable() throws -> String {
@@ -85,9 +76,47 @@ public final class RedisServer: @unchecked Sendable {
     }
 }
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// Runs `body` with a fresh redis-server, stopped afterwards however `body` ends.
+public func withRedis<T>(_ body: (RedisServer) async throws -> T) async throws -> T {
+    let server = try await startOnFreePort { port in
+        let server = try RedisServer(port: port)
+        do {
+            try await server.launch()
+        } catch {
+            await server.stop()
+            throw error
+        }
+        return server
+    }
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+/// Starts something that must be told its port up front (redis-server, nginx), retrying on
+/// another free port if the one picked was taken meanwhile by someone else's bind.
+func startOnFreePort<T>(attempts: Int = 5, _ start: (Int) async throws -> T) async throws -> T {
+    var lastError: (any Error)?
+    for _ in 0..<attempts {
+        do {
+            return try await start(try freePort())
+        } catch {
+            lastError = error
+        }
+    }
+    throw lastError ?? TimeoutError(what: "a free port")
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1. The probe socket is close-on-exec, so
+/// no child process started meanwhile keeps the port bound.
 public func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TimeoutError(what: "a socket for a free port") }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -102,4 +131,25 @@ public func freePort() throws -> Int {
     }
     guard bound == 0 else { throw TimeoutError(what: "a free port") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Runs `body` with a loopback port that nothing listens on and nothing else can take: a
+/// socket is bound to it (without listening) for the duration, so connections to it are
+/// refused — unlike a port that was merely free a moment ago.
+public func withClosedPort<T>(_ body: (Int) async throws -> T) async throws -> T {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TimeoutError(what: "a socket for a closed port") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    guard bound == 0 else { throw TimeoutError(what: "a closed port") }
+    return try await body(Int(UInt16(bigEndian: address.sin_port)))
 }

@@ -3,36 +3,23 @@ import Foundation
 /// A command-line program driven as a person would: in a pseudo-terminal (through
 /// util-linux `script`), typing lines and reading the screen's text.
 public final class TerminalSession: Sendable {
-    private let process: Process
-    private let input: FileHandle
-    private let output: OutputCollector
+    private let child: ChildProcess
 
-    /// Starts `executable arguments…` in a pty.
-    public init(_ executable: URL, _ arguments: [String], terminal: Bool = true) throws {
-        let process = Process()
+    init(_ executable: URL, _ arguments: [String], terminal: Bool) throws {
         let quoted = ([executable.path] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
         if terminal {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-            process.arguments = ["-qfec", quoted.joined(separator: " "), "/dev/null"]
+            child = try ChildProcess("/usr/bin/script", ["-qfec", quoted.joined(separator: " "), "/dev/null"], input: true)
         } else {
-            process.executableURL = executable
-            process.arguments = arguments
+            child = try ChildProcess(executable.path, arguments, input: true)
         }
-        let stdin = Pipe()
-        process.standardInput = stdin
-        let output = OutputCollector.capture(process)
-        try process.run()
-        self.process = process
-        self.input = stdin.fileHandleForWriting
-        self.output = output
     }
 
     /// Types one line.
     public func type(_ line: String) {
-        input.write(Data((line + "\n").utf8))
+        child.write(line + "\n")
     }
 
-    public var text: String { output.text }
+    public var text: String { child.outputText }
 
     /// Waits until the output contains `fragment`.
     public func waitFor(_ fragment: String, timeout: Duration = .seconds(10)) async throws {
@@ -43,11 +30,26 @@ public final class TerminalSession: Sendable {
 
     /// Waits for the program to exit; returns its status.
     public func waitForExit(timeout: Duration = .seconds(10)) async throws -> Int32 {
-        try await waitUntil("the program to exit", timeout: timeout) { !self.process.isRunning }
-        return process.terminationStatus
+        try await child.waitForExit(timeout: timeout)
     }
 
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    fileprivate func stop() async {
+        await child.terminate()
+    }
+}
+
+/// Runs `body` with `executable arguments…` started (in a pseudo-terminal unless `terminal`
+/// is false); the program is killed afterwards if it still runs, however `body` ends.
+public func withTerminal<T>(
+    _ executable: URL, _ arguments: [String], terminal: Bool = true, _ body: (TerminalSession) async throws -> T
+) async throws -> T {
+    let session = try TerminalSession(executable, arguments, terminal: terminal)
+    do {
+        let result = try await body(session)
+        await session.stop()
+        return result
+    } catch {
+        await session.stop()
+        throw error
     }
 }

@@ -1,9 +1,14 @@
 import AsyncHTTPClient
 import Foundation
+import HeraldClient
 import HeraldCore
+import HeraldProtocol
 import HeraldServer
+import HeraldSupport
 import Logging
 import NIOCore
+import NIOPosix
+import NIOSSL
 import NIOHTTP1
 import ServiceLifecycle
 
@@ -11,9 +16,28 @@ import ServiceLifecycle
 public struct RunningNode: Sendable {
     public let port: Int
     public let node: HeraldNode
+    let services: ServiceGroup
+    /// Completes when the node's run has ended.
+    let stopped: EventLoopFuture<Void>
     public var hub: Hub { node.hub }
+    public var broker: any Broker { node.broker }
     public var configuration: HeraldConfiguration { node.configuration }
     public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// WebSocket connections holding a slot on this node.
+    public var connectionCount: Int { node.slots.count }
+
+    /// Shuts the node down gracefully now (as SIGTERM would) and waits until it has stopped.
+    public func stop() async throws {
+        await services.triggerGracefulShutdown()
+        try await withTimeout(.seconds(20), "node \(node.configuration.nodeID) to stop") { [stopped] in
+            try await stopped.get()
+        }
+    }
+
+    /// Subscribers of `channel` in the whole cluster, as this node sees them.
+    public func clusterSubscriberCount(_ channel: String) async -> Int {
+        await node.counts.clusterWide(channel)
+    }
 
     /// Opens a WebSocket to this node and reads its `welcome`.
     public func connect(
@@ -94,14 +118,15 @@ public func withCluster<T: Sendable>(
             configuration.registryInterval = .milliseconds(200)
             configure(&configuration)
         }) { node in
-            try await waitUntil("node\(index + 1) to reach Redis") { node.hub.broker.status.isUp }
+            try await waitUntil("node\(index + 1) to reach Redis") { node.broker.status.isUp }
             return try await start(index + 1, nodes + [node])
         }
     }
     return try await start(0, [])
 }
 
-/// Runs a node for the duration of `body`, then shuts it down gracefully.
+/// Runs a node for the duration of `body`, then shuts it down gracefully; its event-loop
+/// group is shut down too, however `body` ends.
 ///
 /// - Parameter configure: adjusts the defaults (port 0 and a quiet log level are preset).
 public func withNode<T: Sendable>(
@@ -114,28 +139,106 @@ public func withNode<T: Sendable>(
     configuration.threads = 2
     configuration.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
     configure(&configuration)
-    let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-    let node = HeraldNode(configuration: configuration, broker: broker) { port in
-        portContinuation.yield(port)
-        portContinuation.finish()
+    let settings = configuration
+    return try await HeraldNode.withEventLoopGroup(threads: settings.threads) { eventLoopGroup in
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let node = HeraldNode(configuration: settings, eventLoopGroup: eventLoopGroup, broker: broker) { port in
+            portContinuation.yield(port)
+            portContinuation.finish()
+        }
+        let group = ServiceGroup(services: [node], logger: node.logger)
+        let stopped = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                defer {
+                    portContinuation.finish()
+                    stopped.succeed()
+                }
+                try await group.run()
+            }
+            do {
+                // A node that cannot bind, or hangs starting, must fail the test, not hold it.
+                let port = try await withTimeout(.seconds(20), "node \(settings.nodeID) to start listening") {
+                    var iterator = ports.makeAsyncIterator()
+                    guard let port = await iterator.next() else { throw TimeoutError(what: "node start (it stopped)") }
+                    return port
+                }
+                let result = try await body(RunningNode(port: port, node: node, services: group, stopped: stopped.futureResult))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
     }
-    let group = ServiceGroup(services: [node], logger: node.logger)
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask {
-            defer { portContinuation.finish() }
-            try await group.run()
+}
+
+/// Runs `client` (its connect-and-reconnect loop) for the duration of `body`, which reads the
+/// client's events with timeouts; the client is closed and its loop awaited afterwards,
+/// however `body` ends.
+public func withRunning<T: Sendable>(_ client: HeraldClient, _ body: (ClientEvents) async throws -> T) async throws -> T {
+    let events = ClientEvents()
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        group.addTask {
+            for await event in client.events { events.inbox.push(event) }
+            events.inbox.finish()
         }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw TimeoutError(what: "node start") }
-        do {
-            let result = try await body(RunningNode(port: port, node: node))
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
+        defer { client.close() }
+        let result = try await body(events)
+        client.close()
+        try await group.waitForAll()
+        return result
+    }
+}
+
+/// A ``HeraldClient``'s events as a test reads them: each wait bounded.
+public final class ClientEvents: Sendable {
+    let inbox = Inbox<HeraldClient.Event>()
+
+    /// The next event for which `predicate` holds, skipping the others.
+    @discardableResult
+    public func next(
+        _ what: String, timeout: Duration = .seconds(10), where predicate: (HeraldClient.Event) -> Bool
+    ) async throws -> HeraldClient.Event {
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        while true {
+            switch await inbox.next(timeout: deadline - .now()) {
+            case .element(let event) where predicate(event): return event
+            case .element: continue
+            case .finished: throw TimeoutError(what: "\(what) (the client stopped)")
+            case .timedOut: throw TimeoutError(what: what)
+            }
         }
+    }
+
+    /// Every event until the client stops (``HeraldClient/close()``, or attempts used up).
+    public func untilClosed(timeout: Duration = .seconds(20)) async throws -> [HeraldClient.Event] {
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        var events: [HeraldClient.Event] = []
+        while true {
+            switch await inbox.next(timeout: deadline - .now()) {
+            case .element(let event): events.append(event)
+            case .finished: return events
+            case .timedOut: throw TimeoutError(what: "the client to stop")
+            }
+        }
+    }
+}
+
+/// Runs `body` with an HTTP client of its own (trusting `tls`), shut down afterwards however
+/// `body` ends. Plain-HTTP tests use `HTTPClient.shared`, which lives as long as the process.
+public func withHTTPClient<T: Sendable>(tls: TLSConfiguration, _ body: (HTTPClient) async throws -> T) async throws -> T {
+    let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: .init(tlsConfiguration: tls))
+    do {
+        let result = try await body(client)
+        try await client.shutdown()
+        return result
+    } catch {
+        try? await client.shutdown()
+        throw error
     }
 }

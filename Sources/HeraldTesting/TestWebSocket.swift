@@ -1,6 +1,8 @@
 import Foundation
 import HeraldClient
 import HeraldCore
+import HeraldProtocol
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -14,11 +16,11 @@ public final class TestWebSocket: Sendable {
     public struct NotUpgraded: Error {}
 
     public let channel: any Channel
-    let inbox: FrameInbox
+    let inbox: Inbox<WebSocketFrame>
     /// `welcome.clientId`, when connected to `/ws`.
     public let clientID: String?
 
-    init(channel: any Channel, inbox: FrameInbox, clientID: String?) {
+    init(channel: any Channel, inbox: Inbox<WebSocketFrame>, clientID: String?) {
         self.channel = channel
         self.inbox = inbox
         self.clientID = clientID
@@ -30,16 +32,16 @@ public final class TestWebSocket: Sendable {
         readWelcome: Bool? = nil, tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocket {
-        let inboxSlot = Locked<FrameInbox?>(nil)
+        let inboxSlot = NIOLockedValueBox<Inbox<WebSocketFrame>?>(nil)
         let channel = try await WebSocketDialer.connect(
             host: host, port: port, path: path, headers: headers, tls: tls, group: group
         ) {
             pipeline in
-            let inbox = FrameInbox(eventLoop: pipeline.eventLoop)
-            inboxSlot.value = inbox
+            let inbox = Inbox<WebSocketFrame>()
+            inboxSlot.withLockedValue { $0 = inbox }
             try pipeline.addHandler(InboxHandler(inbox: inbox))
         }
-        guard let inbox = inboxSlot.value else { throw UnexpectedFrame(description: "no inbox after the upgrade") }
+        guard let inbox = inboxSlot.withLockedValue({ $0 }) else { throw UnexpectedFrame(description: "no inbox after the upgrade") }
         var clientID: String?
         if readWelcome ?? (path.hasPrefix("/ws") && !path.hasPrefix("/ws/echo")) {
             let welcome = try await TestWebSocket(channel: channel, inbox: inbox, clientID: nil).nextMessage()
@@ -84,9 +86,9 @@ public final class TestWebSocket: Sendable {
     /// The next frame of any kind.
     public func nextFrame(timeout: TimeAmount = .seconds(5)) async throws -> WebSocketFrame {
         switch await inbox.next(timeout: timeout) {
-        case .frame(let frame): return frame
-        case .disconnected: throw UnexpectedFrame(description: "connection closed")
-        case nil: throw TimeoutError(what: "a frame")
+        case .element(let frame): return frame
+        case .finished: throw UnexpectedFrame(description: "connection closed")
+        case .timedOut: throw TimeoutError(what: "a frame")
         }
     }
 
@@ -145,13 +147,13 @@ public final class TestWebSocket: Sendable {
         while true {
             let left = deadline - .now()
             guard left > .zero else { throw TimeoutError(what: "disconnect") }
-            if case .disconnected = await inbox.next(timeout: left) { return }
+            if case .finished = await inbox.next(timeout: left) { return }
         }
     }
 
     /// Waits for no frame at all during `duration`; throws if one arrives.
     public func expectSilence(for duration: TimeAmount) async throws {
-        if case .frame(let frame) = await inbox.next(timeout: duration) {
+        if case .element(let frame) = await inbox.next(timeout: duration) {
             throw UnexpectedFrame(description: "expected silence, got \(frame.opcode) \(String(buffer: frame.unmaskedData))")
         }
     }

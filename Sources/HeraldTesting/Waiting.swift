@@ -24,3 +24,21 @@ public func waitUntil(
     if try await condition() { return }
     throw TimeoutError(what: what)
 }
+
+/// Runs `body`, cancelling it and throwing ``TimeoutError`` if it takes longer than `timeout`.
+/// For awaits that have no timeout of their own (a server that accepts a connection and never
+/// answers): a test kit wait must end.
+public func withTimeout<T: Sendable>(
+    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let result = first else { throw TimeoutError(what: what) }
+        return result
+    }
+}

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import NIOCore
@@ -223,28 +224,28 @@ import Testing
 
     @Test(arguments: ["rsa", "ec"])
     func asymmetricTokensVerifyWithThePublicKeyFile(kind: String) async throws {
-        let keys = try TestKeys()
-        defer { keys.remove() }
-        let pair = kind == "rsa" ? try keys.rsaKeyPair() : try keys.ecKeyPair()
-        let configuration = try HeraldConfiguration.resolve(
-            flags: [.port: "0", .jwtPublicKeyFile: pair.publicKey], environment: [:])
-        #expect(configuration.auth.allowAnonymous == false)
-        try await withNode({
-            $0.auth = configuration.auth
-        }) { node in
-            let pem = try String(contentsOfFile: pair.privateKey, encoding: .utf8)
-            let token = try await Self.token(channels: ["private:ops"], key: .privateKeyPEM(pem))
-            let client = try await node.connect(path: "/ws?token=\(token)")
-            guard case .subscribed("private:ops", 1) = try await Self.subscribeReply(client, "private:ops") else {
-                Issue.record("\(kind) token refused")
-                return
+        try await withTestKeys { keys in
+            let pair = kind == "rsa" ? try await keys.rsaKeyPair() : try await keys.ecKeyPair()
+            let configuration = try HeraldConfiguration.resolve(
+                flags: [.port: "0", .jwtPublicKeyFile: pair.publicKey], environment: [:])
+            #expect(configuration.auth.allowAnonymous == false)
+            try await withNode({
+                $0.auth = configuration.auth
+            }) { node in
+                let pem = try String(contentsOfFile: pair.privateKey, encoding: .utf8)
+                let token = try await Self.token(channels: ["private:ops"], key: .privateKeyPEM(pem))
+                let client = try await node.connect(path: "/ws?token=\(token)")
+                guard case .subscribed("private:ops", 1) = try await Self.subscribeReply(client, "private:ops") else {
+                    Issue.record("\(kind) token refused")
+                    return
+                }
+                // An HS256 token is refused by a node that holds only a public key, even one
+                // "signed" with that public key as the HMAC secret (algorithm confusion).
+                let publicPEM = try String(contentsOfFile: pair.publicKey, encoding: .utf8)
+                let confused = try await Self.token(key: .hs256(secret: Array(publicPEM.utf8)))
+                let refused = try await node.connect(path: "/ws?token=\(confused)", readWelcome: false)
+                #expect(try await refused.nextError().code == .invalidToken)
             }
-            // An HS256 token is refused by a node that holds only a public key, even one
-            // "signed" with that public key as the HMAC secret (algorithm confusion).
-            let publicPEM = try String(contentsOfFile: pair.publicKey, encoding: .utf8)
-            let confused = try await Self.token(key: .hs256(secret: Array(publicPEM.utf8)))
-            let refused = try await node.connect(path: "/ws?token=\(confused)", readWelcome: false)
-            #expect(try await refused.nextError().code == .invalidToken)
         }
     }
 

@@ -68,14 +68,14 @@ import Testing
         #expect(mixed.auth.allowAnonymous)
     }
 
-    @Test func secretsCanComeFromFiles() throws {
-        let keys = try TestKeys()
-        defer { keys.remove() }
-        try "key-from-file\n".write(toFile: keys.path("api-key"), atomically: true, encoding: .utf8)
-        let config = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("api-key")])
-        #expect(config.apiKeys == ["key-from-file"])
-        #expect(throws: ConfigurationError.self) {
-            try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("missing")])
+    @Test func secretsCanComeFromFiles() async throws {
+        try await withTestKeys { keys in
+            try "key-from-file\n".write(toFile: keys.path("api-key"), atomically: true, encoding: .utf8)
+            let config = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("api-key")])
+            #expect(config.apiKeys == ["key-from-file"])
+            #expect(throws: ConfigurationError.self) {
+                try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_API_KEY_FILE": keys.path("missing")])
+            }
         }
     }
 }

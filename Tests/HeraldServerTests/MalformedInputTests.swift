@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import HeraldTesting
 import NIOCore
 import NIOWebSocket

@@ -6,26 +6,28 @@ import Testing
 /// The `herald` executable as operators run it.
 @Suite struct ProcessTests {
     @Test func sigtermSendsServerShutdownAndCloses1001ThenExitsZero() async throws {
-        let node = try await NodeProcess.start()
-        let first = try await TestWebSocket.connect(port: node.port)
-        let second = try await TestWebSocket.connect(port: node.port)
-        let status = Task { try await node.stop(signal: SIGTERM) }
-        for client in [first, second] {
-            #expect(try await client.nextMessage(timeout: .seconds(10)) == .serverShutdown(message: "Server is shutting down"))
-            #expect(try await client.nextClose().code == 1001)
-            try await client.sendFrame(opcode: .connectionClose, data: [0x03, 0xE9])
+        try await withNodeProcess { node in
+            let first = try await TestWebSocket.connect(port: node.port)
+            let second = try await TestWebSocket.connect(port: node.port)
+            async let status = node.stop(signal: SIGTERM)
+            for client in [first, second] {
+                #expect(try await client.nextMessage(timeout: .seconds(10)) == .serverShutdown(message: "Server is shutting down"))
+                #expect(try await client.nextClose().code == 1001)
+                try await client.sendFrame(opcode: .connectionClose, data: [0x03, 0xE9])
+            }
+            #expect(try await status == 0, "\(node.outputText)")
         }
-        #expect(try await status.value == 0, "\(node.outputText)")
     }
 
     @Test func sigintAlsoShutsDownGracefully() async throws {
-        let node = try await NodeProcess.start()
-        let client = try await TestWebSocket.connect(port: node.port)
-        let status = Task { try await node.stop(signal: SIGINT) }
-        #expect(try await client.nextMessage(timeout: .seconds(10)) == .serverShutdown(message: "Server is shutting down"))
-        #expect(try await client.nextClose().code == 1001)
-        // This client never answers the close: the node still exits within the grace period.
-        #expect(try await status.value == 0)
+        try await withNodeProcess { node in
+            let client = try await TestWebSocket.connect(port: node.port)
+            async let status = node.stop(signal: SIGINT)
+            #expect(try await client.nextMessage(timeout: .seconds(10)) == .serverShutdown(message: "Server is shutting down"))
+            #expect(try await client.nextClose().code == 1001)
+            // This client never answers the close: the node still exits within the grace period.
+            #expect(try await status == 0)
+        }
     }
 
     @Test func invalidConfigurationIsRefusedWithAClearMessage() async throws {

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import Testing

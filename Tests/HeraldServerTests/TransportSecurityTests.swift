@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HeraldClient
 import HeraldCore
+import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import NIOCore
@@ -12,59 +13,55 @@ import Testing
 /// TLS and the limits on opening connections, against a real node.
 @Suite struct TransportSecurityTests {
     @Test func wssAndHttpsWorkEndToEndWithASelfSignedCertificate() async throws {
-        let keys = try TestKeys()
-        defer { keys.remove() }
-        let files = try keys.selfSignedCertificate()
-        let configuration = try HeraldConfiguration.resolve(
-            flags: [.port: "0", .tlsCertFile: files.certificate, .tlsKeyFile: files.key], environment: [:])
-        try await withNode({ $0.tls = configuration.tls }) { node in
-            let trust = TestKeys.trusting(files.certificate)
-            var settings = HeraldClient.Configuration()
-            settings.tls = trust
-            settings.maxAttempts = 1
-            let client = try HeraldClient(url: "wss://localhost:\(node.port)/ws", configuration: settings)
-            let run = Task { await client.run() }
-            defer {
-                client.close()
-                run.cancel()
-            }
-            try await client.subscribe("secure")
-            var events = client.events.makeAsyncIterator()
-            try await Self.next(&events, "subscribed over wss") {
-                if case .message(.subscribed("secure", _)) = $0 { true } else { false }
-            }
+        try await withTestKeys { keys in
+            let files = try await keys.selfSignedCertificate()
+            let configuration = try HeraldConfiguration.resolve(
+                flags: [.port: "0", .tlsCertFile: files.certificate, .tlsKeyFile: files.key], environment: [:])
+            try await withNode({ $0.tls = configuration.tls }) { node in
+                let trust = TestKeys.trusting(files.certificate)
+                var settings = HeraldClient.Configuration()
+                settings.tls = trust
+                settings.maxAttempts = 1
+                let client = try HeraldClient(url: "wss://localhost:\(node.port)/ws", configuration: settings)
+                try await withRunning(client) { events in
+                    try await client.subscribe("secure")
+                    try await events.next("subscribed over wss") {
+                        if case .message(.subscribed("secure", _)) = $0 { true } else { false }
+                    }
+                    try await withHTTPClient(tls: trust) { https in
+                        let published = try await HTTPResult.send(
+                            .POST, "https://localhost:\(node.port)/api/notify/secure", body: #"{"body":"over TLS"}"#,
+                            client: https)
+                        #expect(published.status == 200)
+                    }
+                    try await events.next("notification over wss") {
+                        if case .message(.notification(let n)) = $0 { n.body == "over TLS" } else { false }
+                    }
+                }
 
-            let https = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: .init(tlsConfiguration: trust))
-            defer { _ = https.shutdown() }
-            let published = try await HTTPResult.send(
-                .POST, "https://localhost:\(node.port)/api/notify/secure", body: #"{"body":"over TLS"}"#, client: https)
-            #expect(published.status == 200)
-            try await Self.next(&events, "notification over wss") {
-                if case .message(.notification(let n)) = $0 { n.body == "over TLS" } else { false }
-            }
-
-            // The same port speaks no plaintext WebSocket, and an untrusted certificate is refused.
-            await #expect(throws: (any Error).self) {
-                _ = try await TestWebSocket.connect(port: node.port, readWelcome: true)
-            }
-            await #expect(throws: (any Error).self) {
-                _ = try await TestWebSocket.connect(port: node.port, tls: .makeClientConfiguration())
+                // The same port speaks no plaintext WebSocket, and an untrusted certificate is refused.
+                await #expect(throws: (any Error).self) {
+                    _ = try await TestWebSocket.connect(port: node.port, readWelcome: true)
+                }
+                await #expect(throws: (any Error).self) {
+                    _ = try await TestWebSocket.connect(port: node.port, tls: .makeClientConfiguration())
+                }
             }
         }
     }
 
-    @Test func tlsConfigurationErrorsNameTheSetting() throws {
-        let keys = try TestKeys()
-        defer { keys.remove() }
-        let files = try keys.selfSignedCertificate()
-        #expect(throws: ConfigurationError.self) {
-            try HeraldConfiguration.resolve(flags: [.tlsCertFile: files.certificate], environment: [:])
-        }
-        #expect(throws: ConfigurationError.self) {
-            try HeraldConfiguration.resolve(flags: [.tlsCertFile: files.key, .tlsKeyFile: files.key], environment: [:])
-        }
-        #expect(throws: ConfigurationError.self) {
-            try HeraldConfiguration.resolve(flags: [.tlsCertFile: "/nonexistent.pem", .tlsKeyFile: files.key], environment: [:])
+    @Test func tlsConfigurationErrorsNameTheSetting() async throws {
+        try await withTestKeys { keys in
+            let files = try await keys.selfSignedCertificate()
+            #expect(throws: ConfigurationError.self) {
+                try HeraldConfiguration.resolve(flags: [.tlsCertFile: files.certificate], environment: [:])
+            }
+            #expect(throws: ConfigurationError.self) {
+                try HeraldConfiguration.resolve(flags: [.tlsCertFile: files.key, .tlsKeyFile: files.key], environment: [:])
+            }
+            #expect(throws: ConfigurationError.self) {
+                try HeraldConfiguration.resolve(flags: [.tlsCertFile: "/nonexistent.pem", .tlsKeyFile: files.key], environment: [:])
+            }
         }
     }
 
@@ -118,17 +115,6 @@ import Testing
             #expect(refused.status == 429)
             #expect(open.count == 3)
         }
-    }
-
-    /// Reads client events until one matches.
-    static func next(
-        _ events: inout AsyncStream<HeraldClient.Event>.Iterator, _ what: String,
-        where predicate: (HeraldClient.Event) -> Bool
-    ) async throws {
-        while let event = await events.next() {
-            if predicate(event) { return }
-        }
-        throw TimeoutError(what: what)
     }
 
     static let upgradeHeaders = [

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocol
 import HeraldTesting
 import NIOCore
 import NIOWebSocket
@@ -116,7 +117,7 @@ import Testing
             try await client.sendFrame(opcode: .connectionClose, data: [0x03, 0xE8])
             #expect(try await client.nextClose().code == 1000)
             try await client.waitForDisconnect()
-            try await waitUntil("the hub to forget the client") { node.hub.connectionCount == 0 }
+            try await waitUntil("the hub to forget the client") { node.connectionCount == 0 }
         }
     }
 
@@ -139,7 +140,7 @@ import Testing
             #expect(refused.status == 503)
             #expect(try refused.object()["code"] == .string("unavailable"))
             await first.close()
-            try await waitUntil("a slot to free up") { node.hub.connectionCount == 1 }
+            try await waitUntil("a slot to free up") { node.connectionCount == 1 }
             let third = try await node.connect()
             #expect(third.clientID != nil)
             _ = second

@@ -7,36 +7,36 @@ import Testing
 /// The connection against a real redis-server.
 @Suite struct RedisConnectionTests {
     @Test func commandsGetReplies() async throws {
-        let redis = try await RedisServer.start()
-        defer { Task { await redis.stop() } }
-        let connection = try await RedisConnection.connect(
-            to: RedisURL(host: "127.0.0.1", port: redis.port), group: MultiThreadedEventLoopGroup.singleton)
-        defer { connection.close() }
-        #expect(try await connection.sendFuture([ByteBuffer(string: "PING")]).get().string == "PONG")
+        try await withRedis { redis in
+            let connection = try await RedisConnection.connect(
+                to: RedisURL(host: "127.0.0.1", port: redis.port), group: MultiThreadedEventLoopGroup.singleton)
+            defer { connection.close() }
+            #expect(try await connection.sendFuture([ByteBuffer(string: "PING")]).get().string == "PONG")
+        }
     }
 
     /// Found by the benchmark script: a node hung on shutdown when Redis went away. A command
     /// sent on a connection that has closed and shed its handlers never reached the handler
     /// that fails replies, so its reply was awaited forever.
     @Test func aCommandOnAClosedConnectionFailsInsteadOfWaitingForever() async throws {
-        let redis = try await RedisServer.start()
-        defer { Task { await redis.stop() } }
-        let connection = try await RedisConnection.connect(
-            to: RedisURL(host: "127.0.0.1", port: redis.port), group: MultiThreadedEventLoopGroup.singleton)
-        connection.close()
-        try await connection.closeFuture.get()
-        // Closed, handlers possibly still there: fails at once too.
-        #expect(try await outcome(of: connection.sendFuture([ByteBuffer(string: "PING")])) == "failed")
-        // NIO removes the handlers a few loop turns after the close; wait for that state.
-        let channel = connection.channel
-        var turns = 0
-        while try await channel.eventLoop.submit({
-            (try? channel.pipeline.syncOperations.handler(type: RESPChannelHandler.self)) != nil
-        }).get() {
-            turns += 1
-            try #require(turns < 1000, "the closed channel kept its handler")
+        try await withRedis { redis in
+            let connection = try await RedisConnection.connect(
+                to: RedisURL(host: "127.0.0.1", port: redis.port), group: MultiThreadedEventLoopGroup.singleton)
+            connection.close()
+            try await connection.closeFuture.get()
+            // Closed, handlers possibly still there: fails at once too.
+            #expect(try await outcome(of: connection.sendFuture([ByteBuffer(string: "PING")])) == "failed")
+            // NIO removes the handlers a few loop turns after the close; wait for that state.
+            let channel = connection.channel
+            var turns = 0
+            while try await channel.eventLoop.submit({
+                (try? channel.pipeline.syncOperations.handler(type: RESPChannelHandler.self)) != nil
+            }).get() {
+                turns += 1
+                try #require(turns < 1000, "the closed channel kept its handler")
+            }
+            #expect(try await outcome(of: connection.sendFuture([ByteBuffer(string: "PING")])) == "failed")
         }
-        #expect(try await outcome(of: connection.sendFuture([ByteBuffer(string: "PING")])) == "failed")
     }
 
     /// Whichever comes first; a reply that never comes must fail the test, not hang it.
