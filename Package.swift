@@ -151,8 +151,13 @@ let package = Package(
             dependencies: [
                 "HeraldCore", "HeraldProtocol", "HeraldSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "HeraldRedisTests",
+            dependencies: ["HeraldRedis"]
         ),
         .testTarget(
             name: "HeraldClientTests",

@@ -1,0 +1,167 @@
+import Dispatch
+import HeraldCore
+import HeraldProtocol
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+/// The Hub and its loop shards with fake connections on embedded event loops: memberships,
+/// interest, fan-out and batching, without sockets.
+@Suite struct HubTests {
+    /// A connection that records what the Hub writes to it.
+    final class FakeConnection: HubConnection {
+        let clientID: String
+        let sequence: UInt64
+        var written: [String] = []
+        var flushes = 0
+        var unflushed = false
+        var shutdownFrames = 0
+
+        init(_ id: String, sequence: UInt64) {
+            self.clientID = id
+            self.sequence = sequence
+        }
+
+        func write(_ frame: ByteBuffer) -> Bool {
+            written.append(Self.payload(frame))
+            defer { unflushed = true }
+            return !unflushed
+        }
+
+        func flush() {
+            unflushed = false
+            flushes += 1
+        }
+
+        func send(_ frame: ByteBuffer) {
+            _ = write(frame)
+            flush()
+        }
+
+        func heartbeat(now: NIODeadline) {}
+        func shutdown(with frame: ByteBuffer) { shutdownFrames += 1 }
+
+        func info() -> ClientInfo {
+            ClientInfo(id: clientID, name: nil, connectedAt: "", subscriptions: [], node: "test")
+        }
+
+        /// The text of a server frame written by ``ServerFrame`` (short payloads).
+        static func payload(_ frame: ByteBuffer) -> String {
+            var frame = frame
+            _ = frame.readInteger(as: UInt8.self)
+            let length = Int(frame.readInteger(as: UInt8.self) ?? 0)
+            return frame.readString(length: length) ?? ""
+        }
+    }
+
+    /// Records interest changes; confirms every subscription at once.
+    final class RecordingBroker: Broker, @unchecked Sendable {
+        let changes = Mutex<[String]>([])
+        var kind: String { "recording" }
+        var status: BrokerStatus { .up }
+        func attach(_ sink: any PublicationSink) {}
+        func publish(_ publication: Publication) async throws(BrokerError) {}
+        func setInterest(in channel: String, _ interested: Bool) {
+            changes.withLock { $0.append("\(interested ? "+" : "-")\(channel)") }
+        }
+        func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
+            loop.makeSucceededVoidFuture()
+        }
+        func run() async throws {}
+    }
+
+    /// Two embedded loops as one group: two shards, driven by hand.
+    final class TwoLoops: EventLoopGroup, @unchecked Sendable {
+        let loops = [EmbeddedEventLoop(), EmbeddedEventLoop()]
+        func next() -> any EventLoop { loops[0] }
+        func makeIterator() -> EventLoopIterator { EventLoopIterator(loops) }
+        func shutdownGracefully(queue: DispatchQueue, _ callback: @escaping @Sendable ((any Error)?) -> Void) {
+            callback(nil)
+        }
+        func run() { for loop in loops { loop.run() } }
+    }
+
+    func publication(_ channel: String, _ text: String, excluding: String? = nil) -> Publication {
+        Publication(channel: channel, payload: ByteBuffer(string: text), excludedClient: excluding)
+    }
+
+    @Test func theBrokerHearsOfAChannelsFirstSubscriberAndItsLast() {
+        let loops = TwoLoops()
+        let broker = RecordingBroker()
+        let hub = Hub(nodeID: "n", broker: broker, eventLoopGroup: loops)
+        let (a, b) = (FakeConnection("a", sequence: 1), FakeConnection("b", sequence: 2))
+        hub.register(a, on: loops.loops[0])
+        hub.register(b, on: loops.loops[1])
+        #expect(hub.subscribe(a, to: "news", on: loops.loops[0]).localCount == 1)
+        #expect(hub.subscribe(b, to: "news", on: loops.loops[1]).localCount == 2)
+        #expect(hub.subscriberCount("news") == 2)
+        hub.unsubscribe(a, from: "news", on: loops.loops[0])
+        #expect(broker.changes.withLock { $0 } == ["+news"])
+        hub.unregister(b, channels: ["news"], on: loops.loops[1])
+        #expect(broker.changes.withLock { $0 } == ["+news", "-news"])
+        #expect(hub.channelCounts().isEmpty)
+        #expect(hub.channelCount == 0)
+    }
+
+    @Test func aPublicationReachesEverySubscriberOnEveryLoopButTheExcludedOne() {
+        let loops = TwoLoops()
+        let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
+        let connections = (1...4).map { FakeConnection("c\($0)", sequence: UInt64($0)) }
+        for (index, connection) in connections.enumerated() {
+            let loop = loops.loops[index % 2]
+            hub.register(connection, on: loop)
+            _ = hub.subscribe(connection, to: "chat", on: loop)
+        }
+        let other = FakeConnection("elsewhere", sequence: 9)
+        hub.register(other, on: loops.loops[1])
+        _ = hub.subscribe(other, to: "other", on: loops.loops[1])
+
+        hub.deliver(publication("chat", "hello", excluding: "c3"))
+        loops.run()
+        #expect(connections.map(\.written) == [["hello"], ["hello"], [], ["hello"]])
+        #expect(other.written.isEmpty)
+        #expect(hub.messagesDelivered == 3)
+    }
+
+    @Test func queuedPublicationsAreWrittenInOrderAndFlushedOncePerConnection() {
+        let loops = TwoLoops()
+        let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
+        let connection = FakeConnection("a", sequence: 1)
+        hub.register(connection, on: loops.loops[0])
+        _ = hub.subscribe(connection, to: "x", on: loops.loops[0])
+        _ = hub.subscribe(connection, to: "y", on: loops.loops[0])
+        for text in ["1", "2", "3"] { hub.deliver(publication(text == "2" ? "y" : "x", text)) }
+        loops.run()
+        #expect(connection.written == ["1", "2", "3"])
+        #expect(connection.flushes == 1)
+        // One publication alone is written and flushed at once.
+        hub.deliver(publication("x", "4"))
+        loops.run()
+        #expect(connection.written.last == "4")
+        #expect(connection.flushes == 2)
+    }
+
+    @Test func aChannelWithoutLocalSubscribersQueuesNothing() {
+        let loops = TwoLoops()
+        let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
+        let connection = FakeConnection("a", sequence: 1)
+        hub.register(connection, on: loops.loops[0])
+        _ = hub.subscribe(connection, to: "x", on: loops.loops[0])
+        hub.unsubscribe(connection, from: "x", on: loops.loops[0])
+        hub.deliver(publication("x", "late"))
+        loops.run()
+        #expect(connection.written.isEmpty)
+        #expect(hub.messagesDelivered == 0)
+    }
+
+    @Test func shutdownReachesEveryConnection() {
+        let loops = TwoLoops()
+        let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
+        let connections = (1...3).map { FakeConnection("c\($0)", sequence: UInt64($0)) }
+        for (index, connection) in connections.enumerated() { hub.register(connection, on: loops.loops[index % 2]) }
+        hub.shutdownConnections(with: ByteBuffer(string: "bye"))
+        loops.run()
+        #expect(connections.map(\.shutdownFrames) == [1, 1, 1])
+    }
+}
