@@ -54,7 +54,28 @@ import Testing
             #expect(try code(badCursor) == .string("invalid_field"))
 
             // The node is still fine.
-            #expect(try await node.request(.POST, "/api/notify/news", body: "").status == 200)
+            #expect(try await node.request(.POST, "/api/notify/news", body: "{}").status == 200)
+        }
+    }
+
+    /// An empty document is not JSON: nothing is published, and subscribers see nothing.
+    @Test func anEmptyBodyIsInvalidJSONAndPublishesNothing() async throws {
+        try await withNode { node in
+            let subscriber = try await node.subscriber("quiet")
+            for (body, headers) in [("", [("Content-Type", "application/json")]), ("", [])] {
+                let refused = try await node.request(.POST, "/api/notify/quiet", body: body, headers: headers)
+                #expect(refused.status == 400)
+                #expect(try code(refused) == .string("invalid_json"))
+                let broadcast = try await node.request(.POST, "/api/broadcast", body: body, headers: headers)
+                #expect(try code(broadcast) == .string("invalid_json"))
+            }
+            let empty = try await node.request(.POST, "/api/notify/quiet", headers: [("Content-Type", "application/json")])
+            #expect(try code(empty) == .string("invalid_json"))
+            // The next notification the subscriber sees is the one published after them.
+            _ = try await node.request(.POST, "/api/notify/quiet", body: #"{"title":"marker"}"#)
+            #expect(try await subscriber.nextNotification().title == "marker")
+            let stats = try await node.request(.GET, "/api/stats").object()
+            #expect(stats["messagesPublished"] == .integer(1))
         }
     }
 

@@ -18,12 +18,16 @@ struct PublishRequest {
         OutgoingNotification(HeraldNotification(channel: channel, title: title ?? "Notification", body: body ?? ""), data: data)
     }
 
-    /// Parses `bytes`, mapping every failure to a 400 with a precise code. An empty body is `{}`.
+    /// Parses `bytes`, mapping every failure to a 400 with a precise code. An empty body is not
+    /// JSON: refusing it keeps a publish deliberate (`{}` asks for the default notification).
     static func parse(_ bytes: ByteBuffer, requiringChannels: Bool) throws(APIError) -> PublishRequest {
         let view = bytes.readableBytesView
+        guard !view.isEmpty else {
+            throw APIError(.badRequest, .invalidJSON, "body is empty; send a JSON object ({} for the defaults)")
+        }
         let parsed: [String: JSONReader.Field]?
         do {
-            parsed = view.isEmpty ? [:] : try JSONReader.objectFields(view)
+            parsed = try JSONReader.objectFields(view)
         } catch {
             throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
         }
