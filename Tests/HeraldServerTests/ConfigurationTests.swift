@@ -1,9 +1,51 @@
+import Foundation
 import HeraldServer
 import HeraldTesting
 import NIOCore
 import Testing
 
 @Suite struct ConfigurationTests {
+    /// docs/configuration.md has one row per setting, with the flag, every environment
+    /// variable and the default that the declaration in ConfigKey.swift gives — and no row
+    /// for a setting that does not exist.
+    @Test func theDocumentationListsEverySettingAsDeclared() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+        let text = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        var rows: [String: [String]] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("| `--") {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let flag = cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`-"))
+            #expect(rows[flag] == nil, "--\(flag) is documented twice")
+            rows[flag] = cells
+        }
+        for key in ConfigKey.allCases {
+            guard let cells = rows.removeValue(forKey: key.flag) else {
+                Issue.record("--\(key.flag) is not in docs/configuration.md")
+                continue
+            }
+            let documentedEnvironment = cells[2].split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " `")) }
+            #expect(documentedEnvironment == key.environment, "environment of --\(key.flag)")
+            if let value = key.defaultValue {
+                #expect(cells[3] == "`\(value)`", "default of --\(key.flag): documented \(cells[3]), declared \(value)")
+            } else {
+                #expect(!cells[3].hasPrefix("`"), "--\(key.flag) has no default, but the docs give \(cells[3])")
+            }
+        }
+        #expect(rows.isEmpty, "documented settings that do not exist: \(rows.keys.sorted())")
+    }
+
+    /// `herald serve` reads the same declarations: every flag is accepted, in both spellings.
+    @Test func everyFlagIsAcceptedAndUnknownOnesAreRefused() throws {
+        let flags = try SettingFlags.parse(["--port", "9000", "--log-level=debug"])
+        #expect(flags == [.port: "9000", .logLevel: "debug"])
+        for key in ConfigKey.allCases {
+            #expect(try SettingFlags.parse(["--\(key.flag)", "x"]) == [key: "x"])
+        }
+        #expect(throws: SettingFlags.Unknown.self) { try SettingFlags.parse(["--no-such-setting", "1"]) }
+        #expect(throws: SettingFlags.Unknown.self) { try SettingFlags.parse(["--port"]) }
+        #expect(throws: SettingFlags.Unknown.self) { try SettingFlags.parse(["stray"]) }
+    }
+
     @Test func defaultsMatchTheDocumentation() throws {
         let config = try HeraldConfiguration.resolve(flags: [:], environment: [:])
         #expect(config.host == "127.0.0.1")

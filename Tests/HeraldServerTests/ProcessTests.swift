@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldServer
 import HeraldTesting
 import Testing
 
@@ -43,12 +44,17 @@ import Testing
     @Test func helpListsEverySetting() async throws {
         let help = try await NodeProcess.run(["serve", "--help"])
         #expect(help.status == 0)
-        for key in ["HERALD_HOST", "HERALD_PORT", "PORT", "HERALD_NODE_ID", "HERALD_LOG_LEVEL", "HERALD_PING_INTERVAL",
-                    "HERALD_PING_TIMEOUT", "HERALD_MAX_MESSAGE_BYTES", "HERALD_MAX_SUBSCRIPTIONS", "HERALD_MAX_NAME_LENGTH",
-                    "HERALD_RATE_LIMIT", "HERALD_RATE_BURST", "HERALD_MAX_CONNECTIONS", "HERALD_SEND_QUEUE_BYTES",
-                    "HERALD_SHUTDOWN_GRACE", "HERALD_CORS_ORIGINS", "HERALD_API_KEY", "HERALD_ALLOWED_ORIGINS",
-                    "HERALD_REDIS_URL", "HERALD_REDIS_PREFIX", "HERALD_REGISTRY_INTERVAL"] {
-            #expect(help.output.contains(key), "\(key) missing from --help")
+        for key in ConfigKey.allCases {
+            #expect(help.output.contains("--\(key.flag)"), "--\(key.flag) missing from --help")
+            for name in key.environment {
+                #expect(help.output.contains(name), "\(name) missing from --help")
+            }
         }
+    }
+
+    @Test func anUnknownFlagIsRefused() async throws {
+        let result = try await NodeProcess.run(["serve", "--no-such-setting", "1"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("--no-such-setting"), "\(result.output)")
     }
 }

@@ -1,8 +1,11 @@
+import HeraldCore
+import HeraldProtocol
+import Logging
+import NIOCore
+import RedisBridge
 
-/// Every setting of a node: its flag, environment variable, default and help, in one table.
-///
-/// `herald serve --help` is generated from this table, `HeraldConfiguration` resolves values
-/// from it (flag, then environment, then default), and docs/configuration.md mirrors it.
+/// The settings of a node. Each case's ``setting`` is the one declaration of everything about
+/// it — flag, environment, default, help and how it is read; nothing else lists them.
 public enum ConfigKey: String, CaseIterable, Sendable {
     case host, port, nodeID, logLevel, threads
     case pingInterval, pingTimeout
@@ -15,131 +18,163 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case redisURL, redisPrefix, registryInterval
 
+    // swift-format-ignore
+    public var setting: Setting {
+        switch self {
+        case .host:
+            Setting("host", default: "127.0.0.1", help: "Address to listen on.") { $0.host = try $1.string() }
+        case .port:
+            Setting("port", environment: ["HERALD_PORT", "PORT"], default: "8080",
+                    help: "TCP port for WebSocket and REST (0 picks a free port).") { $0.port = try $1.int(0...65535) }
+        case .nodeID:
+            Setting("node-id", help: "This node's id in logs, `welcome` and stats (default: generated).") { config, value in
+                guard ChannelName.isValid(value.raw), value.raw.count <= 64 else { throw value.fail("1–64 letters, digits or _ - : .") }
+                config.nodeID = value.raw
+            }
+        case .logLevel:
+            Setting("log-level", default: "info", help: "trace, debug, info, notice, warning, error or critical.") { config, value in
+                guard let level = Logger.Level(rawValue: value.raw.lowercased()) else {
+                    throw value.fail(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                config.logLevel = level
+            }
+        case .threads:
+            Setting("threads", help: "Event-loop threads (default: number of cores).") { $0.threads = try $1.int(1...256) }
+        case .pingInterval:
+            Setting("ping-interval", default: "30", help: "Seconds between server `ping` messages.") { $0.pingInterval = try $1.seconds() }
+        case .pingTimeout:
+            Setting("ping-timeout", default: "60", help: "Seconds of silence after which a client is closed with 1000/timeout.") {
+                $0.pingTimeout = try $1.seconds()
+            }
+        case .maxMessageBytes:
+            Setting("max-message-bytes", default: "65536", help: "Largest inbound WebSocket frame or message; larger closes with 1009.") {
+                $0.maxMessageBytes = try $1.int(125...(64 << 20))
+            }
+        case .maxSubscriptions:
+            Setting("max-subscriptions", default: "1000", help: "Most channels one connection may subscribe to.") {
+                $0.sessionLimits.maxSubscriptions = try $1.int(1...Int.max)
+            }
+        case .maxNameLength:
+            Setting("max-name-length", default: "64", help: "Longest client name set with `set_name`.") {
+                $0.sessionLimits.maxNameLength = try $1.int(1...Int.max)
+            }
+        case .rateLimit:
+            Setting("rate-limit", default: "50", help: "Inbound messages per second per connection (token bucket rate).") {
+                $0.sessionLimits.rateLimit = try $1.number(min: 0.001)
+            }
+        case .rateBurst:
+            Setting("rate-burst", default: "100", help: "Inbound message burst per connection (token bucket size).") {
+                $0.sessionLimits.rateBurst = try $1.number(min: 1)
+            }
+        case .maxConnections:
+            Setting("max-connections", default: "10000", help: "Most WebSocket connections this node accepts.") {
+                $0.maxConnections = try $1.int(1...Int.max)
+            }
+        case .sendQueueBytes:
+            Setting("send-queue-bytes", default: "1048576",
+                    help: "Outbound bytes queued per connection before it is dropped as a slow consumer.") {
+                $0.sendQueueBytes = try $1.int(1024...Int.max)
+            }
+        case .maxBodyBytes:
+            Setting("max-body-bytes", default: "65536", help: "Largest REST request body.") { $0.maxBodyBytes = try $1.int(64...(64 << 20)) }
+        case .shutdownGrace:
+            Setting("shutdown-grace", default: "5", help: "Seconds allowed for a graceful shutdown.") { $0.shutdownGrace = try $1.seconds() }
+        case .corsOrigins:
+            Setting("cors-origins", help: "Comma-separated origins allowed by CORS (`*` for any; default: none).") { $0.corsOrigins = $1.list() }
+        case .apiKey:
+            Setting("api-key", help: "Comma-separated API keys for /api/* (unset: loopback callers only).") { $0.apiKeys = $1.list() }
+        case .allowedOrigins:
+            Setting("allowed-origins", help: "Comma-separated Origins allowed to open WebSockets (others: 403; unset: any).") {
+                $0.allowedOrigins = $1.list()
+            }
+        case .jwtSecret:
+            Setting("jwt-secret", help: "HS256 secret for connection tokens, at least 32 bytes (unset: no HS256).") { config, value in
+                let bytes = Array(value.raw.utf8)
+                guard bytes.count >= AuthConfiguration.minimumSecretBytes else {
+                    // Never echo a secret into logs or error output.
+                    throw ConfigurationError(
+                        key: .jwtSecret, source: value.source, value: "<\(bytes.count) bytes>",
+                        expected: "at least \(AuthConfiguration.minimumSecretBytes) bytes (e.g. `openssl rand -base64 48`)")
+                }
+                config.auth.secret = bytes
+            }
+        case .jwtPublicKeyFile:
+            Setting("jwt-public-key-file", help: "PEM file with the RSA (RS256) or P-256 (ES256) public key for connection tokens.") {
+                config, value in
+                guard let key = AuthConfiguration.PublicKey(pem: try value.fileContents()) else {
+                    throw value.fail("a PEM RSA or P-256 public key or certificate")
+                }
+                config.auth.publicKey = key
+            }
+        case .allowAnonymous:
+            Setting("allow-anonymous", help: "Accept WebSocket clients without a token (default: true without a JWT key, else false).") {
+                $0.anonymousSetting = try $1.bool()
+            }
+        case .authTimeout:
+            Setting("auth-timeout", default: "10", help: "Seconds a client that must authenticate has to send `auth`; then 4001.") {
+                $0.auth.timeout = try $1.seconds()
+            }
+        case .tlsCertFile:
+            Setting("tls-cert-file", help: "PEM certificate chain: serve wss:// and https:// (needs --tls-key-file).") {
+                $0.tlsFiles.certificate = $1
+            }
+        case .tlsKeyFile:
+            Setting("tls-key-file", help: "PEM private key of --tls-cert-file.") { $0.tlsFiles.key = $1 }
+        case .maxConnectionsPerIP:
+            Setting("max-connections-per-ip", default: "1000",
+                    help: "Most WebSocket connections from one client address (0: no limit); more get 429.") {
+                $0.connectionLimits.maxPerAddress = try $1.int(0...Int.max)
+            }
+        case .connectionRate:
+            Setting("connection-rate", default: "1000",
+                    help: "New WebSocket connections per second the node accepts (token bucket rate); more get 429.") {
+                $0.connectionLimits.rate = try $1.number(min: 0.001)
+            }
+        case .connectionBurst:
+            Setting("connection-burst", default: "2000", help: "New WebSocket connections accepted in a burst above --connection-rate.") {
+                $0.connectionLimits.burst = try $1.number(min: 1)
+            }
+        case .trustedProxies:
+            Setting("trusted-proxies",
+                    help: "Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For names the client (the nginx in front).") {
+                config, value in
+                do {
+                    config.connectionLimits.trustedProxies = try TrustedProxies(value.list())
+                } catch let error as TrustedProxies.InvalidEntry {
+                    throw value.fail("IP addresses or CIDR ranges (e.g. 10.0.0.0/8); '\(error.entry)' is neither")
+                }
+            }
+        case .redisURL:
+            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone).") {
+                config, value in
+                guard let url = RedisURL(value.raw.trimmingCharacters(in: .whitespaces)) else {
+                    throw value.fail("redis://[:password@]host[:port][/db]")
+                }
+                config.redisURL = url
+            }
+        case .redisPrefix:
+            Setting("redis-prefix", default: "herald", help: "Prefix of every Redis key and channel, so deployments can share one Redis.") {
+                config, value in
+                guard ChannelName.isValid(value.raw), value.raw.count <= 64 else { throw value.fail("1–64 letters, digits or _ - : .") }
+                config.redisPrefix = value.raw
+            }
+        case .registryInterval:
+            Setting("registry-interval", default: "2", help: "Seconds between registry heartbeats; a dead node leaves the figures after 3.") {
+                $0.registryInterval = try $1.seconds()
+            }
+        }
+    }
+
     /// The `--flag` name.
-    public var flag: String {
-        switch self {
-        case .host: "host"
-        case .port: "port"
-        case .nodeID: "node-id"
-        case .logLevel: "log-level"
-        case .threads: "threads"
-        case .pingInterval: "ping-interval"
-        case .pingTimeout: "ping-timeout"
-        case .maxMessageBytes: "max-message-bytes"
-        case .maxSubscriptions: "max-subscriptions"
-        case .maxNameLength: "max-name-length"
-        case .rateLimit: "rate-limit"
-        case .rateBurst: "rate-burst"
-        case .maxConnections: "max-connections"
-        case .sendQueueBytes: "send-queue-bytes"
-        case .maxBodyBytes: "max-body-bytes"
-        case .shutdownGrace: "shutdown-grace"
-        case .corsOrigins: "cors-origins"
-        case .apiKey: "api-key"
-        case .allowedOrigins: "allowed-origins"
-        case .jwtSecret: "jwt-secret"
-        case .jwtPublicKeyFile: "jwt-public-key-file"
-        case .allowAnonymous: "allow-anonymous"
-        case .authTimeout: "auth-timeout"
-        case .tlsCertFile: "tls-cert-file"
-        case .tlsKeyFile: "tls-key-file"
-        case .maxConnectionsPerIP: "max-connections-per-ip"
-        case .connectionRate: "connection-rate"
-        case .connectionBurst: "connection-burst"
-        case .trustedProxies: "trusted-proxies"
-        case .redisURL: "redis-url"
-        case .redisPrefix: "redis-prefix"
-        case .registryInterval: "registry-interval"
-        }
-    }
-
+    public var flag: String { setting.flag }
     /// Environment variables, first match wins.
-    public var environment: [String] {
-        switch self {
-        case .port: ["HERALD_PORT", "PORT"]
-        default: ["HERALD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")]
-        }
-    }
-
+    public var environment: [String] { setting.environment }
     /// The default, as it would be typed; `nil` means "unset".
-    public var defaultValue: String? {
-        switch self {
-        case .host: "127.0.0.1"
-        case .port: "8080"
-        case .nodeID: nil
-        case .logLevel: "info"
-        case .threads: nil
-        case .pingInterval: "30"
-        case .pingTimeout: "60"
-        case .maxMessageBytes: "65536"
-        case .maxSubscriptions: "1000"
-        case .maxNameLength: "64"
-        case .rateLimit: "50"
-        case .rateBurst: "100"
-        case .maxConnections: "10000"
-        case .sendQueueBytes: "1048576"
-        case .maxBodyBytes: "65536"
-        case .shutdownGrace: "5"
-        case .corsOrigins: nil
-        case .apiKey: nil
-        case .allowedOrigins: nil
-        case .jwtSecret: nil
-        case .jwtPublicKeyFile: nil
-        case .allowAnonymous: nil
-        case .authTimeout: "10"
-        case .tlsCertFile: nil
-        case .tlsKeyFile: nil
-        case .maxConnectionsPerIP: "1000"
-        case .connectionRate: "1000"
-        case .connectionBurst: "2000"
-        case .trustedProxies: nil
-        case .redisURL: nil
-        case .redisPrefix: "herald"
-        case .registryInterval: "2"
-        }
-    }
+    public var defaultValue: String? { setting.defaultValue }
 
-    public var help: String {
-        switch self {
-        case .host: "Address to listen on."
-        case .port: "TCP port for WebSocket and REST (0 picks a free port)."
-        case .nodeID: "This node's id in logs, `welcome` and stats (default: generated)."
-        case .logLevel: "trace, debug, info, notice, warning, error or critical."
-        case .threads: "Event-loop threads (default: number of cores)."
-        case .pingInterval: "Seconds between server `ping` messages."
-        case .pingTimeout: "Seconds of silence after which a client is closed with 1000/timeout."
-        case .maxMessageBytes: "Largest inbound WebSocket frame or message; larger closes with 1009."
-        case .maxSubscriptions: "Most channels one connection may subscribe to."
-        case .maxNameLength: "Longest client name set with `set_name`."
-        case .rateLimit: "Inbound messages per second per connection (token bucket rate)."
-        case .rateBurst: "Inbound message burst per connection (token bucket size)."
-        case .maxConnections: "Most WebSocket connections this node accepts."
-        case .sendQueueBytes: "Outbound bytes queued per connection before it is dropped as a slow consumer."
-        case .maxBodyBytes: "Largest REST request body."
-        case .shutdownGrace: "Seconds allowed for a graceful shutdown."
-        case .corsOrigins: "Comma-separated origins allowed by CORS (`*` for any; default: none)."
-        case .apiKey: "Comma-separated API keys for /api/* (unset: loopback callers only)."
-        case .allowedOrigins: "Comma-separated Origins allowed to open WebSockets (others: 403; unset: any)."
-        case .jwtSecret: "HS256 secret for connection tokens, at least 32 bytes (unset: no HS256)."
-        case .jwtPublicKeyFile: "PEM file with the RSA (RS256) or P-256 (ES256) public key for connection tokens."
-        case .allowAnonymous: "Accept WebSocket clients without a token (default: true without a JWT key, else false)."
-        case .authTimeout: "Seconds a client that must authenticate has to send `auth`; then 4001."
-        case .tlsCertFile: "PEM certificate chain: serve wss:// and https:// (needs --tls-key-file)."
-        case .tlsKeyFile: "PEM private key of --tls-cert-file."
-        case .maxConnectionsPerIP: "Most WebSocket connections from one client address (0: no limit); more get 429."
-        case .connectionRate: "New WebSocket connections per second the node accepts (token bucket rate); more get 429."
-        case .connectionBurst: "New WebSocket connections accepted in a burst above --connection-rate."
-        case .trustedProxies: "Comma-separated proxy addresses or CIDR ranges whose X-Forwarded-For names the client (the nginx in front)."
-        case .redisURL: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone)."
-        case .redisPrefix: "Prefix of every Redis key and channel, so deployments can share one Redis."
-        case .registryInterval: "Seconds between registry heartbeats; a dead node leaves the figures after 3."
-        }
-    }
-
-    /// Help line with environment names and default, for `--help`.
-    public var helpText: String {
-        let env = environment.joined(separator: ", ")
-        let def = defaultValue.map { "default \($0)" } ?? "no default"
-        return "\(help) (env: \(env); \(def))"
+    /// The key whose flag is `flag` (without the leading dashes).
+    public init?(flag: String) {
+        guard let key = Self.allCases.first(where: { $0.flag == flag }) else { return nil }
+        self = key
     }
 }
