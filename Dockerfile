@@ -2,7 +2,8 @@
 # Herald: multi-stage build. The Swift toolchain builds a release binary; the runtime image
 # carries only the binary, the Swift runtime libraries it links and libhiredis.
 
-FROM swift:6.1-bookworm AS build
+# The toolchain CI builds and tests with (scripts/validate-deploy checks that the two agree).
+FROM swift:6.3.1-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libhiredis-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
