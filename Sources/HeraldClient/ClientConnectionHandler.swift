@@ -10,14 +10,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = WebSocketFrame
 
     private let continuation: AsyncStream<HeraldClient.Event>.Continuation
+    /// Sees every server message first (the client's position bookkeeping).
+    private let observe: @Sendable (ServerMessage) -> Void
     private let welcomeState = Mutex<(waiter: CheckedContinuation<ServerMessage, any Error>?, value: Result<ServerMessage, any Error>?)>((nil, nil))
     private let closeCodeState = Mutex<UInt16?>(nil)
 
     /// The code of the server's close frame, once one arrived.
     var closeCode: UInt16? { closeCodeState.withLock { $0 } }
 
-    init(continuation: AsyncStream<HeraldClient.Event>.Continuation) {
+    init(continuation: AsyncStream<HeraldClient.Event>.Continuation, observe: @escaping @Sendable (ServerMessage) -> Void) {
         self.continuation = continuation
+        self.observe = observe
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -29,6 +32,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, Sendable {
                 write(context: context, opcode: .text, data: ByteBuffer(string: #"{"type":"pong"}"#))
             }
             if !resolveWelcome(.success(message)) {
+                observe(message)
                 continuation.yield(.message(message))
             }
         case .ping:

@@ -12,9 +12,12 @@ import Synchronization
 ///
 /// Received server messages and connection-state changes arrive on ``events``. The client
 /// answers the server's `ping` with `pong` itself, and after a drop it reconnects with
-/// exponential backoff plus jitter, then re-sends its name and every subscription it holds —
-/// the caller does nothing. ``run()`` drives it until ``close()`` or until the attempts allowed
-/// by ``Configuration/maxAttempts`` are used up.
+/// exponential backoff plus jitter (or after the delay a `server_shutdown` suggested), then
+/// re-sends its name and every subscription it holds — each with `since`, the position of the
+/// last notification it received on that channel, so that what was published meanwhile is
+/// replayed once and in order, or `subscribed` says `recovered: false`. The caller does
+/// nothing. ``run()`` drives it until ``close()`` or until the attempts allowed by
+/// ``Configuration/maxAttempts`` are used up.
 public final class HeraldClient: Sendable {
     public struct Configuration: Sendable {
         /// First reconnect delay; doubles per failed attempt up to ``backoffCap``.
@@ -68,8 +71,13 @@ public final class HeraldClient: Sendable {
     private struct Session {
         var channel: (any Channel)?
         var subscriptions: [String] = []
+        /// Per channel, the position of the last notification received (or where the
+        /// subscription started): what a resubscribe asks to continue from.
+        var positions: [String: StreamPosition] = [:]
         var name: String?
         var closed = false
+        /// The delay a `server_shutdown` suggested for the next reconnect.
+        var reconnectHint: Duration?
     }
 
     public let host: String
@@ -115,6 +123,7 @@ public final class HeraldClient: Sendable {
     public func unsubscribe(_ channel: String) async throws {
         let connection = session.withLock { session -> (any Channel)? in
             session.subscriptions.removeAll { $0 == channel }
+            session.positions[channel] = nil
             return session.channel
         }
         if let connection { try await Self.write(.unsubscribe(channel: channel), to: connection) }
@@ -137,6 +146,30 @@ public final class HeraldClient: Sendable {
 
     /// The channels the client holds (and restores after a reconnect).
     public var subscriptions: [String] { session.withLock { $0.subscriptions } }
+
+    /// The position the client would resume `channel` from.
+    public func position(of channel: String) -> StreamPosition? {
+        session.withLock { $0.positions[channel] }
+    }
+
+    /// Keeps the positions up to date from what the server sends.
+    private func observe(_ message: ServerMessage) {
+        session.withLock { session in
+            switch message {
+            case .notification(let notification):
+                if let position = notification.position { session.positions[notification.channel] = position }
+            case .subscribed(let channel, _, let position, let recovery):
+                // A recovered subscription continues from where the client was: the replayed
+                // notifications move the position on. Otherwise it starts at the channel's
+                // latest position (a fresh subscription, or one that could not be recovered).
+                if recovery?.recovered != true, let position { session.positions[channel] = position }
+            case .serverShutdown(_, let reconnectAfter):
+                session.reconnectHint = reconnectAfter.map { .milliseconds($0) }
+            default:
+                break
+            }
+        }
+    }
 
     /// Stops for good: closes the connection and ends ``run()`` and ``events``.
     public func close() {
@@ -175,7 +208,11 @@ public final class HeraldClient: Sendable {
             }
             if isClosed || Task.isCancelled || refused { break }
             if let maxAttempts = configuration.maxAttempts, failures >= maxAttempts { break }
-            let delay = backoff.next()
+            let hint = session.withLock { session -> Duration? in
+                defer { session.reconnectHint = nil }
+                return session.reconnectHint
+            }
+            let delay = hint ?? backoff.next()
             continuation.yield(.state(.reconnecting(attempt: failures + 1, delay: delay)))
             try? await Task.sleep(for: delay)
         }
@@ -197,7 +234,7 @@ public final class HeraldClient: Sendable {
 
     /// One connection: handshake, wait for `welcome`, restore name and subscriptions.
     private func connect() async throws -> (any Channel, EventLoopFuture<Void>, ClientConnectionHandler) {
-        let handler = ClientConnectionHandler(continuation: continuation)
+        let handler = ClientConnectionHandler(continuation: continuation) { [weak self] message in self?.observe(message) }
         let channel = try await WebSocketDialer.connect(
             host: host, port: port, path: path, headers: configuration.headers, tls: tls, group: group
         ) { pipeline in
@@ -205,9 +242,9 @@ public final class HeraldClient: Sendable {
         }
         let greeting = try await handler.welcome(timeout: .seconds(10), on: channel.eventLoop)
         guard case .welcome(let clientId, let node, _) = greeting else { throw ClientError.notConnected }
-        let (name, subscriptions) = session.withLock { session in
+        let (name, subscriptions, positions) = session.withLock { session in
             session.channel = channel
-            return (session.name, session.subscriptions)
+            return (session.name, session.subscriptions, session.positions)
         }
         continuation.yield(.state(.connected(clientId: clientId, node: node)))
         continuation.yield(.message(greeting))
@@ -216,7 +253,7 @@ public final class HeraldClient: Sendable {
         let token = try await configuration.tokenProvider?() ?? configuration.token
         if let token { try await Self.write(.auth(token: token), to: channel) }
         if let name { try await Self.write(.setName(name), to: channel) }
-        for channel_ in subscriptions { try await Self.write(.subscribe(channel: channel_), to: channel) }
+        for name in subscriptions { try await Self.write(.subscribe(channel: name, since: positions[name]), to: channel) }
         if isClosed { channel.close(promise: nil) }
         return (channel, channel.closeFuture, handler)
     }

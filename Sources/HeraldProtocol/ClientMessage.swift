@@ -4,7 +4,9 @@ import Foundation
 public enum ClientMessage: Sendable, Equatable {
     /// A connection token (JWT), accepted only as the first message of a connection.
     case auth(token: String)
-    case subscribe(channel: String)
+    /// Join `channel`. With `since` (the position of the last notification the client saw),
+    /// the server replays what the client missed, or says it cannot (`recovered: false`).
+    case subscribe(channel: String, since: StreamPosition? = nil)
     case unsubscribe(channel: String)
     case setName(String)
     case listSubscriptions
@@ -31,7 +33,11 @@ public enum ClientMessage: Sendable, Equatable {
 
 extension ClientMessage: Codable {
     enum Key: String, CodingKey {
-        case type, channel, name, text, token
+        case type, channel, name, text, token, since
+    }
+
+    enum PositionKey: String, CodingKey {
+        case offset, epoch
     }
 
     /// Decodes one message, throwing a ``ProtocolError`` whose code says exactly what is wrong.
@@ -45,7 +51,8 @@ extension ClientMessage: Codable {
         let type = try Self.string(.type, in: container)
         switch type {
         case "auth": self = .auth(token: try Self.string(.token, in: container))
-        case "subscribe": self = .subscribe(channel: try Self.string(.channel, in: container))
+        case "subscribe":
+            self = .subscribe(channel: try Self.string(.channel, in: container), since: try Self.position(.since, in: container))
         case "unsubscribe": self = .unsubscribe(channel: try Self.string(.channel, in: container))
         case "set_name": self = .setName(try Self.string(.name, in: container))
         case "list_subscriptions": self = .listSubscriptions
@@ -67,7 +74,10 @@ extension ClientMessage: Codable {
         switch self {
         case .auth(let token):
             try container.encode(token, forKey: .token)
-        case .subscribe(let channel), .unsubscribe(let channel):
+        case .subscribe(let channel, let since):
+            try container.encode(channel, forKey: .channel)
+            try container.encodeIfPresent(since, forKey: .since)
+        case .unsubscribe(let channel):
             try container.encode(channel, forKey: .channel)
         case .setName(let name):
             try container.encode(name, forKey: .name)
@@ -77,6 +87,22 @@ extension ClientMessage: Codable {
         case .listSubscriptions, .ping, .pong:
             break
         }
+    }
+
+    /// An optional `{"offset": whole number ≥ 0, "epoch": string}`; anything else is
+    /// `invalid_field` naming what is wrong.
+    private static func position(_ key: Key, in container: KeyedDecodingContainer<Key>) throws -> StreamPosition? {
+        guard container.contains(key), (try? container.decodeNil(forKey: key)) == false else { return nil }
+        guard let position = try? container.nestedContainer(keyedBy: PositionKey.self, forKey: key) else {
+            throw ProtocolError(.invalidField, "field \"since\" must be an object {\"offset\":…,\"epoch\":…}")
+        }
+        guard let offset = try? position.decode(Int64.self, forKey: .offset), offset >= 0 else {
+            throw ProtocolError(.invalidField, "field \"since.offset\" must be a whole number ≥ 0")
+        }
+        guard let epoch = try? position.decode(String.self, forKey: .epoch), !epoch.isEmpty, epoch.utf8.count <= 64 else {
+            throw ProtocolError(.invalidField, "field \"since.epoch\" must be a non-empty string of at most 64 bytes")
+        }
+        return StreamPosition(offset: offset, epoch: epoch)
     }
 
     private static func string(_ key: Key, in container: KeyedDecodingContainer<Key>) throws -> String {

@@ -20,12 +20,14 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     public var fromName: String?
     /// The verified user id (token `sub`) of that client, when it authenticated.
     public var fromUser: String?
+    /// Where the notification sits in its channel's history; absent while history is off.
+    public var position: StreamPosition?
 
     /// A new notification gets a fresh ``timestampNow()`` and ``makeID()`` unless given.
     public init(
         channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
         timestamp: String = timestampNow(), id: String = makeID(), from: String? = nil, fromName: String? = nil,
-        fromUser: String? = nil
+        fromUser: String? = nil, position: StreamPosition? = nil
     ) {
         self.channel = channel
         self.title = title
@@ -36,10 +38,11 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         self.from = from
         self.fromName = fromName
         self.fromUser = fromUser
+        self.position = position
     }
 
     enum Key: String, CodingKey {
-        case type, channel, title, body, data, timestamp, id, from, fromName, fromUser
+        case type, channel, title, body, data, timestamp, id, from, fromName, fromUser, offset, epoch
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -54,6 +57,8 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         try container.encodeIfPresent(from, forKey: .from)
         try container.encodeIfPresent(fromName, forKey: .fromName)
         try container.encodeIfPresent(fromUser, forKey: .fromUser)
+        try container.encodeIfPresent(position?.offset, forKey: .offset)
+        try container.encodeIfPresent(position?.epoch, forKey: .epoch)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +72,11 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         from = try container.decodeIfPresent(String.self, forKey: .from)
         fromName = try container.decodeIfPresent(String.self, forKey: .fromName)
         fromUser = try container.decodeIfPresent(String.self, forKey: .fromUser)
+        if let offset = try container.decodeIfPresent(Int64.self, forKey: .offset),
+            let epoch = try container.decodeIfPresent(String.self, forKey: .epoch)
+        {
+            position = StreamPosition(offset: offset, epoch: epoch)
+        }
     }
 
     /// A fresh id: random, URL-safe, and unique across nodes without coordination.

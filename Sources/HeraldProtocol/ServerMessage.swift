@@ -7,7 +7,11 @@ public enum ServerMessage: Sendable, Equatable {
     case welcome(clientId: String, node: String, message: String)
     /// The `auth` message's token was accepted; `expiresAt` is its `exp` in Unix milliseconds.
     case authenticated(userId: String, expiresAt: Int64)
-    case subscribed(channel: String, subscriberCount: Int)
+    /// The subscription is in effect. `position`: the channel's latest position (`nil` while
+    /// history is off). `recovered`: only for a `subscribe` with `since` — whether every
+    /// notification after it follows (`replayed` of them), or the client missed something that
+    /// cannot be replayed.
+    case subscribed(channel: String, subscriberCount: Int, position: StreamPosition? = nil, recovery: Recovery? = nil)
     case unsubscribed(channel: String)
     case nameSet(name: String)
     case subscriptions(channels: [String])
@@ -15,7 +19,20 @@ public enum ServerMessage: Sendable, Equatable {
     case ping(timestamp: Int64)
     case error(ProtocolError)
     case notification(HeraldNotification)
-    case serverShutdown(message: String)
+    /// The node is stopping; `reconnectAfter` (ms) spreads the reconnects of a rolling restart.
+    case serverShutdown(message: String, reconnectAfter: Int? = nil)
+
+    /// The outcome of a `subscribe` with `since`.
+    public struct Recovery: Sendable, Equatable {
+        public var recovered: Bool
+        /// How many notifications were replayed (0 when not recovered).
+        public var replayed: Int
+
+        public init(recovered: Bool, replayed: Int) {
+            self.recovered = recovered
+            self.replayed = replayed
+        }
+    }
 
     public var type: String {
         switch self {
@@ -37,7 +54,7 @@ public enum ServerMessage: Sendable, Equatable {
 extension ServerMessage: Codable {
     enum Key: String, CodingKey {
         case type, clientId, node, message, channel, subscriberCount, name, channels, timestamp, error, code
-        case userId, expiresAt
+        case userId, expiresAt, offset, epoch, recovered, replayed, reconnectAfter
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -55,9 +72,13 @@ extension ServerMessage: Codable {
         case .authenticated(let userId, let expiresAt):
             try container.encode(userId, forKey: .userId)
             try container.encode(expiresAt, forKey: .expiresAt)
-        case .subscribed(let channel, let count):
+        case .subscribed(let channel, let count, let position, let recovery):
             try container.encode(channel, forKey: .channel)
             try container.encode(count, forKey: .subscriberCount)
+            try container.encodeIfPresent(position?.offset, forKey: .offset)
+            try container.encodeIfPresent(position?.epoch, forKey: .epoch)
+            try container.encodeIfPresent(recovery?.recovered, forKey: .recovered)
+            try container.encodeIfPresent(recovery?.replayed, forKey: .replayed)
         case .unsubscribed(let channel):
             try container.encode(channel, forKey: .channel)
         case .nameSet(let name):
@@ -69,8 +90,9 @@ extension ServerMessage: Codable {
         case .error(let error):
             try container.encode(error.error, forKey: .error)
             try container.encode(error.code, forKey: .code)
-        case .serverShutdown(let message):
+        case .serverShutdown(let message, let reconnectAfter):
             try container.encode(message, forKey: .message)
+            try container.encodeIfPresent(reconnectAfter, forKey: .reconnectAfter)
         case .notification:
             break
         }
@@ -92,9 +114,19 @@ extension ServerMessage: Codable {
                 expiresAt: try container.decode(Int64.self, forKey: .expiresAt)
             )
         case "subscribed":
+            var position: StreamPosition?
+            if let offset = try container.decodeIfPresent(Int64.self, forKey: .offset),
+                let epoch = try container.decodeIfPresent(String.self, forKey: .epoch)
+            {
+                position = StreamPosition(offset: offset, epoch: epoch)
+            }
+            let recovery = try container.decodeIfPresent(Bool.self, forKey: .recovered).map { recovered in
+                Recovery(recovered: recovered, replayed: (try? container.decodeIfPresent(Int.self, forKey: .replayed)) ?? 0)
+            }
             self = .subscribed(
                 channel: try container.decode(String.self, forKey: .channel),
-                subscriberCount: try container.decode(Int.self, forKey: .subscriberCount)
+                subscriberCount: try container.decode(Int.self, forKey: .subscriberCount),
+                position: position, recovery: recovery
             )
         case "unsubscribed": self = .unsubscribed(channel: try container.decode(String.self, forKey: .channel))
         case "name_set": self = .nameSet(name: try container.decode(String.self, forKey: .name))
@@ -110,7 +142,9 @@ extension ServerMessage: Codable {
             )
         case "notification": self = .notification(try HeraldNotification(from: decoder))
         case "server_shutdown":
-            self = .serverShutdown(message: try container.decodeIfPresent(String.self, forKey: .message) ?? "")
+            self = .serverShutdown(
+                message: try container.decodeIfPresent(String.self, forKey: .message) ?? "",
+                reconnectAfter: try container.decodeIfPresent(Int.self, forKey: .reconnectAfter))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: container, debugDescription: "unknown server message type \(type)")

@@ -41,7 +41,14 @@ public final class RedisBroker: Broker {
 
     public let url: RedisURL
     public let prefix: String
+    public let policy: HistoryPolicy
     private let logger: Logger
+    private let scripts = ScriptCache()
+    /// Pub/sub messages in offset order, gaps healed from the stream (``GapHealingStateMachine``);
+    /// its lock is never taken while the Hub's is held, so delivering under it keeps order.
+    private let gaps: Mutex<GapHealingStateMachine>
+    private let fetches: AsyncStream<(channel: String, after: Int64)>.Continuation
+    private let fetchRequests: AsyncStream<(channel: String, after: Int64)>
     private let loop: any EventLoop
     private let commands: RedisSupervisor
     private let subscriptions: RedisSupervisor
@@ -50,21 +57,60 @@ public final class RedisBroker: Broker {
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let channelPrefix: [UInt8]
 
-    public init(url: RedisURL, prefix: String, group: any EventLoopGroup, logger: Logger) {
+    public init(url: RedisURL, prefix: String, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger) {
         self.url = url
         self.prefix = prefix
+        self.policy = policy
         self.logger = logger
+        self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
+        (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = group.next()
         let channelPrefix = Array("\(prefix):ch:".utf8)
         self.channelPrefix = channelPrefix
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
         self.sink = sink
         self.commands = RedisSupervisor(url: url, name: "publish", group: group, logger: logger)
+        let received = NIOLockedValueBox<(@Sendable (Publication) -> Void)?>(nil)
         self.subscriptions = RedisSupervisor(url: url, name: "subscribe", group: group, logger: logger) { key, payload in
-            guard let sink = sink.withLockedValue({ $0 }),
-                let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix)
-            else { return }
-            sink.deliver(publication)
+            guard let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
+            received.withLockedValue { $0 }?(publication)
+        }
+        received.withLockedValue { $0 = { [weak self] publication in self?.received(publication) } }
+    }
+
+    /// A pub/sub message: through the gap healer to the Hub.
+    private func received(_ publication: Publication) {
+        gaps.withLock { gaps in perform(gaps.received(publication)) }
+    }
+
+    /// Carries out the gap healer's actions; called with its lock held, so deliveries keep
+    /// their order.
+    private func perform(_ actions: [GapHealingStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .deliver(let publications):
+                guard let sink = sink.withLockedValue({ $0 }) else { continue }
+                for publication in publications { sink.deliver(publication) }
+            case .fetch(let channel, let after):
+                logger.notice("reading missed publications from the stream", metadata: ["channel": "\(channel)", "after": "\(after)"])
+                fetches.yield((channel, after))
+            }
+        }
+    }
+
+    /// Reads what a gap needs, one request after the other, for as long as the broker runs.
+    private func healGaps() async {
+        for await request in fetchRequests {
+            let page: HistoryPage?
+            do {
+                page = try await history(of: request.channel, after: request.after, limit: max(policy.size, 1), seeding: false)
+            } catch {
+                logger.warning("could not read missed publications", metadata: ["channel": "\(request.channel)", "error": "\(error)"])
+                page = nil
+            }
+            gaps.withLock { gaps in
+                perform(page.map { gaps.fetched(request.channel, $0) } ?? gaps.fetchFailed(request.channel))
+            }
         }
     }
 
@@ -83,6 +129,7 @@ public final class RedisBroker: Broker {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.commands.run() }
+                group.addTask { await self.healGaps() }
                 group.addTask {
                     await self.subscriptions.run { connection in
                         // A new connection is subscribed to nothing: ask for everything again.
@@ -96,20 +143,91 @@ public final class RedisBroker: Broker {
                 }
             }
         }
+        fetches.finish()
     }
 
-    public func publish(_ publication: Publication) async throws(BrokerError) {
-        guard let connection = commands.connection else {
-            throw .unavailable("Redis at \(url.host):\(url.port) is unreachable")
-        }
-        let key = ByteBuffer(bytes: channelPrefix + Array(publication.channel.utf8))
+    // MARK: Publishing and history
+
+    private func streamKey(_ channel: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):hist:\(channel)") }
+    private func metaKey(_ channel: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):meta:\(channel)") }
+    private var ttlMillis: ByteBuffer { ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)) }
+
+    private func connected() throws(BrokerError) -> RedisConnection {
+        guard let connection = commands.connection else { throw .unavailable("Redis at \(url.host):\(url.port) is unreachable") }
+        return connection
+    }
+
+    public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
+        let connection = try connected()
         do {
-            _ = try await connection.sendFuture([
-                ByteBuffer(string: "PUBLISH"), key, PublicationEnvelope.encode(publication),
-            ]).get()
+            guard policy.isOn || publication.idempotencyKey != nil else {
+                // No position, no key: a plain PUBLISH is all it takes.
+                _ = try await connection.sendFuture([
+                    ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
+                ]).get()
+                return PublishReceipt(id: publication.id, position: nil)
+            }
+            let idempotency = publication.idempotencyKey.map { "\(prefix):idem:\(publication.channel):\($0)" } ?? ""
+            let reply = try await LoadedScript(source: RedisScripts.publish).run(
+                [streamKey(publication.channel), metaKey(publication.channel), ByteBuffer(string: idempotency), key(publication.channel)],
+                [
+                    publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
+                    ByteBuffer(string: PositionedPayload.newEpoch()),
+                    ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
+                    ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
+                ],
+                on: connection, sha: scripts)
+            guard let fields = reply.array, fields.count == 4, let id = fields[1].string, let offset = fields[2].int,
+                let epoch = fields[3].string
+            else { throw RedisConnectionError.server("unexpected reply to the publish script: \(reply)") }
+            let position = epoch.isEmpty ? nil : StreamPosition(offset: Int64(offset), epoch: epoch)
+            return PublishReceipt(id: id, position: position, duplicate: fields[0].int == 1)
         } catch {
             throw .unavailable("publish to Redis failed: \(error)")
         }
+    }
+
+    public func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
+        try await history(of: channel, after: offset, limit: limit, seeding: true)
+    }
+
+    /// - Parameter seeding: the position read is one a subscriber is given (so the node must
+    ///   deliver everything after it); false for the gap healer's own reads.
+    private func history(of channel: String, after offset: Int64?, limit: Int, seeding: Bool) async throws(BrokerError) -> HistoryPage {
+        guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
+        let connection = try connected()
+        let reply: RESPValue
+        do {
+            reply = try await LoadedScript(source: RedisScripts.history).run(
+                [streamKey(channel), metaKey(channel)],
+                [
+                    ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
+                    ByteBuffer(string: String(limit)), ttlMillis,
+                ],
+                on: connection, sha: scripts)
+        } catch {
+            throw .unavailable("reading the history from Redis failed: \(error)")
+        }
+        guard let fields = reply.array, fields.count >= 3, let epoch = fields[0].string, let latest = fields[1].int,
+            let oldest = fields[2].int
+        else { throw .unavailable("unexpected reply to the history script") }
+        var publications: [Publication] = []
+        var index = 3
+        while index + 1 < fields.count {
+            if let id = fields[index].string, let entry = Int64(id.prefix { $0 != "-" }),
+                case .bulkString(let payload) = fields[index + 1]
+            {
+                publications.append(Publication(channel: channel, payload: payload, position: StreamPosition(offset: entry, epoch: epoch)))
+            }
+            index += 2
+        }
+        let position = StreamPosition(offset: Int64(latest), epoch: epoch)
+        if seeding, isWanted(channel) { gaps.withLock { $0.seed(channel, position) } }
+        return HistoryPage(latest: position, publications: publications, oldest: Int64(oldest))
+    }
+
+    private func isWanted(_ channel: String) -> Bool {
+        state.withLock { $0.machine.entries[channel]?.wanted == true }
     }
 
     // MARK: Interest
@@ -178,6 +296,8 @@ public final class RedisBroker: Broker {
         var succeed: [EventLoopPromise<Void>] = []
         var fail: [EventLoopPromise<Void>] = []
         var retryDelay: Duration?
+        var confirmed: [String] = []
+        var dropped: [String] = []
         let next = state.withLock { state -> SubscriptionStateMachine.Commands in
             // Replies from a connection that is gone were settled by pubsubClosed already.
             guard state.pubsub === connection else { return .init() }
@@ -198,7 +318,16 @@ public final class RedisBroker: Broker {
             }
             for channel in outcome.confirmed { succeed += state.waiters.removeValue(forKey: channel) ?? [] }
             for channel in outcome.failed { fail += state.waiters.removeValue(forKey: channel) ?? [] }
+            if subscribe, case .success = result { confirmed = outcome.confirmed }
+            if !subscribe, case .success = result { dropped = channels.filter { state.machine.entries[$0] == nil } }
             return outcome.commands
+        }
+        // Re-established subscriptions may have missed publications; dropped ones are forgotten.
+        if !confirmed.isEmpty || !dropped.isEmpty {
+            gaps.withLock { gaps in
+                for channel in dropped { gaps.forget(channel) }
+                for channel in confirmed { perform(gaps.resubscribed(channel)) }
+            }
         }
         if case .failure(let error) = result {
             logger.error("Redis refused \(subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"); retrying", metadata: [

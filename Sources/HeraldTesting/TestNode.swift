@@ -51,7 +51,7 @@ public struct RunningNode: Sendable {
         let client = try await connect()
         for channel in channels {
             try await client.send(.subscribe(channel: channel))
-            _ = try await client.next { if case .subscribed(channel, _) = $0 { true } else { false } }
+            _ = try await client.next { if case .subscribed(channel, _, _, _) = $0 { true } else { false } }
         }
         return client
     }

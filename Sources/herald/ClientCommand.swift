@@ -149,7 +149,15 @@ final class ClientOutput: Sendable {
         switch message {
         case .welcome(let id, let node, _): return "✓ Welcome \(id) (node \(node))"
         case .authenticated(let user, _): return "✓ Authenticated as \(user)"
-        case .subscribed(let channel, let count): return "✓ Subscribed to \"\(channel)\" (\(count) subscribers)"
+        case .subscribed(let channel, let count, _, let recovery):
+            let line = "✓ Subscribed to \"\(channel)\" (\(count) subscribers)"
+            switch recovery {
+            case nil: return line
+            case .some(let recovery) where recovery.recovered:
+                return line + "\n↺ Recovered \(recovery.replayed) missed notification\(recovery.replayed == 1 ? "" : "s") on \"\(channel)\""
+            case .some:
+                return line + "\n⚠ Could not recover what was missed on \"\(channel)\" (the history no longer has it)"
+            }
         case .unsubscribed(let channel): return "✓ Unsubscribed from \"\(channel)\""
         case .nameSet(let name): return "✓ Name set to \"\(name)\""
         case .subscriptions(let channels):
@@ -157,7 +165,7 @@ final class ClientOutput: Sendable {
         case .pong: return "✓ Pong"
         case .ping: return "· ping (answered)"
         case .error(let error): return "✗ Error [\(error.code.rawValue)]: \(error.error)"
-        case .serverShutdown(let text): return "⚠ Server is shutting down: \(text)"
+        case .serverShutdown(let text, _): return "⚠ Server is shutting down: \(text)"
         case .notification(let notification):
             var lines = ["", "╔══════════════════════════════════════════", "║ 🔔 NOTIFICATION [\(notification.channel)]"]
             if let title = notification.title { lines.append("║ Title: \(title)") }

@@ -22,7 +22,7 @@ import Testing
                 }) else { throw TimeoutError(what: "first connection") }
                 try await client.setName("Carol")
                 try await client.subscribe("restart")
-                _ = try await events.next("subscribed") { if case .message(.subscribed("restart", _)) = $0 { true } else { false } }
+                _ = try await events.next("subscribed") { if case .message(.subscribed("restart", _, _, _)) = $0 { true } else { false } }
                 _ = try await first.request(.POST, "/api/notify/restart", body: #"{"title":"before"}"#)
                 _ = try await events.next("before") { if case .message(.notification(let n)) = $0 { n.title == "before" } else { false } }
 
@@ -36,7 +36,7 @@ import Testing
                     }) else { throw TimeoutError(what: "second connection") }
                     #expect(secondID != firstID)
                     // Name and subscription were restored without the caller doing anything.
-                    _ = try await events.next("re-subscribed") { if case .message(.subscribed("restart", _)) = $0 { true } else { false } }
+                    _ = try await events.next("re-subscribed") { if case .message(.subscribed("restart", _, _, _)) = $0 { true } else { false } }
                     let clients = try await node.request(.GET, "/api/clients").json(ClientsList.self)
                     #expect(clients.clients.first?.name == "Carol")
                     #expect(clients.clients.first?.subscriptions == ["restart"])
@@ -92,7 +92,7 @@ import Testing
             try await client.subscribe("private:ops")
             try await withRunning(client) { events in
                 _ = try await events.next("authenticated") { if case .message(.authenticated("dora", _)) = $0 { true } else { false } }
-                _ = try await events.next("subscribed") { if case .message(.subscribed("private:ops", _)) = $0 { true } else { false } }
+                _ = try await events.next("subscribed") { if case .message(.subscribed("private:ops", _, _, _)) = $0 { true } else { false } }
             }
 
             // Without a token the node closes with 4001: the client does not hammer it.

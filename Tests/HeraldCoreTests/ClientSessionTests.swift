@@ -21,7 +21,7 @@ import Testing
 
     @Test func subscribeIsIdempotent() {
         var s = session()
-        #expect(receive(&s, #"{"type":"subscribe","channel":"news"}"#) == .subscribe("news"))
+        #expect(receive(&s, #"{"type":"subscribe","channel":"news"}"#) == .subscribe("news", since: nil))
         #expect(receive(&s, #"{"type":"subscribe","channel":"news"}"#) == .resubscribe("news"))
         #expect(s.subscriptions == ["news"])
     }
@@ -45,8 +45,8 @@ import Testing
         var limits = SessionLimits()
         limits.maxSubscriptions = 2
         var s = session(limits)
-        #expect(receive(&s, #"{"type":"subscribe","channel":"a"}"#) == .subscribe("a"))
-        #expect(receive(&s, #"{"type":"subscribe","channel":"b"}"#) == .subscribe("b"))
+        #expect(receive(&s, #"{"type":"subscribe","channel":"a"}"#) == .subscribe("a", since: nil))
+        #expect(receive(&s, #"{"type":"subscribe","channel":"b"}"#) == .subscribe("b", since: nil))
         #expect(errorCode(receive(&s, #"{"type":"subscribe","channel":"c"}"#)) == .tooManySubscriptions)
         // Re-subscribing to a held channel is still fine at the limit.
         #expect(receive(&s, #"{"type":"subscribe","channel":"a"}"#) == .resubscribe("a"))
@@ -114,6 +114,6 @@ import Testing
         var s = session()
         #expect(errorCode(receive(&s, "{")) == .invalidJSON)
         #expect(errorCode(receive(&s, #"{"type":"nope"}"#)) == .unknownType)
-        #expect(receive(&s, #"{"type":"subscribe","channel":"ok"}"#) == .subscribe("ok"))
+        #expect(receive(&s, #"{"type":"subscribe","channel":"ok"}"#) == .subscribe("ok", since: nil))
     }
 }

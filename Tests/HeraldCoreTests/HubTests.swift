@@ -23,8 +23,8 @@ import Testing
             self.sequence = sequence
         }
 
-        func write(_ frame: ByteBuffer) -> Bool {
-            written.append(Self.payload(frame))
+        func write(_ delivery: Delivery) -> Bool {
+            written.append(Self.payload(delivery.frame))
             defer { unflushed = true }
             return !unflushed
         }
@@ -34,8 +34,8 @@ import Testing
             flushes += 1
         }
 
-        func send(_ frame: ByteBuffer) {
-            _ = write(frame)
+        func send(_ delivery: Delivery) {
+            _ = write(delivery)
             flush()
         }
 
@@ -61,7 +61,12 @@ import Testing
         var kind: String { "recording" }
         var status: BrokerStatus { .up }
         func attach(_ sink: any PublicationSink) {}
-        func publish(_ publication: Publication) async throws(BrokerError) {}
+        func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
+            PublishReceipt(id: publication.id, position: nil)
+        }
+        func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
+            HistoryPage(latest: nil, publications: [], oldest: 0)
+        }
         func setInterest(in channel: String, _ interested: Bool) {
             changes.withLock { $0.append("\(interested ? "+" : "-")\(channel)") }
         }
@@ -160,7 +165,7 @@ import Testing
         let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
         let connections = (1...3).map { FakeConnection("c\($0)", sequence: UInt64($0)) }
         for (index, connection) in connections.enumerated() { hub.register(connection, on: loops.loops[index % 2]) }
-        hub.shutdownConnections(with: ByteBuffer(string: "bye"))
+        hub.shutdownConnections { ByteBuffer(string: "bye") }
         loops.run()
         #expect(connections.map(\.shutdownFrames) == [1, 1, 1])
     }

@@ -21,7 +21,7 @@ import Testing
         #expect(receive(&t, #"{"type":"auth","token":"abc"}"#) == .authenticate(token: "abc"))
         t.authenticated(ClientIdentity(userID: "u", grant: .none, expiresAtMillis: 0))
         #expect(!t.awaitsToken)
-        #expect(receive(&t, #"{"type":"subscribe","channel":"news"}"#) == .subscribe("news"))
+        #expect(receive(&t, #"{"type":"subscribe","channel":"news"}"#) == .subscribe("news", since: nil))
     }
 
     @Test func authOnlyAsFirstMessageAndOnlyWhereTokensAreVerified() {

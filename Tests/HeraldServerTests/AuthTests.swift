@@ -40,11 +40,11 @@ import Testing
         try await withNode(Self.secured()) { node in
             let token = try await Self.token(channels: ["private:ops", "orders:*"])
             let alice = try await node.connect(path: "/ws?token=\(token)")
-            guard case .subscribed("private:ops", 1) = try await Self.subscribeReply(alice, "private:ops") else {
+            guard case .subscribed("private:ops", 1, _, _) = try await Self.subscribeReply(alice, "private:ops") else {
                 Issue.record("private:ops refused for a token that grants it")
                 return
             }
-            guard case .subscribed("orders:42", _) = try await Self.subscribeReply(alice, "orders:42") else {
+            guard case .subscribed("orders:42", _, _, _) = try await Self.subscribeReply(alice, "orders:42") else {
                 Issue.record("orders:42 refused for a token that grants orders:*")
                 return
             }
@@ -125,7 +125,7 @@ import Testing
             }
             #expect(user == "alice")
             #expect(expires > Int64(Date().timeIntervalSince1970 * 1000))
-            guard case .subscribed("private:ops", 1) = try await client.nextMessage() else {
+            guard case .subscribed("private:ops", 1, _, _) = try await client.nextMessage() else {
                 Issue.record("subscribe after auth failed")
                 return
             }
@@ -235,7 +235,7 @@ import Testing
                 let pem = try String(contentsOfFile: pair.privateKey, encoding: .utf8)
                 let token = try await Self.token(channels: ["private:ops"], key: .privateKeyPEM(pem))
                 let client = try await node.connect(path: "/ws?token=\(token)")
-                guard case .subscribed("private:ops", 1) = try await Self.subscribeReply(client, "private:ops") else {
+                guard case .subscribed("private:ops", 1, _, _) = try await Self.subscribeReply(client, "private:ops") else {
                     Issue.record("\(kind) token refused")
                     return
                 }

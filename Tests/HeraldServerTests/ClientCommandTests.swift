@@ -30,7 +30,8 @@ import Testing
             ) { terminal in
                 try await terminal.waitFor(#""type":"welcome""#)
                 terminal.type("sub feed")
-                try await terminal.waitFor(#"{"channel":"feed","subscriberCount":1,"type":"subscribed"}"#)
+                try await terminal.waitFor(#"{"channel":"feed","epoch":"#)
+                try await terminal.waitFor(#""offset":0,"subscriberCount":1,"type":"subscribed"}"#)
                 try await node.stop()
                 // The node is gone: the client says it is reconnecting.
                 try await terminal.waitFor("reconnecting")

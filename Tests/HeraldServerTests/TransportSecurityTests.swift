@@ -26,7 +26,7 @@ import Testing
                 try await withRunning(client) { events in
                     try await client.subscribe("secure")
                     try await events.next("subscribed over wss") {
-                        if case .message(.subscribed("secure", _)) = $0 { true } else { false }
+                        if case .message(.subscribed("secure", _, _, _)) = $0 { true } else { false }
                     }
                     try await withHTTPClient(tls: trust) { https in
                         let published = try await HTTPResult.send(

@@ -5,10 +5,17 @@ import ServiceLifecycle
 /// The seam between nodes: where publications go out and come back in.
 ///
 /// Contract, for every implementation:
-/// - **Ordering**: publications to one channel from one publishing node reach each
-///   subscribing node in the order `publish` was called.
+/// - **Positions**: with history on, every publication of a channel gets the next offset of
+///   the channel's current epoch, exactly once, atomically with storing it; the payload a
+///   sink receives carries `offset` and `epoch`, and so does the receipt.
+/// - **Ordering and gaps**: a sink receives a channel's publications in offset order, without
+///   duplicates; where it cannot (the link to the backend dropped and the history no longer
+///   covers what was missed), the next publication carries its real offset, so subscribers
+///   can tell. Without history: one publishing node's publications in `publish` order.
 /// - **Delivery**: at most once. A publication accepted while a node has interest in its
 ///   channel reaches that node's sink unless the node or the broker fails meanwhile.
+/// - **Idempotency**: a publication whose `idempotencyKey` was used within the window (on any
+///   node) publishes nothing and returns the first one's receipt with `duplicate`.
 /// - **Interest**: the Hub calls ``setInterest(in:_:)`` when a channel gains its first or loses
 ///   its last local subscriber. The call never blocks; a broker may batch changes, but the
 ///   final state after a burst must equal the last call per channel. Interest is *confirmed*
@@ -16,11 +23,11 @@ import ServiceLifecycle
 ///   client's `subscribed` waits for.
 /// - **Availability**: `publish` throws ``BrokerError/unavailable(_:)`` instead of dropping a
 ///   publication silently when it cannot deliver it.
-public protocol Broker: Service {
+public protocol Broker: Service, ChannelHistory {
     /// Connects the sink that receives this node's publications. Called once, before `run()`.
     func attach(_ sink: any PublicationSink)
     /// Hands `publication` to every node with interest in its channel (this node included).
-    func publish(_ publication: Publication) async throws(BrokerError)
+    func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt
     /// Records whether this node wants the publications of `channel`.
     func setInterest(in channel: String, _ interested: Bool)
     /// Succeeds on `loop` once publications of `channel` reach this node — at once if the

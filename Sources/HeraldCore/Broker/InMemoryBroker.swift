@@ -3,25 +3,60 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The single-node broker: a publication goes straight to this node's Hub.
+/// The single-node broker: a publication goes straight to this node's Hub, with its position
+/// in the channel's in-memory history (``MemoryHistory``).
 ///
-/// The embedded default when no Redis is configured. Ordering holds because delivery is a
-/// synchronous hand-off to the Hub, which queues per event loop in call order.
+/// The embedded default when no Redis is configured. Assigning the offset, storing and
+/// handing the publication to the Hub happen under one lock, so a channel's publications
+/// reach the Hub — which queues per event loop in call order — in offset order. Epochs are
+/// random per channel incarnation: a restarted node starts new ones, which is what tells a
+/// reconnecting client that the history it knew is gone.
 public final class InMemoryBroker: Broker {
-    private let sink = Mutex<(any PublicationSink)?>(nil)
+    private struct State {
+        var sink: (any PublicationSink)?
+        var history: MemoryHistory
+    }
 
-    public init() {}
+    private let state: Mutex<State>
+    public let policy: HistoryPolicy
+
+    public init(policy: HistoryPolicy = HistoryPolicy()) {
+        self.policy = policy
+        self.state = Mutex(State(history: MemoryHistory(policy: policy)))
+    }
 
     public var kind: String { "memory" }
     public var status: BrokerStatus { .up }
 
     public func attach(_ sink: any PublicationSink) {
-        self.sink.withLock { $0 = sink }
+        state.withLock { $0.sink = sink }
     }
 
-    public func publish(_ publication: Publication) async throws(BrokerError) {
-        guard let sink = sink.withLock({ $0 }) else { throw .unavailable("no hub attached") }
-        sink.deliver(publication)
+    public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
+        let now = NIODeadline.now()
+        let policy = self.policy
+        return try state.withLock { state throws(BrokerError) -> PublishReceipt in
+            guard let sink = state.sink else { throw .unavailable("no hub attached") }
+            if let key = publication.idempotencyKey, let earlier = state.history.duplicate(of: key, now: now) {
+                return earlier
+            }
+            var delivered = publication
+            if policy.isOn {
+                let (position, payload) = state.history.append(publication.payload, to: publication.channel, now: now)
+                delivered.position = position
+                delivered.payload = payload
+            }
+            sink.deliver(delivered)
+            let receipt = PublishReceipt(id: publication.id, position: delivered.position)
+            if let key = publication.idempotencyKey { state.history.remember(receipt, key: key, now: now) }
+            return receipt
+        }
+    }
+
+    public func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
+        guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
+        let now = NIODeadline.now()
+        return state.withLock { $0.history.page(of: channel, after: offset, limit: limit, now: now) }
     }
 
     /// Interest needs no bookkeeping: every publication reaches the one Hub anyway.
@@ -32,7 +67,15 @@ public final class InMemoryBroker: Broker {
         loop.makeSucceededVoidFuture()
     }
 
+    /// Forgets expired histories now and then, until shutdown.
     public func run() async throws {
-        try? await gracefulShutdown()
+        let sweep = Duration.nanoseconds(max(min(policy.ttl.nanoseconds / 4, 5_000_000_000), 10_000_000))
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: sweep)
+                let now = NIODeadline.now()
+                self.state.withLock { $0.history.expire(now: now) }
+            }
+        }
     }
 }

@@ -2,25 +2,55 @@ import HeraldProtocol
 import NIOCore
 
 /// One message on its way from a publisher to the subscribers of a channel, on any node.
-public struct Publication: Sendable {
+public struct Publication: Sendable, Equatable {
     /// The channel (already validated by ``ChannelName``).
     public var channel: String
-    /// The complete JSON text of the server message subscribers receive (a `notification`),
-    /// encoded once by the publishing node.
+    /// The complete JSON text of the `notification` subscribers receive, encoded once by the
+    /// publishing node. On the way in (``Broker/publish(_:)``) it has no position yet; as
+    /// delivered to a ``PublicationSink`` it carries `offset` and `epoch` when history is on.
     public var payload: ByteBuffer
     /// Client id that must not receive it: the WebSocket client that posted it with `message`.
     public var excludedClient: String?
+    /// The notification's id, returned again for a duplicate publish.
+    public var id: String
+    /// Set by the publisher: a retry with the same key within the idempotency window
+    /// publishes nothing and answers with the first publication's receipt.
+    public var idempotencyKey: String?
+    /// Set by the broker on delivery: where the publication sits in the channel's history.
+    public var position: StreamPosition?
 
-    public init(channel: String, payload: ByteBuffer, excludedClient: String? = nil) {
+    public init(
+        channel: String, payload: ByteBuffer, id: String = "", excludedClient: String? = nil,
+        idempotencyKey: String? = nil, position: StreamPosition? = nil
+    ) {
         self.channel = channel
         self.payload = payload
+        self.id = id
         self.excludedClient = excludedClient
+        self.idempotencyKey = idempotencyKey
+        self.position = position
+    }
+}
+
+/// What a publish did.
+public struct PublishReceipt: Sendable, Equatable {
+    /// The id of the notification that was published — the first one's, for a duplicate.
+    public var id: String
+    /// Its position; `nil` while history is off.
+    public var position: StreamPosition?
+    /// The idempotency key had been used within the window: nothing new was delivered.
+    public var duplicate: Bool
+
+    public init(id: String, position: StreamPosition?, duplicate: Bool = false) {
+        self.id = id
+        self.position = position
+        self.duplicate = duplicate
     }
 }
 
 /// Whoever takes delivered publications from a broker: the Hub.
 public protocol PublicationSink: AnyObject, Sendable {
-    /// Called for every publication of a channel this node has interest in. Must not block:
-    /// brokers call it from their I/O threads.
+    /// Called for every publication of a channel this node has interest in, in the channel's
+    /// order. Must not block: brokers call it from their I/O threads.
     func deliver(_ publication: Publication)
 }

@@ -156,8 +156,9 @@ public final class Hub: PublicationSink {
         }
         guard !wake.isEmpty else { return }
         let item = LoopShard.Pending(
-            channel: publication.channel,
-            frame: ServerFrame.text(publication.payload.readableBytesView),
+            delivery: Delivery(
+                channel: publication.channel, position: publication.position,
+                frame: ServerFrame.text(publication.payload.readableBytesView)),
             excludedClient: publication.excludedClient
         )
         for index in wake { shards[index].enqueue(item) }
@@ -185,8 +186,8 @@ public final class Hub: PublicationSink {
         for shard in shards { shard.startHeartbeat(every: interval) }
     }
 
-    /// Sends `frame` (`server_shutdown`) to every connection and starts its 1001 close.
-    public func shutdownConnections(with frame: ByteBuffer) {
+    /// Sends each connection a frame from `frame` (`server_shutdown`) and starts its 1001 close.
+    public func shutdownConnections(with frame: @escaping @Sendable () -> ByteBuffer) {
         for shard in shards {
             shard.stopHeartbeat()
             shard.shutdownAll(with: frame)

@@ -1,4 +1,20 @@
+import HeraldProtocol
 import NIOCore
+
+/// One publication as the Hub hands it to a connection: the frame, shared by every
+/// subscriber, and what the connection needs to merge it with a replay.
+public struct Delivery: Sendable {
+    public var channel: String
+    public var position: StreamPosition?
+    /// The complete WebSocket frame.
+    public var frame: ByteBuffer
+
+    public init(channel: String, position: StreamPosition?, frame: ByteBuffer) {
+        self.channel = channel
+        self.position = position
+        self.frame = frame
+    }
+}
 
 /// A WebSocket connection as the Hub sees it.
 ///
@@ -9,15 +25,15 @@ public protocol HubConnection: AnyObject {
     var clientID: String { get }
     /// Node-local, monotonically increasing number; orders `/api/clients` pages.
     var sequence: UInt64 { get }
-    /// Queues a complete WebSocket frame without flushing.
+    /// Queues a publication's frame without flushing.
     /// - Returns: `true` when this is the first write since the last ``flush()``, so the
     ///   caller collects each connection to flush exactly once per batch.
     @discardableResult
-    func write(_ frame: ByteBuffer) -> Bool
+    func write(_ delivery: Delivery) -> Bool
     /// Flushes queued frames.
     func flush()
-    /// Writes and flushes one frame: the common case of one publication per drain.
-    func send(_ frame: ByteBuffer)
+    /// Writes and flushes one publication: the common case of one publication per drain.
+    func send(_ delivery: Delivery)
     /// Periodic heartbeat check: send a ping, or close a connection that went silent.
     func heartbeat(now: NIODeadline)
     /// Sends `frame` (the `server_shutdown` message) and closes with 1001.

@@ -8,8 +8,7 @@ import NIOCore
 /// frame, then flushes each touched connection once.
 final class LoopShard: @unchecked Sendable {
     struct Pending {
-        var channel: String
-        var frame: ByteBuffer
+        var delivery: Delivery
         var excludedClient: String?
     }
 
@@ -72,13 +71,13 @@ final class LoopShard: @unchecked Sendable {
         var count = 0
         if batch.count == 1 {
             let item = batch[0]
-            count = forEachRecipient(of: item) { $0.send(item.frame) }
+            count = forEachRecipient(of: item) { $0.send(item.delivery) }
         } else {
             // Several publications queued up: write them all, then flush each connection once.
             var touched: [any HubConnection] = []
             for item in batch {
                 count += forEachRecipient(of: item) { connection in
-                    if connection.write(item.frame) { touched.append(connection) }
+                    if connection.write(item.delivery) { touched.append(connection) }
                 }
             }
             for connection in touched { connection.flush() }
@@ -87,7 +86,7 @@ final class LoopShard: @unchecked Sendable {
     }
 
     private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {
-        guard let set = members[item.channel] else { return 0 }
+        guard let set = members[item.delivery.channel] else { return 0 }
         var count = 0
         for connection in set.values {
             if let excluded = item.excludedClient, connection.clientID == excluded { continue }
@@ -113,9 +112,9 @@ final class LoopShard: @unchecked Sendable {
         }
     }
 
-    func shutdownAll(with frame: ByteBuffer) {
+    func shutdownAll(with frame: @escaping @Sendable () -> ByteBuffer) {
         eventLoop.execute {
-            for connection in Array(self.connections.values) { connection.shutdown(with: frame) }
+            for connection in Array(self.connections.values) { connection.shutdown(with: frame()) }
         }
     }
 

@@ -14,13 +14,21 @@ public final class Publisher: Sendable {
         self.counts = counts
     }
 
-    /// Publishes and returns `delivered`.
+    /// What a publisher is told.
+    public struct Outcome: Sendable, Equatable {
+        /// Subscribers the notification was handed to (0 for a duplicate).
+        public var delivered: Int
+        public var receipt: PublishReceipt
+    }
+
+    /// Publishes and says where the publication landed and to how many subscribers.
     /// - Throws: ``BrokerError/unavailable(_:)`` when nothing was published.
-    public func publish(_ publication: Publication) async throws(BrokerError) -> Int {
+    public func publish(_ publication: Publication) async throws(BrokerError) -> Outcome {
         let delivered = await counts.clusterWide(publication.channel)
-        try await broker.publish(publication)
+        let receipt = try await broker.publish(publication)
+        if receipt.duplicate { return Outcome(delivered: 0, receipt: receipt) }
         accepted.add(1, ordering: .relaxed)
-        return delivered
+        return Outcome(delivered: delivered, receipt: receipt)
     }
 
     /// Publications this node accepted.

@@ -52,6 +52,17 @@ public struct JSONWriter {
         buffer.writeBytes(raw.bytes)
     }
 
+    /// An array of values that already are valid JSON text (notifications as delivered).
+    public mutating func field(_ key: StaticString, rawElements: [ByteBuffer]) {
+        self.key(key)
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, element) in rawElements.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeImmutableBuffer(element)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+
     private mutating func key(_ key: StaticString) {
         separate()
         buffer.writeInteger(UInt8(ascii: "\""))

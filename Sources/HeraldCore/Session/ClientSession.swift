@@ -13,8 +13,9 @@ public struct ClientSession: Sendable {
         case reply(ServerMessage)
         /// Verify this connection token, then call ``authenticated(_:)`` or close the connection.
         case authenticate(token: String)
-        /// Join `channel` in the Hub, then reply `subscribed` with the channel's count.
-        case subscribe(String)
+        /// Join `channel` in the Hub, then reply `subscribed` with the channel's count and
+        /// position (replaying what followed `since`, when given).
+        case subscribe(String, since: StreamPosition?)
         /// Already subscribed: reply `subscribed` again with the current count (idempotent).
         case resubscribe(String)
         /// Leave `channel` in the Hub and reply `unsubscribed`.
@@ -104,7 +105,7 @@ public struct ClientSession: Sendable {
         switch message {
         case .auth(let token):
             return try authenticate(token, isFirst: isFirst)
-        case .subscribe(let channel):
+        case .subscribe(let channel, let since):
             try Self.check(channel)
             if subscriptions.contains(channel) { return .resubscribe(channel) }
             guard access.maySubscribe(channel) else {
@@ -114,7 +115,7 @@ public struct ClientSession: Sendable {
                 throw ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
             }
             subscriptions.insert(channel)
-            return .subscribe(channel)
+            return .subscribe(channel, since: since)
         case .unsubscribe(let channel):
             try Self.check(channel)
             guard subscriptions.remove(channel) != nil else {

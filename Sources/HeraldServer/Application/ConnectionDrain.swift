@@ -17,7 +17,12 @@ struct ConnectionDrain: Service {
         try? await gracefulShutdown()
         slots.stopAccepting()
         logger.notice("shutting down: closing WebSocket connections", metadata: ["connections": "\(slots.count)"])
-        hub.shutdownConnections(with: ServerFrame.message(.serverShutdown(message: "Server is shutting down")))
+        // Each client gets its own delay hint, so the reconnects of a rolling restart spread
+        // over the next moments instead of arriving at the other nodes all at once.
+        let spread = max(Int(min(configuration.shutdownGrace.nanoseconds, 2_000_000_000) / 1_000_000), 1)
+        hub.shutdownConnections {
+            ServerFrame.message(.serverShutdown(message: "Server is shutting down", reconnectAfter: Int.random(in: 0..<spread)))
+        }
         await slots.waitUntilEmpty(timeout: .nanoseconds(configuration.shutdownGrace.nanoseconds))
     }
 }

@@ -59,8 +59,10 @@ public final class HeraldNode: Service {
                 interval: configuration.registryInterval, group: eventLoopGroup, logger: logger)
         }
         let broker = broker ?? configuration.redisURL.map { url in
-            RedisBroker(url: url, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger)
-        } ?? InMemoryBroker()
+            RedisBroker(
+                url: url, prefix: configuration.redisPrefix, policy: configuration.history, group: eventLoopGroup,
+                logger: logger)
+        } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup)
         broker.attach(hub)
         let counts = SubscriberCounts(hub: hub, cluster: registry)
@@ -121,7 +123,7 @@ public final class HeraldNode: Service {
     /// starts no threads.
     public static func restRoutes(configuration: HeraldConfiguration = HeraldConfiguration()) -> [String] {
         let loop = EmbeddedEventLoop()
-        let broker = InMemoryBroker()
+        let broker = InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: loop)
         let counts = SubscriberCounts(hub: hub, cluster: nil)
         let slots = ConnectionSlots()
@@ -155,7 +157,8 @@ public final class HeraldNode: Service {
         let gate = self.gate
         let slots = self.slots
         let services = WebSocketConnection.Services(
-            hub: hub, publisher: publisher, counts: counts, shared: SharedConfiguration(configuration), verifier: verifier)
+            hub: hub, publisher: publisher, counts: counts, history: broker, shared: SharedConfiguration(configuration),
+            verifier: verifier)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in

@@ -17,6 +17,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case tlsCertFile, tlsKeyFile
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case redisURL, redisPrefix, registryInterval
+    case historySize, historyTTL, historyMaxBytes, idempotencyWindow
 
     // swift-format-ignore
     public var setting: Setting {
@@ -157,6 +158,24 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 config, value in
                 guard ChannelName.isValid(value.raw), value.raw.count <= 64 else { throw value.fail("1–64 letters, digits or _ - : .") }
                 config.redisPrefix = value.raw
+            }
+        case .historySize:
+            Setting("history-size", default: "100",
+                    help: "Notifications kept per channel for recovery (0 turns history and positions off); also the most replayed per subscribe.") {
+                $0.history.size = try $1.int(0...10_000)
+            }
+        case .historyTTL:
+            Setting("history-ttl", default: "300", help: "Seconds a channel's history lives after its last publish.") {
+                $0.history.ttl = try $1.seconds()
+            }
+        case .historyMaxBytes:
+            Setting("history-max-bytes", default: "67108864",
+                    help: "Bytes of history a single node keeps for all channels together (without Redis); the channels published longest ago lose theirs first.") {
+                $0.history.maxBytes = try $1.int(1024...Int.max)
+            }
+        case .idempotencyWindow:
+            Setting("idempotency-window", default: "300", help: "Seconds an Idempotency-Key is remembered: a retry within it publishes nothing new.") {
+                $0.history.idempotencyWindow = try $1.seconds()
             }
         case .registryInterval:
             Setting("registry-interval", default: "2", help: "Seconds between registry heartbeats; a dead node leaves the figures after 3.") {

@@ -40,6 +40,11 @@ public struct HeraldConfiguration: Sendable {
     public var redisURL: RedisURL?
     public var redisPrefix = ""
     public var registryInterval = TimeAmount.seconds(2)
+    /// Channel history, positions and idempotency.
+    public var history = HistoryPolicy()
+
+    /// Most notifications replayed for one `subscribe` with `since`: the history kept.
+    public var maxReplay: Int { history.size }
 
     /// `--allow-anonymous` as given; its default depends on whether a JWT key is set.
     var anonymousSetting: Bool?

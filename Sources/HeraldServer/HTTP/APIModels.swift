@@ -1,3 +1,4 @@
+import HeraldProtocol
 import HeraldCore
 import NIOCore
 
@@ -8,13 +9,20 @@ struct NotifyResponse {
     var channel: String
     var delivered: Int
     var id: String
+    /// `nil` while history is off.
+    var position: StreamPosition?
+    /// The Idempotency-Key was used before: nothing new was delivered.
+    var duplicate: Bool
 
     func encoded() -> ByteBuffer {
-        var writer = JSONWriter(capacity: 96 + channel.utf8.count)
+        var writer = JSONWriter(capacity: 128 + channel.utf8.count)
         writer.beginObject()
         writer.field("channel", channel)
         writer.field("delivered", delivered)
+        if duplicate { writer.field("duplicate", true) }
+        writer.field("epoch", position?.epoch)
         writer.field("id", id)
+        if let offset = position?.offset { writer.field("offset", Int(offset)) }
         writer.field("success", success)
         writer.endObject()
         return writer.buffer
@@ -25,11 +33,35 @@ struct BroadcastResponse: Encodable {
     struct Result: Encodable {
         var channel: String
         var delivered: Int
+        var offset: Int64?
+        var epoch: String?
     }
     var success = true
     var id: String
     var delivered: Int
     var channels: [Result]
+    var duplicate: Bool?
+}
+
+/// `GET /api/history/{channel}` answer. The publications are the exact JSON subscribers got,
+/// copied in as they are (no decoding and re-encoding).
+struct HistoryResponse {
+    var channel: String
+    var page: HistoryPage
+    var since: Int64
+
+    func encoded() -> ByteBuffer {
+        var writer = JSONWriter(capacity: 128 + page.publications.reduce(0) { $0 + $1.payload.readableBytes + 1 })
+        writer.beginObject()
+        writer.field("channel", channel)
+        writer.field("epoch", page.latest?.epoch ?? "")
+        writer.field("offset", Int(page.latest?.offset ?? 0))
+        // Whether every notification after `since` is still retained.
+        writer.field("complete", page.covers(after: since))
+        writer.field("publications", rawElements: page.publications.map(\.payload))
+        writer.endObject()
+        return writer.buffer
+    }
 }
 
 struct ChannelsResponse: Encodable {

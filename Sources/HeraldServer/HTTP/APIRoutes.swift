@@ -10,7 +10,7 @@ struct APIRoutes {
     /// This node's own figures.
     let local: any LocalNodeState
     let publisher: Publisher
-    /// For `/health` and `/ready` only; publishing goes through ``publisher``.
+    /// For `/health`, `/ready` and `/api/history`; publishing goes through ``publisher``.
     let broker: any Broker
     /// The other nodes' figures; `nil` for a node running alone.
     let cluster: (any ClusterDirectory)?
@@ -29,6 +29,7 @@ struct APIRoutes {
         router.get("/api/channels") { request, _ in try await channels(request) }
         router.get("/api/stats") { _, _ in try await stats() }
         router.get("/api/clients") { request, _ in try await clients(request) }
+        router.get("/api/history/:channel") { request, context in try await history(request, context) }
         router.get("/health") { _, _ in health() }
         router.get("/ready") { _, _ in ready() }
     }
@@ -38,13 +39,18 @@ struct APIRoutes {
     private func notify(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let channel = context.parameters.get("channel") ?? ""
         try Self.validate(channel)
+        let key = try Self.idempotencyKey(request)
         let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: false)
-        let notification = body.notification(on: channel)
-        let delivered = try await publish(notification)
-        return .json(NotifyResponse(channel: channel, delivered: delivered, id: notification.id).encoded())
+        let outcome = try await publish(body.notification(on: channel), key: key)
+        return .json(
+            NotifyResponse(
+                channel: channel, delivered: outcome.delivered, id: outcome.receipt.id, position: outcome.receipt.position,
+                duplicate: outcome.receipt.duplicate
+            ).encoded())
     }
 
     private func broadcast(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        let key = try Self.idempotencyKey(request)
         let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: true)
         var seen = Set<String>()
         let channels = (body.channels ?? []).filter { seen.insert($0).inserted }
@@ -55,23 +61,73 @@ struct APIRoutes {
         for channel in channels { try Self.validate(channel) }
         var notification = body.notification(on: "")
         var results: [BroadcastResponse.Result] = []
+        var id = notification.id
+        var duplicate = false
         for channel in channels {
             notification.channel = channel
-            results.append(.init(channel: channel, delivered: try await publish(notification)))
+            // One key covers the whole broadcast; each channel remembers it for itself.
+            let outcome = try await publish(notification, key: key)
+            id = outcome.receipt.id
+            duplicate = duplicate || outcome.receipt.duplicate
+            results.append(.init(
+                channel: channel, delivered: outcome.delivered, offset: outcome.receipt.position?.offset,
+                epoch: outcome.receipt.position?.epoch))
         }
         return .json(
-            BroadcastResponse(id: notification.id, delivered: results.reduce(0) { $0 + $1.delivered }, channels: results))
+            BroadcastResponse(
+                id: id, delivered: results.reduce(0) { $0 + $1.delivered }, channels: results, duplicate: duplicate ? true : nil))
     }
 
-    /// Publishes and returns `delivered`: the channel's subscribers in the whole cluster at
-    /// the moment of publishing — this node's exact count plus every other live node's
-    /// registered count (see docs/protocol.md).
-    private func publish(_ notification: OutgoingNotification) async throws -> Int {
+    /// Publishes; `delivered` is the channel's subscribers in the whole cluster at the moment
+    /// of publishing — this node's exact count plus every other live node's registered count
+    /// (see docs/protocol.md).
+    private func publish(_ notification: OutgoingNotification, key: String?) async throws -> Publisher.Outcome {
+        let publication = Publication(
+            channel: notification.channel, payload: notification.encoded(), id: notification.id, idempotencyKey: key)
         do {
-            return try await publisher.publish(Publication(channel: notification.channel, payload: notification.encoded()))
+            return try await publisher.publish(publication)
         } catch {
             throw APIError(.serviceUnavailable, .unavailable, "\(error)")
         }
+    }
+
+    /// Most characters of an `Idempotency-Key`.
+    static let maxIdempotencyKeyLength = 128
+
+    /// The request's `Idempotency-Key`: 1–128 visible ASCII characters, or none.
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
+        guard !key.isEmpty, key.utf8.count <= maxIdempotencyKeyLength, key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw APIError(
+                .badRequest, .invalidField,
+                "Idempotency-Key must be 1–\(maxIdempotencyKeyLength) visible ASCII characters")
+        }
+        return key
+    }
+
+    /// `GET /api/history/{channel}?since=N&limit=M`: the notifications after offset N (oldest
+    /// first, as delivered on the socket) and the channel's latest position.
+    private func history(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        let channel = context.parameters.get("channel") ?? ""
+        try Self.validate(channel)
+        let limit = try Self.pageSize(request)
+        var since: Int64 = 0
+        if let raw = request.uri.queryParameters["since"] {
+            guard let value = Int64(String(raw)), value >= 0 else {
+                throw APIError(.badRequest, .invalidField, "since must be a whole number ≥ 0")
+            }
+            since = value
+        }
+        guard configuration.history.isOn else {
+            throw APIError(.notFound, .notFound, "this node keeps no history (HERALD_HISTORY_SIZE=0)")
+        }
+        let page: HistoryPage
+        do {
+            page = try await broker.history(of: channel, after: since, limit: limit)
+        } catch {
+            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
+        }
+        return .json(HistoryResponse(channel: channel, page: page, since: since).encoded())
     }
 
     // MARK: Figures

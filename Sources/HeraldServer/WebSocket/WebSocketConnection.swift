@@ -20,6 +20,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let hub: Hub
         let publisher: Publisher
         let counts: SubscriberCounts
+        /// Where a `subscribe` reads the channel's position and what the client missed.
+        let history: any ChannelHistory
         let shared: SharedConfiguration
         /// `nil` when the node verifies no tokens.
         let verifier: TokenVerifier?
@@ -41,6 +43,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
+    /// The channel being subscribed while its history is read, and the merge of that history
+    /// with the live publications that arrive meanwhile. At most one: subscribes are
+    /// operations, handled one at a time.
+    private var recovering: (channel: String, merge: SubscriptionRecovery)?
 
     private var hub: Hub { services.hub }
     private var configuration: HeraldConfiguration { services.shared.configuration }
@@ -145,11 +151,12 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .reply(let message):
             send(message)
             if case .nameSet = message { hub.clientChanged(self) }
-        case .subscribe(let channel):
-            subscribe(channel, loop: loop)
+        case .subscribe(let channel, let since):
+            subscribe(channel, since: since, loop: loop)
         case .resubscribe(let channel):
             begin(.other)
-            replySubscribed(channel, localCount: hub.subscriberCount(channel), loop: loop)
+            recovering = (channel, SubscriptionRecovery(since: nil, maxReplay: 0, maxBuffered: Self.maxBufferedDuringRecovery))
+            readPosition(channel, localCount: hub.subscriberCount(channel), loop: loop)
         case .unsubscribe(let channel):
             hub.unsubscribe(self, from: channel, on: loop)
             hub.clientChanged(self)
@@ -182,11 +189,21 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
     }
 
-    /// Joins the channel; `subscribed` goes out once the broker confirmed the subscription
-    /// (so the client then receives every later publication), or `error` and the
-    /// subscription is undone.
-    private func subscribe(_ channel: String, loop: any EventLoop) {
+    /// Live publications buffered per subscribe while its history is read.
+    static let maxBufferedDuringRecovery = 10_000
+
+    /// Joins the channel, then reads its position and — with `since` — what the client missed;
+    /// `subscribed` goes out once the broker confirmed the subscription (so the client then
+    /// receives every later publication), followed by the replay and the live publications
+    /// that arrived meanwhile, merged without gap or duplicate. If the broker cannot confirm,
+    /// the client gets `error` and the subscription is undone.
+    private func subscribe(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
         begin(.other)
+        recovering = (
+            channel,
+            SubscriptionRecovery(
+                since: since, maxReplay: configuration.maxReplay, maxBuffered: Self.maxBufferedDuringRecovery)
+        )
         let subscription = hub.subscribe(self, to: channel, on: loop)
         hub.clientChanged(self)
         logger.trace("subscribed", metadata: ["channel": "\(channel)"])
@@ -195,7 +212,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             let connection = loopBound.value
             switch result {
             case .success:
-                connection.replySubscribed(channel, localCount: subscription.localCount, loop: loop)
+                connection.readPosition(channel, localCount: subscription.localCount, loop: loop)
             case .failure(let error):
                 connection.subscriptionFailed(channel, error, loop: loop)
             }
@@ -203,37 +220,62 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func subscriptionFailed(_ channel: String, _ error: any Error, loop: any EventLoop) {
-        guard session.subscriptionFailed(channel) else { return end(held: machine.operationFinished()) }
-        hub.unsubscribe(self, from: channel, on: loop)
-        hub.clientChanged(self)
-        logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-        send(.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")))
+        recovering = nil
+        if session.subscriptionFailed(channel) {
+            hub.unsubscribe(self, from: channel, on: loop)
+            hub.clientChanged(self)
+            logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            send(.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")))
+        }
         end(held: machine.operationFinished())
     }
 
-    /// Sends `subscribed` with the cluster-wide count, then ends the operation. Alone, the
-    /// local count is the answer; in a cluster the other nodes' counts are read first.
-    private func replySubscribed(_ channel: String, localCount: Int, loop: any EventLoop) {
-        guard services.counts.isClustered else {
-            send(.subscribed(channel: channel, subscriberCount: localCount))
-            return end(held: machine.operationFinished())
-        }
-        let counts = services.counts
+    /// Reads the channel's history (and, in a cluster, the other nodes' counts), then sends
+    /// `subscribed` and what the merge decided, and ends the operation.
+    private func readPosition(_ channel: String, localCount: Int, loop: any EventLoop) {
+        guard let query = recovering?.merge.historyQuery else { return end(held: machine.operationFinished()) }
+        let (history, counts) = (services.history, services.counts)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask {
-            await counts.clusterWide(channel)
-        }.whenSuccess { count in
-            let connection = loopBound.value
-            connection.send(.subscribed(channel: channel, subscriberCount: count))
-            connection.end(held: connection.machine.operationFinished())
+        loop.makeFutureWithTask { () -> (Result<HistoryPage, BrokerError>, Int) in
+            let page: Result<HistoryPage, BrokerError>
+            do {
+                page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
+            } catch let error as BrokerError {
+                page = .failure(error)
+            } catch {
+                page = .failure(.unavailable("\(error)"))
+            }
+            let count = counts.isClustered ? await counts.clusterWide(channel) : localCount
+            return (page, count)
+        }.whenSuccess { page, count in
+            loopBound.value.subscribed(channel, count: count, page: page)
         }
+    }
+
+    private func subscribed(_ channel: String, count: Int, page: Result<HistoryPage, BrokerError>) {
+        guard var merge = recovering?.merge else { return end(held: machine.operationFinished()) }
+        recovering = nil
+        let outcome: SubscriptionRecovery.Outcome
+        switch page {
+        case .success(let page): outcome = merge.historyRead(page)
+        case .failure(let error):
+            logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            outcome = merge.historyFailed()
+        }
+        send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
+        if machine.isOpen, let context = outlet.context {
+            for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
+            context.flush()
+        }
+        end(held: machine.operationFinished())
     }
 
     /// A client `message`: published like a REST notification, minus the sender.
     private func post(_ text: String, to channel: String, loop: any EventLoop) {
         let notification = OutgoingNotification(HeraldNotification(
             channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
-        let publication = Publication(channel: channel, payload: notification.encoded(), excludedClient: clientID)
+        let publication = Publication(
+            channel: channel, payload: notification.encoded(), id: notification.id, excludedClient: clientID)
         let publisher = services.publisher
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         loop.makeFutureWithTask {
@@ -276,9 +318,13 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     // MARK: HubConnection
 
     @discardableResult
-    func write(_ frame: ByteBuffer) -> Bool {
+    func write(_ delivery: Delivery) -> Bool {
         guard machine.isOpen, let context = outlet.context else { return false }
-        context.write(NIOAny(frame), promise: nil)
+        if recovering?.channel == delivery.channel {
+            recovering!.merge.live(delivery)
+            return false
+        }
+        context.write(NIOAny(delivery.frame), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
     }
@@ -288,9 +334,13 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         outlet.context?.flush()
     }
 
-    func send(_ frame: ByteBuffer) {
+    func send(_ delivery: Delivery) {
         guard machine.isOpen else { return }
-        writeAndFlush(frame)
+        if recovering?.channel == delivery.channel {
+            recovering!.merge.live(delivery)
+            return
+        }
+        writeAndFlush(delivery.frame)
     }
 
     func heartbeat(now: NIODeadline) {
@@ -301,7 +351,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func shutdown(with frame: ByteBuffer) {
         guard machine.isOpen else { return }
-        write(frame)
+        writeAndFlush(frame)
         perform(machine.shutdown(now: .now()))
     }
 

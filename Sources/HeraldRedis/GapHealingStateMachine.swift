@@ -1,0 +1,147 @@
+import HeraldCore
+import HeraldProtocol
+
+/// A node's own defence against lost pub/sub messages, as a pure state machine.
+///
+/// Redis pub/sub is at most once: when a node's subscribed connection drops (a `CLIENT KILL`,
+/// a proxy timeout) while other nodes publish, those messages never reach it. With positions
+/// the node can tell: it remembers the last position it delivered per channel, and when a
+/// message skips offsets — or its subscription is re-established after a reconnect — it reads
+/// the missing range from the channel's stream and delivers it, in order, before anything
+/// newer (which waits here meanwhile). Duplicates (offsets already delivered) are dropped.
+/// What the stream no longer holds cannot be healed; the next message then simply carries
+/// its real offset, so the clients' own recovery can tell.
+struct GapHealingStateMachine {
+    enum Action: Equatable {
+        /// Hand these to the Hub, in order.
+        case deliver([Publication])
+        /// Read the channel's history after `offset` and report it with ``fetched(_:_:)``.
+        case fetch(channel: String, after: Int64)
+    }
+
+    struct Channel {
+        var last: StreamPosition
+        /// A fetch is under way: live messages wait in `buffered`.
+        var healing = false
+        var buffered: [Publication] = []
+    }
+
+    /// Most messages held per channel while a gap is being read; beyond it the node gives up
+    /// healing that gap and delivers what it has.
+    let maxBuffered: Int
+    /// How many publications one fetch asks for.
+    let fetchLimit: Int
+    private(set) var channels: [String: Channel] = [:]
+
+    init(maxBuffered: Int = 10_000, fetchLimit: Int) {
+        self.maxBuffered = maxBuffered
+        self.fetchLimit = fetchLimit
+    }
+
+    /// The position a subscriber was given: the node must deliver everything after it.
+    mutating func seed(_ channel: String, _ position: StreamPosition) {
+        guard channels[channel] == nil else { return }
+        channels[channel] = Channel(last: position)
+    }
+
+    /// A pub/sub message arrived.
+    mutating func received(_ publication: Publication) -> [Action] {
+        guard let position = publication.position else { return [.deliver([publication])] }
+        let name = publication.channel
+        guard var channel = channels[name] else {
+            channels[name] = Channel(last: position)
+            return [.deliver([publication])]
+        }
+        if channel.healing {
+            channel.buffered.append(publication)
+            if channel.buffered.count > maxBuffered {
+                channels[name] = channel
+                return giveUp(name)
+            }
+            channels[name] = channel
+            return []
+        }
+        if position.epoch != channel.last.epoch {
+            // The history was lost and restarted: nothing before it can be fetched.
+            channel.last = position
+            channels[name] = channel
+            return [.deliver([publication])]
+        }
+        if position.offset <= channel.last.offset { return [] }
+        if position.offset == channel.last.offset + 1 {
+            channel.last = position
+            channels[name] = channel
+            return [.deliver([publication])]
+        }
+        channel.healing = true
+        channel.buffered = [publication]
+        channels[name] = channel
+        return [.fetch(channel: name, after: channel.last.offset)]
+    }
+
+    /// The subscription to `channel` is in effect again after the pub/sub connection was lost:
+    /// whatever was published meanwhile must be read back.
+    mutating func resubscribed(_ name: String) -> [Action] {
+        guard var channel = channels[name], !channel.healing else { return [] }
+        channel.healing = true
+        channels[name] = channel
+        return [.fetch(channel: name, after: channel.last.offset)]
+    }
+
+    /// The history read for a gap came back.
+    mutating func fetched(_ name: String, _ page: HistoryPage) -> [Action] {
+        guard var channel = channels[name], channel.healing else { return [] }
+        guard let latest = page.latest, latest.epoch == channel.last.epoch else { return giveUp(name) }
+        var out: [Publication] = []
+        for publication in page.publications {
+            guard let position = publication.position, position.epoch == channel.last.epoch,
+                position.offset == channel.last.offset + 1
+            else { continue }
+            out.append(publication)
+            channel.last = position
+        }
+        let full = page.publications.count >= fetchLimit
+        var waiting = channel.buffered
+        channel.buffered = []
+        while let next = waiting.first, let position = next.position {
+            if position.epoch != channel.last.epoch || position.offset == channel.last.offset + 1 {
+                out.append(next)
+                channel.last = position
+            } else if position.offset > channel.last.offset + 1 {
+                // Still a gap: read on if the page was cut by its limit, else it is gone.
+                if full { break }
+                out.append(next)
+                channel.last = position
+            }
+            waiting.removeFirst()
+        }
+        if !waiting.isEmpty || (full && latest.offset > channel.last.offset) {
+            channel.buffered = waiting
+            channels[name] = channel
+            return (out.isEmpty ? [] : [.deliver(out)]) + [.fetch(channel: name, after: channel.last.offset)]
+        }
+        channel.healing = false
+        channels[name] = channel
+        return out.isEmpty ? [] : [.deliver(out)]
+    }
+
+    /// The read failed: deliver what waits, in order; the gap stays visible in the offsets.
+    mutating func fetchFailed(_ name: String) -> [Action] {
+        giveUp(name)
+    }
+
+    /// The node no longer has interest in `channel`.
+    mutating func forget(_ name: String) {
+        channels[name] = nil
+    }
+
+    private mutating func giveUp(_ name: String) -> [Action] {
+        guard var channel = channels[name] else { return [] }
+        let waiting = channel.buffered
+        channel.buffered = []
+        channel.healing = false
+        if let last = waiting.last?.position { channel.last = last }
+        channels[name] = channel
+        return waiting.isEmpty ? [] : [.deliver(waiting)]
+    }
+}
