@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldRedisTests",
-            dependencies: ["HeraldRedis"]
+            dependencies: ["HeraldRedis", "HeraldCore", "HeraldProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "HeraldClientTests",
