@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol", "HeraldRedis", "RedisBridge",
+                "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol", "HeraldRedis", "RedisBridge", "HeraldClient",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -77,6 +77,10 @@ public final class TestWebSocket: Sendable {
     public struct UnexpectedMessage: Error, CustomStringConvertible {
         public var message: ServerMessage
         public var description: String { "unexpected message: \(message)" }
+
+        public init(message: ServerMessage) {
+            self.message = message
+        }
     }
 
     public struct UnexpectedFrame: Error, CustomStringConvertible {
