@@ -57,11 +57,19 @@ public final class ChildProcess: Sendable {
         }
         Self.closeEverythingElse(&actions)
 
+        // Its own process group, so that whatever it starts (nginx's workers, the program
+        // `script` runs) goes with it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+
         let environment = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let result = Self.withCStrings([executable] + arguments) { argv in
             Self.withCStrings(environment) { envp in
-                posix_spawnp(&pid, executable, &actions, nil, argv, envp)
+                posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
             }
         }
         if captureOutput { close(outputPipe[1]) }
@@ -106,11 +114,13 @@ public final class ChildProcess: Sendable {
         if isRunning { kill(pid, signal) }
     }
 
-    /// Kills the child (SIGKILL, after a SIGCONT in case it is stopped) and reaps it.
+    /// Kills the child and every process of its group (SIGKILL, after a SIGCONT in case they
+    /// are stopped) and reaps it.
     public func terminate() async {
+        // The group outlives its leader when the leader exited first (nginx's workers).
+        kill(-pid, SIGCONT)
+        kill(-pid, SIGKILL)
         guard isRunning else { return }
-        kill(pid, SIGCONT)
-        kill(pid, SIGKILL)
         _ = try? await waitForExit(timeout: .seconds(10))
     }
 
@@ -135,8 +145,8 @@ public final class ChildProcess: Sendable {
 
     deinit {
         if let stdinFD { close(stdinFD) }
+        kill(-pid, SIGKILL)
         if status.withLock({ $0 }) == nil {
-            kill(pid, SIGKILL)
             var raw: Int32 = 0
             waitpid(pid, &raw, 0)
         }
