@@ -17,9 +17,12 @@ public struct SubscriptionRecovery: Sendable {
         public var position: StreamPosition?
         /// `nil` for a plain subscribe (no `since`).
         public var recovery: ServerMessage.Recovery?
-        /// Frames to write after `subscribed`, in order: replayed notifications, then the
+        /// What to write after `subscribed`, in order: replayed notifications, then the
         /// buffered live ones that follow them.
-        public var frames: [ByteBuffer]
+        public var deliveries: [Delivery]
+
+        /// The frames of ``deliveries``.
+        public var frames: [ByteBuffer] { deliveries.map(\.frame) }
     }
 
     public let since: StreamPosition?
@@ -59,16 +62,19 @@ public struct SubscriptionRecovery: Sendable {
         defer { buffered = [] }
         let latest = page.latest
         guard let since else {
-            return Outcome(position: latest, recovery: nil, frames: overflowed ? [] : liveFrames(after: latest))
+            return Outcome(position: latest, recovery: nil, deliveries: overflowed ? [] : live(after: latest))
         }
         guard !overflowed, let replay = Self.replay(of: page, after: since, maxReplay: maxReplay) else {
             return Outcome(
                 position: latest, recovery: .init(recovered: false, replayed: 0),
-                frames: overflowed ? [] : liveFrames(after: latest))
+                deliveries: overflowed ? [] : live(after: latest))
+        }
+        let replayed = replay.map { publication in
+            Delivery(channel: publication.channel, position: publication.position, frame: ServerFrame.text(publication.payload.readableBytesView))
         }
         return Outcome(
             position: latest, recovery: .init(recovered: true, replayed: replay.count),
-            frames: replay.map { ServerFrame.text($0.payload.readableBytesView) } + liveFrames(after: latest))
+            deliveries: replayed + live(after: latest))
     }
 
     /// The history could not be read (the broker is down): the subscription stands, but
@@ -77,7 +83,7 @@ public struct SubscriptionRecovery: Sendable {
         defer { buffered = [] }
         return Outcome(
             position: nil, recovery: since == nil ? nil : .init(recovered: false, replayed: 0),
-            frames: overflowed ? [] : buffered.map(\.frame))
+            deliveries: overflowed ? [] : buffered)
     }
 
     /// The publications after `since`, if the page holds every one of them, consecutive and
@@ -94,12 +100,12 @@ public struct SubscriptionRecovery: Sendable {
         return page.publications
     }
 
-    /// Buffered live frames that come after `latest` (a live publication the replay already
-    /// holds is dropped; one of another epoch is newer than the page and goes out).
-    private func liveFrames(after latest: StreamPosition?) -> [ByteBuffer] {
+    /// Buffered live deliveries that come after `latest` (a live publication the replay
+    /// already holds is dropped; one of another epoch is newer than the page and goes out).
+    private func live(after latest: StreamPosition?) -> [Delivery] {
         buffered.filter { delivery in
             guard let latest, let position = delivery.position, position.epoch == latest.epoch else { return true }
             return position.offset > latest.offset
-        }.map(\.frame)
+        }
     }
 }

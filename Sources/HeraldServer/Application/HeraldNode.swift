@@ -150,6 +150,10 @@ public final class HeraldNode: Service {
             local: local, publisher: publisher, broker: broker, cluster: registry, slots: slots,
             configuration: configuration
         ).register(on: router)
+        SSEEndpoint(
+            hub: hub, history: broker, counts: counts, slots: slots, gate: gate, verifier: verifier,
+            configuration: configuration, logger: logger
+        ).register(on: router)
 
         let configuration = self.configuration
         let logger = self.logger

@@ -1,0 +1,219 @@
+import HeraldCore
+import HeraldProtocol
+import HeraldSupport
+import Logging
+import NIOCore
+import Synchronization
+
+/// One Server-Sent Events stream: a ``HubConnection`` whose deliveries become `text/event-stream`
+/// events, written by the HTTP response's body task.
+///
+/// Its state lives on its event loop, like a WebSocket connection's; the only thing shared
+/// with the writing task is the queue of encoded events (an `AsyncStream`), bounded in bytes:
+/// a reader that falls `HERALD_SEND_QUEUE_BYTES` behind is dropped, like a slow WebSocket
+/// reader. Every notification's `id:` is the ``ResumeToken`` of every channel of the stream,
+/// so the `Last-Event-ID` of a reconnecting `EventSource` resumes them all.
+final class SSEConnection: HubConnection, @unchecked Sendable {
+    let clientID: String
+    let sequence: UInt64
+    let loop: any EventLoop
+    private let hub: Hub
+    private let history: any ChannelHistory
+    private let counts: SubscriberCounts
+    private let configuration: HeraldConfiguration
+    private let userID: String?
+    private var logger: Logger
+    private let connectedAt = HeraldNotification.timestampNow()
+    private let output: AsyncStream<ByteBuffer>.Continuation
+    let events: AsyncStream<ByteBuffer>
+    /// Bytes handed to the writer and not yet written.
+    private let queued = Atomic<Int>(0)
+
+    // Confined to `loop`.
+    private var channels: [String] = []
+    private var positions: [String: StreamPosition] = [:]
+    private var recovering: (channel: String, merge: SubscriptionRecovery)?
+    private var open = true
+    private var lastWrite = NIODeadline.now()
+
+    init(
+        hub: Hub, history: any ChannelHistory, counts: SubscriberCounts, configuration: HeraldConfiguration,
+        userID: String?, loop: any EventLoop, logger: Logger
+    ) {
+        self.clientID = RandomID.make()
+        self.sequence = hub.nextSequence()
+        self.hub = hub
+        self.history = history
+        self.counts = counts
+        self.configuration = configuration
+        self.userID = userID
+        self.loop = loop
+        self.logger = logger
+        self.logger[metadataKey: "client"] = "\(clientID)"
+        (events, output) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .unbounded)
+    }
+
+    // MARK: Lifecycle (on the loop)
+
+    /// Registers with the Hub, sends the welcome, then subscribes to each channel in turn —
+    /// replaying, per channel, what followed its position in `resume`.
+    func start(channels wanted: [String], resume: [String: StreamPosition]) -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        hub.register(self, on: loop)
+        emit(SSEEvent.retry(milliseconds: 1000))
+        emit(SSEEvent.event(
+            name: "welcome",
+            data: ByteBuffer(bytes: ServerMessage.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald").jsonBytes())
+                .readableBytesView))
+        var chain = loop.makeSucceededVoidFuture()
+        for channel in wanted {
+            chain = chain.flatMap { self.subscribe(channel, since: resume[channel]) }
+        }
+        return chain
+    }
+
+    /// One channel: join, wait for the broker, read the history, send `subscribed` (and
+    /// `recovery` when resuming), the replay, and the live notifications that came meanwhile.
+    private func subscribe(_ channel: String, since: StreamPosition?) -> EventLoopFuture<Void> {
+        guard open else { return loop.makeSucceededVoidFuture() }
+        channels.append(channel)
+        recovering = (channel, SubscriptionRecovery(since: since, maxReplay: configuration.maxReplay, maxBuffered: 10_000))
+        let subscription = hub.subscribe(self, to: channel, on: loop)
+        hub.clientChanged(self)
+        let (history, counts) = (self.history, self.counts)
+        let query = recovering!.merge.historyQuery
+        return subscription.confirmed.flatMap { _ in
+            self.loop.makeFutureWithTask { () -> (HistoryPage?, Int) in
+                let page = try? await history.history(of: channel, after: query.after, limit: query.limit)
+                return (page, await counts.clusterWide(channel))
+            }
+        }.map { page, count in
+            self.subscribed(channel, since: since, page: page, count: count)
+        }.flatMapErrorThrowing { error in
+            // The broker could not confirm: the stream ends with the reason, so the client
+            // reconnects later rather than believing it is subscribed.
+            self.logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            self.emit(SSEEvent.event(
+                name: "error",
+                data: ByteBuffer(bytes: ServerMessage.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")).jsonBytes())
+                    .readableBytesView))
+            self.close()
+        }
+    }
+
+    private func subscribed(_ channel: String, since: StreamPosition?, page: HistoryPage?, count: Int) {
+        guard var merge = recovering?.merge, recovering?.channel == channel else { return }
+        recovering = nil
+        let outcome = page.map { merge.historyRead($0) } ?? merge.historyFailed()
+        if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
+        if let since, outcome.recovery?.recovered == true { positions[channel] = since }
+        let subscribed = ServerMessage.subscribed(
+            channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery)
+        emit(SSEEvent.event(name: "subscribed", id: ResumeToken.encode(positions), data: ByteBuffer(bytes: subscribed.jsonBytes()).readableBytesView))
+        if let recovery = outcome.recovery {
+            let report = RecoveryReport(channel: channel, recovery: recovery, position: outcome.position)
+            emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
+        }
+        for delivery in outcome.deliveries { deliverFrame(delivery.frame, channel: channel, position: delivery.position) }
+    }
+
+    /// Ends the stream (the body task finishes the response).
+    func close() {
+        guard open else { return }
+        open = false
+        output.finish()
+    }
+
+    /// The body task ended (the client went away, or the stream was closed): leave the Hub.
+    func finished() {
+        loop.preconditionInEventLoop()
+        open = false
+        hub.unregister(self, channels: Set(channels), on: loop)
+    }
+
+    // MARK: Writing
+
+    /// Queues encoded bytes for the writer; drops the stream when the reader is too far behind.
+    private func emit(_ bytes: ByteBuffer) {
+        guard open else { return }
+        let total = queued.add(bytes.readableBytes, ordering: .relaxed).newValue
+        guard total <= configuration.sendQueueBytes else {
+            logger.notice("dropping slow SSE consumer", metadata: ["queued": "\(total)"])
+            close()
+            return
+        }
+        lastWrite = .now()
+        output.yield(bytes)
+    }
+
+    /// Called by the writer after each write.
+    func written(_ bytes: Int) {
+        queued.subtract(bytes, ordering: .relaxed)
+    }
+
+    /// A notification frame (the WebSocket frame every subscriber shares) as an event whose
+    /// id carries the positions of every channel of the stream.
+    private func deliverFrame(_ frame: ByteBuffer, channel: String, position: StreamPosition?) {
+        let payload = SSEEvent.payload(ofFrame: frame)
+        if let position { positions[channel] = position }
+        emit(SSEEvent.event(id: positions.isEmpty ? nil : ResumeToken.encode(positions), data: payload.readableBytesView))
+    }
+
+    // MARK: HubConnection
+
+    @discardableResult
+    func write(_ delivery: Delivery) -> Bool {
+        send(delivery)
+        return false
+    }
+
+    func flush() {}
+
+    func send(_ delivery: Delivery) {
+        guard open else { return }
+        if recovering?.channel == delivery.channel {
+            recovering!.merge.live(delivery)
+            return
+        }
+        deliverFrame(delivery.frame, channel: delivery.channel, position: delivery.position)
+    }
+
+    func heartbeat(now: NIODeadline) {
+        guard open, now - lastWrite >= configuration.pingInterval else { return }
+        emit(SSEEvent.comment("keep-alive"))
+    }
+
+    func shutdown(with frame: ByteBuffer) {
+        guard open else { return }
+        emit(SSEEvent.event(name: "server_shutdown", data: SSEEvent.payload(ofFrame: frame).readableBytesView))
+        close()
+    }
+
+    func info() -> ClientInfo {
+        ClientInfo(
+            id: clientID, name: nil, connectedAt: connectedAt, subscriptions: channels.sorted(), node: hub.nodeID,
+            userId: userID)
+    }
+}
+
+/// The `recovery` event of a resumed SSE channel.
+struct RecoveryReport {
+    var channel: String
+    var recovery: ServerMessage.Recovery
+    var position: StreamPosition?
+
+    func encoded() -> ByteBuffer {
+        var writer = JSONWriter(capacity: 128)
+        writer.beginObject()
+        writer.field("type", "recovery")
+        writer.field("channel", channel)
+        writer.field("recovered", recovery.recovered)
+        writer.field("replayed", recovery.replayed)
+        if let position {
+            writer.field("offset", Int(position.offset))
+            writer.field("epoch", position.epoch)
+        }
+        writer.endObject()
+        return writer.buffer
+    }
+}

@@ -1,0 +1,140 @@
+import HTTPTypes
+import HeraldCore
+import HeraldProtocol
+import Hummingbird
+import Logging
+import NIOCore
+
+/// `GET /sse?channel=a&channel=b`: the notifications of those channels as Server-Sent Events,
+/// for browsers (`EventSource` reconnects by itself) and proxies that break WebSockets.
+///
+/// Everything is checked before the stream starts, with the rules WebSocket connections
+/// follow, and refused with a JSON error: no or a bad channel (400), a bad token (401), a
+/// channel the token does not grant or an origin not allowed (403), the per-address and rate
+/// limits (429), the node's connection cap or shutdown (503). `Last-Event-ID` (or
+/// `?lastEventId=`) resumes every channel from the position it names.
+struct SSEEndpoint {
+    let hub: Hub
+    let history: any ChannelHistory
+    let counts: SubscriberCounts
+    let slots: ConnectionSlots
+    let gate: ConnectionGate
+    /// `nil` when the node verifies no tokens.
+    let verifier: TokenVerifier?
+    let configuration: HeraldConfiguration
+    let logger: Logger
+
+    /// Most channels one stream may carry (every event's id names them all).
+    static let maxChannels = 100
+
+    func register(on router: Router<HeraldRequestContext>) {
+        router.get("/sse") { request, context in try await open(request, context) }
+    }
+
+    private func open(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        let origin = request.headers[.origin]
+        if let origin, !configuration.allowedOrigins.isEmpty, !configuration.allowedOrigins.contains(origin) {
+            throw APIError(.forbidden, .forbidden, "origin \(origin) is not allowed")
+        }
+        var seen = Set<String>()
+        let channels = request.uri.queryParameters.getAll("channel").map { String($0) }.filter { seen.insert($0).inserted }
+        guard !channels.isEmpty else {
+            throw APIError(.badRequest, .missingField, "name at least one channel: /sse?channel=news")
+        }
+        guard channels.count <= min(Self.maxChannels, configuration.sessionLimits.maxSubscriptions) else {
+            throw APIError(
+                .badRequest, .tooManySubscriptions,
+                "at most \(min(Self.maxChannels, configuration.sessionLimits.maxSubscriptions)) channels per stream")
+        }
+        for channel in channels { try APIRoutes.validate(channel) }
+        let resume = try Self.resumePositions(request)
+        let access = try await self.access(request)
+        for channel in channels where !access.maySubscribe(channel) {
+            throw APIError(.forbidden, .forbidden, "your token does not grant channel \(channel)")
+        }
+
+        // The connection limits of WebSockets, taken until the stream ends.
+        let address = ClientAddress.resolve(
+            peer: context.remoteAddress?.ipAddress ?? "unknown", forwardedFor: request.headers[values: .xForwardedFor],
+            trustedProxies: configuration.connectionLimits.trustedProxies)
+        switch gate.admit(address) {
+        case .admitted: break
+        case .tooManyFromAddress(let limit):
+            throw APIError(.tooManyRequests, .tooManyConnections, "at most \(limit) connections per client address")
+        case .tooFast:
+            throw APIError(.tooManyRequests, .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")
+        }
+        guard slots.reserve(max: configuration.maxConnections) else {
+            gate.release(address)
+            let reason = slots.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
+            throw APIError(.serviceUnavailable, .unavailable, reason)
+        }
+
+        let connection = SSEConnection(
+            hub: hub, history: history, counts: counts, configuration: configuration, userID: access.userID,
+            loop: context.eventLoop, logger: logger)
+        let (slots, gate) = (self.slots, self.gate)
+        // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
+        // server keeps half-closed HTTP connections open, so there is no earlier signal).
+        context.closeFuture.whenComplete { _ in connection.loop.execute { connection.close() } }
+        var headers: HTTPFields = [
+            .contentType: "text/event-stream", .cacheControl: "no-cache",
+            // nginx: stream each event instead of buffering the response.
+            HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+        if let origin {
+            headers[.accessControlAllowOrigin] = configuration.allowedOrigins.isEmpty ? "*" : origin
+            headers[.vary] = "Origin"
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer {
+                slots.release()
+                gate.release(address)
+            }
+            try? await connection.loop.flatSubmit { connection.start(channels: channels, resume: resume) }.get()
+            do {
+                for await chunk in connection.events {
+                    try await writer.write(chunk)
+                    connection.written(chunk.readableBytes)
+                }
+                try await writer.finish(nil)
+            } catch {
+                // The client went away.
+            }
+            try? await connection.loop.submit { connection.finished() }.get()
+        })
+    }
+
+    /// `Last-Event-ID` (what `EventSource` sends when it reconnects), or `?lastEventId=`.
+    static func resumePositions(_ request: Request) throws -> [String: StreamPosition] {
+        let raw = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+        guard let raw, !raw.isEmpty else { return [:] }
+        guard let positions = ResumeToken.decode(raw) else {
+            throw APIError(.badRequest, .invalidField, "Last-Event-ID is not a position this node gave out")
+        }
+        return positions
+    }
+
+    /// What the request's `?token=` (or `Authorization: Bearer`) allows, as for a WebSocket.
+    private func access(_ request: Request) async throws -> ChannelAccess {
+        guard let verifier else { return .open }
+        var token = request.uri.queryParameters["token"].map(String.init)
+        if token == nil, let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+            token = String(authorization.dropFirst(7))
+        }
+        guard let token else {
+            guard configuration.auth.allowAnonymous else {
+                throw APIError(.unauthorized, .unauthorized, "this node requires a token: /sse?channel=…&token=JWT")
+            }
+            return .anonymous
+        }
+        switch await verifier.verify(token) {
+        case .success(let identity): return .token(identity)
+        case .failure(let error): throw APIError(.unauthorized, error.code, error.error)
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}

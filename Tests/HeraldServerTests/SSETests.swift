@@ -1,0 +1,226 @@
+import Foundation
+import HeraldCore
+import HeraldProtocol
+import HeraldServer
+import HeraldTesting
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `GET /sse` against real sockets: framing, resume, limits and errors.
+@Suite struct SSETests {
+    func publish(_ node: RunningNode, _ channel: String, _ title: String) async throws {
+        let response = try await node.request(.POST, "/api/notify/\(channel)", body: #"{"title":"\#(title)"}"#)
+        #expect(response.status == 200, "\(response.text)")
+    }
+
+    /// Reads the welcome and one `subscribed` event per channel; returns the last id.
+    func opening(_ stream: TestEventStream, channels: Int) async throws -> String? {
+        #expect(stream.status == 200)
+        #expect(stream.headers.first(name: "Content-Type") == "text/event-stream")
+        #expect(stream.headers.first(name: "Cache-Control") == "no-cache")
+        let welcome = try await stream.nextEvent()
+        #expect(welcome.name == "welcome")
+        guard case .welcome = try welcome.message() else {
+            Issue.record("not a welcome: \(welcome.data)")
+            return nil
+        }
+        var id: String?
+        for _ in 0..<channels {
+            let subscribed = try await stream.nextEvent()
+            #expect(subscribed.name == "subscribed")
+            id = subscribed.id
+        }
+        return id
+    }
+
+    @Test func notificationsArriveAsUnnamedEventsWithTheWebSocketJSON() async throws {
+        try await withNode { node in
+            let socket = try await node.subscriber("a")
+            try await withEventStream(node.baseURL + "/sse?channel=a&channel=b") { stream, _ in
+                _ = try await opening(stream, channels: 2)
+                try await publish(node, "a", "first")
+                try await publish(node, "b", "second")
+                let first = try await stream.nextEvent()
+                #expect(first.name == nil)
+                // Exactly the bytes a WebSocket subscriber of the channel gets.
+                let frame = try await socket.nextFrame()
+                #expect(first.data == String(buffer: frame.unmaskedData))
+                let (second, id) = try await stream.nextNotification()
+                #expect(second.title == "second")
+                // The id covers both channels.
+                let positions = try #require(id.flatMap(ResumeToken.decode))
+                #expect(Set(positions.keys) == ["a", "b"])
+                #expect(positions["b"]?.offset == 1)
+                #expect(positions["a"]?.offset == 1)
+                #expect(node.connectionCount == 2)
+            }
+        }
+    }
+
+    @Test func lastEventIDReplaysWhatWasMissedOnEveryChannelOnceAndInOrder() async throws {
+        try await withNode { node in
+            let id = try await withEventStream(node.baseURL + "/sse?channel=x&channel=y") { stream, _ in
+                _ = try await opening(stream, channels: 2)
+                try await publish(node, "x", "x1")
+                return try await stream.nextNotification().id
+            }
+            let resumeFrom = try #require(id)
+            for index in 2...4 { try await publish(node, "x", "x\(index)") }
+            for index in 1...2 { try await publish(node, "y", "y\(index)") }
+            for form in ["header", "query"] {
+                let url = node.baseURL + "/sse?channel=x&channel=y" + (form == "query" ? "&lastEventId=\(resumeFrom)" : "")
+                let headers = form == "header" ? [("Last-Event-ID", resumeFrom)] : []
+                try await withEventStream(url, headers: headers) { stream, _ in
+                    _ = try await stream.nextEvent()  // welcome
+                    var titles: [String] = []
+                    var recoveries: [String: Bool] = [:]
+                    // The second form also missed the live notification of the first.
+                    let expected = ["x2", "x3", "x4", "y1", "y2"] + (form == "query" ? ["live-header"] : [])
+                    while titles.count < expected.count {
+                        let event = try await stream.nextEvent()
+                        switch event.name {
+                        case "recovery":
+                            let fields = try JSONDecoder().decode([String: JSONValue].self, from: Data(event.data.utf8))
+                            if case .string(let channel) = fields["channel"], case .bool(let recovered) = fields["recovered"] {
+                                recoveries[channel] = recovered
+                            }
+                        case nil:
+                            if case .notification(let notification) = try event.message() { titles.append(notification.title ?? "") }
+                        default:
+                            break
+                        }
+                    }
+                    #expect(titles == expected, "\(form)")
+                    #expect(recoveries == ["x": true, "y": true], "\(form)")
+                    // Nothing more: the live stream goes on from there.
+                    try await publish(node, "y", "live-\(form)")
+                    #expect(try await stream.nextNotification().0.title == "live-\(form)")
+                }
+            }
+        }
+    }
+
+    @Test func aPositionThatCannotBeRecoveredIsReportedAsSuch() async throws {
+        try await withNode { node in
+            try await publish(node, "gone", "before")
+            let stale = ResumeToken.encode(["gone": StreamPosition(offset: 1, epoch: "0000000000000000")])
+            try await withEventStream(node.baseURL + "/sse?channel=gone", headers: [("Last-Event-ID", stale)]) { stream, _ in
+                _ = try await stream.nextEvent()
+                _ = try await stream.nextEvent()  // subscribed
+                let recovery = try await stream.nextEvent()
+                #expect(recovery.name == "recovery")
+                #expect(recovery.data.contains(#""recovered":false"#))
+                try await publish(node, "gone", "after")
+                #expect(try await stream.nextNotification().0.title == "after")
+            }
+        }
+    }
+
+    @Test func badRequestsAreRefusedWithAJSONErrorBeforeTheStreamStarts() async throws {
+        try await withNode({
+            $0.allowedOrigins = ["https://app.example"]
+            $0.sessionLimits.maxSubscriptions = 2
+            $0.pingInterval = .milliseconds(200)
+        }) { node in
+            let cases: [(String, [(String, String)], Int, String)] = [
+                ("/sse", [], 400, "missing_field"),
+                ("/sse?channel=bad%20name", [], 400, "invalid_channel"),
+                ("/sse?channel=a&channel=b&channel=c", [], 400, "too_many_subscriptions"),
+                ("/sse?channel=a", [("Last-Event-ID", "not a token")], 400, "invalid_field"),
+                ("/sse?channel=a", [("Origin", "https://evil.example")], 403, "forbidden"),
+            ]
+            for (path, headers, status, code) in cases {
+                try await withEventStream(node.baseURL + path, headers: headers) { stream, body in
+                    #expect(stream.status == status, "\(path)")
+                    #expect(body.contains(#""code":"\#(code)""#), "\(path): \(body)")
+                }
+            }
+            // An allowed origin gets the CORS header a browser needs.
+            try await withEventStream(node.baseURL + "/sse?channel=a", headers: [("Origin", "https://app.example")]) { stream, _ in
+                #expect(stream.status == 200)
+                #expect(stream.headers.first(name: "Access-Control-Allow-Origin") == "https://app.example")
+                #expect(node.connectionCount == 1)
+            }
+            // The client hung up: the node notices at its next write (a keep-alive at the latest).
+            try await waitUntil("the stream's slot to be given back", timeout: .seconds(3)) { node.connectionCount == 0 }
+        }
+    }
+
+    @Test func tokensAndGrantsApplyAsForWebSockets() async throws {
+        let secret = Array("sse-test-secret-long-enough-for-hs256!!!".utf8)
+        try await withNode({ $0.auth = AuthConfiguration(secret: secret, allowAnonymous: false) }) { node in
+            let token = try await TokenMinter.mint(
+                ConnectionClaims(subject: "sam", expires: Date().addingTimeInterval(60), channels: ["private:ops"]),
+                with: .hs256(secret: secret))
+            for (path, status, code) in [
+                ("/sse?channel=news", 401, "unauthorized"),
+                ("/sse?channel=news&token=forged.token.value", 401, "invalid_token"),
+                ("/sse?channel=private:other&token=\(token)", 403, "forbidden"),
+            ] {
+                try await withEventStream(node.baseURL + path) { stream, body in
+                    #expect(stream.status == status, "\(path)")
+                    #expect(body.contains(#""code":"\#(code)""#), "\(path): \(body)")
+                }
+            }
+            try await withEventStream(node.baseURL + "/sse?channel=private:ops&token=\(token)") { stream, _ in
+                _ = try await opening(stream, channels: 1)
+                try await publish(node, "private:ops", "granted")
+                #expect(try await stream.nextNotification().0.title == "granted")
+                let clients = try await node.request(.GET, "/api/clients").object()
+                #expect(clients["total"] == .integer(1))
+            }
+        }
+    }
+
+    @Test func keepAliveCommentsFlowAtTheHeartbeatInterval() async throws {
+        try await withNode({ $0.pingInterval = .milliseconds(100); $0.pingTimeout = .milliseconds(400) }) { node in
+            try await withEventStream(node.baseURL + "/sse?channel=quiet") { stream, _ in
+                _ = try await opening(stream, channels: 1)
+                var comments = 0
+                while comments < 3 {
+                    if case .comment(let text) = try await stream.nextItem(timeout: .seconds(2)) {
+                        #expect(text == "keep-alive")
+                        comments += 1
+                    }
+                }
+                // A stream is not closed for silence: the client cannot answer.
+                #expect(node.connectionCount == 1)
+            }
+        }
+    }
+
+    @Test func aNodeShuttingDownSaysSoAndEndsTheStream() async throws {
+        try await withNode { node in
+            try await withEventStream(node.baseURL + "/sse?channel=s") { stream, _ in
+                _ = try await opening(stream, channels: 1)
+                async let stopped: Void = node.stop()
+                let event = try await stream.nextEvent(timeout: .seconds(10))
+                #expect(event.name == "server_shutdown")
+                #expect(try event.message().essentials == .serverShutdown(message: "Server is shutting down"))
+                try await stream.waitForEnd()
+                try await stopped
+            }
+        }
+    }
+
+    @Test func aReaderThatStopsReadingIsDropped() async throws {
+        try await withNode({ $0.sendQueueBytes = 64 * 1024 }) { node in
+            // A raw client that sends the request and then never reads.
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(ChannelOptions.autoRead, value: false)
+                .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096)
+                .connect(host: "127.0.0.1", port: node.port).get()
+            defer { channel.close(promise: nil) }
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await waitUntil("the stream to open") { node.connectionCount == 1 }
+            let big = String(repeating: "x", count: 16_000)
+            var published = 0
+            while node.connectionCount == 1, published < 2000 {
+                _ = try await node.request(.POST, "/api/notify/flood", body: #"{"body":"\#(big)"}"#)
+                published += 1
+            }
+            #expect(node.connectionCount == 0, "the stalled reader was dropped after \(published) publications")
+        }
+    }
+}
