@@ -1,7 +1,10 @@
 import HeraldProtocol
 
-/// A strict RFC 8259 reader for the JSON objects Herald receives on its hot paths: REST
-/// publish bodies and client frames.
+/// A strict RFC 8259 reader for the JSON objects Herald receives on its hot path: REST
+/// publish bodies. (Client frames are decoded by ``ClientMessage``'s `Codable` conformance: a
+/// release build measured 2–5 µs per frame with `JSONDecoder` against 0.3–0.7 µs for this
+/// reader's fields alone, and client frames are rate-limited and rare — a pong per heartbeat —
+/// so the typed decoder and its precise errors are worth more there than the microseconds.)
 ///
 /// `JSONDecoder` builds a tree of every value before `Codable` picks out the fields, and
 /// decoding the free-form `data` object through `JSONValue` costs a thrown error per type it
