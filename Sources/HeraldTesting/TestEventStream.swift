@@ -122,12 +122,14 @@ public final class TestEventStream: Sendable {
 
 /// Opens `GET url` as an event stream for the duration of `body`; the request is cancelled
 /// afterwards, however `body` ends. A refused request (not 200) still runs `body`, with the
-/// status and headers and no events, so tests can check the error.
+/// status and headers and no events, so tests can check the error. `acceptsEventStream: false`
+/// leaves out the `Accept: text/event-stream` every `EventSource` sends, as `curl` does.
 public func withEventStream<T: Sendable>(
-    _ url: String, headers: [(String, String)] = [], _ body: (TestEventStream, String) async throws -> T
+    _ url: String, headers: [(String, String)] = [], acceptsEventStream: Bool = true,
+    _ body: (TestEventStream, String) async throws -> T
 ) async throws -> T {
     var request = HTTPClientRequest(url: url)
-    request.headers.add(name: "Accept", value: "text/event-stream")
+    if acceptsEventStream { request.headers.add(name: "Accept", value: "text/event-stream") }
     for (name, value) in headers { request.headers.add(name: name, value: value) }
     let response = try await HTTPClient.shared.execute(request, deadline: .now() + .minutes(10))
     let inbox = Inbox<TestEventStream.Item>()

@@ -195,11 +195,55 @@ import Testing
             try await withEventStream(node.baseURL + "/sse?channel=s") { stream, _ in
                 _ = try await opening(stream, channels: 1)
                 async let stopped: Void = node.stop()
-                let event = try await stream.nextEvent(timeout: .seconds(10))
+                // The goodbye's delay hint, as EventSource's reconnection delay.
+                var item = try await stream.nextItem(timeout: .seconds(10))
+                while case .comment = item { item = try await stream.nextItem() }
+                guard case .retry(let delay) = item else {
+                    Issue.record("expected a retry hint before the goodbye, got \(item)")
+                    return
+                }
+                #expect((50..<2000).contains(delay))
+                let event = try await stream.nextEvent()
                 #expect(event.name == "server_shutdown")
                 #expect(try event.message().essentials == .serverShutdown(message: "Server is shutting down"))
                 try await stream.waitForEnd()
                 try await stopped
+            }
+        }
+    }
+
+    @Test func anEventSourceRefusedForAMomentIsToldToRetryInsteadOfGivingUp() async throws {
+        try await withNode({ $0.maxConnections = 1 }) { node in
+            try await withEventStream(node.baseURL + "/sse?channel=full") { first, _ in
+                _ = try await opening(first, channels: 1)
+                // EventSource stops for good on any status but 200: a 200 stream that says
+                // "retry in a moment" and ends keeps it reconnecting.
+                try await withEventStream(node.baseURL + "/sse?channel=full") { refused, _ in
+                    #expect(refused.status == 200)
+                    guard case .retry(let delay) = try await refused.nextItem() else {
+                        Issue.record("no retry hint")
+                        return
+                    }
+                    #expect((1000..<3000).contains(delay))
+                    let error = try await refused.nextEvent()
+                    #expect(error.name == "error")
+                    guard case .error(let reason) = try error.message() else {
+                        Issue.record("not an error: \(error.data)")
+                        return
+                    }
+                    #expect(reason.code == .unavailable)
+                    try await refused.waitForEnd()
+                }
+                // Other clients (curl) get the JSON error and its status.
+                try await withEventStream(node.baseURL + "/sse?channel=full", acceptsEventStream: false) { refused, body in
+                    #expect(refused.status == 503)
+                    #expect(body.contains(#""code":"unavailable""#), "\(body)")
+                }
+                // A permanent refusal stays an error status, so EventSource stops.
+                try await withEventStream(node.baseURL + "/sse?channel=bad%20name") { refused, _ in
+                    #expect(refused.status == 400)
+                }
+                #expect(node.connectionCount == 1)
             }
         }
     }

@@ -29,6 +29,9 @@ struct APIError: HTTPResponseError {
         self.error = ProtocolError(code, message)
     }
 
+    /// Worth retrying the same request later: rate limits, a full or a draining node.
+    var isTransient: Bool { status == .tooManyRequests || status == .serviceUnavailable }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
         Response.json(bytes: APIErrorBody(error).jsonBytes(), status: status)
     }

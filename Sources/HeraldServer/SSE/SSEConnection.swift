@@ -185,7 +185,13 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     func shutdown(with frame: ByteBuffer) {
         guard open else { return }
-        emit(SSEEvent.event(name: "server_shutdown", data: SSEEvent.payload(ofFrame: frame).readableBytesView))
+        let payload = SSEEvent.payload(ofFrame: frame)
+        // The goodbye's delay hint becomes EventSource's reconnection delay, so a rolling
+        // restart's browsers come back spread out, as WebSocket clients do.
+        if case .serverShutdown(_, let after?) = try? ServerMessage.decode(payload.readableBytesView) {
+            emit(SSEEvent.retry(milliseconds: max(after, 50)))
+        }
+        emit(SSEEvent.event(name: "server_shutdown", data: payload.readableBytesView))
         close()
     }
 

@@ -13,6 +13,11 @@ import NIOCore
 /// channel the token does not grant or an origin not allowed (403), the per-address and rate
 /// limits (429), the node's connection cap or shutdown (503). `Last-Event-ID` (or
 /// `?lastEventId=`) resumes every channel from the position it names.
+///
+/// An `EventSource` gives up for good on any status but 200, so the *transient* refusals
+/// (429, 503) of a request that accepts `text/event-stream` are sent as a short stream
+/// instead: `retry:` with a delay, one `error` event with the same code, end of stream. The
+/// browser then reconnects by itself, most likely to another node, with its `Last-Event-ID`.
 struct SSEEndpoint {
     let hub: Hub
     let history: any ChannelHistory
@@ -32,6 +37,14 @@ struct SSEEndpoint {
     }
 
     private func open(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        do {
+            return try await stream(request, context)
+        } catch let error as APIError where error.isTransient && Self.acceptsEventStream(request) {
+            return Self.retryLater(error, origin: request.headers[.origin], configuration: configuration)
+        }
+    }
+
+    private func stream(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let origin = request.headers[.origin]
         if let origin, !configuration.allowedOrigins.isEmpty, !configuration.allowedOrigins.contains(origin) {
             throw APIError(.forbidden, .forbidden, "origin \(origin) is not allowed")
@@ -77,16 +90,7 @@ struct SSEEndpoint {
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
         // server keeps half-closed HTTP connections open, so there is no earlier signal).
         context.closeFuture.whenComplete { _ in connection.loop.execute { connection.close() } }
-        var headers: HTTPFields = [
-            .contentType: "text/event-stream", .cacheControl: "no-cache",
-            // nginx: stream each event instead of buffering the response.
-            HTTPField.Name("X-Accel-Buffering")!: "no",
-        ]
-        if let origin {
-            headers[.accessControlAllowOrigin] = configuration.allowedOrigins.isEmpty ? "*" : origin
-            headers[.vary] = "Origin"
-        }
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: Self.streamHeaders(origin: origin, configuration), body: ResponseBody { writer in
             defer {
                 slots.release()
                 gate.release(address)
@@ -103,6 +107,34 @@ struct SSEEndpoint {
             }
             try? await connection.loop.submit { connection.finished() }.get()
         })
+    }
+
+    private static func streamHeaders(origin: String?, _ configuration: HeraldConfiguration) -> HTTPFields {
+        var headers: HTTPFields = [
+            .contentType: "text/event-stream", .cacheControl: "no-cache",
+            // nginx: stream each event instead of buffering the response.
+            HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+        if let origin {
+            headers[.accessControlAllowOrigin] = configuration.allowedOrigins.isEmpty ? "*" : origin
+            headers[.vary] = "Origin"
+        }
+        return headers
+    }
+
+    /// `EventSource` sends `Accept: text/event-stream`; `curl` and friends get the JSON error.
+    static func acceptsEventStream(_ request: Request) -> Bool {
+        request.headers[values: .accept].contains { $0.lowercased().contains("text/event-stream") }
+    }
+
+    /// A refusal an `EventSource` survives: "come back in a moment", then the end of the stream.
+    /// The delay is spread so that refused browsers do not return all at once.
+    static func retryLater(_ error: APIError, origin: String?, configuration: HeraldConfiguration) -> Response {
+        var body = SSEEvent.retry(milliseconds: Int.random(in: 1000..<3000))
+        var event = SSEEvent.event(
+            name: "error", data: ByteBuffer(bytes: ServerMessage.error(error.error).jsonBytes()).readableBytesView)
+        body.writeBuffer(&event)
+        return Response(status: .ok, headers: streamHeaders(origin: origin, configuration), body: ResponseBody(byteBuffer: body))
     }
 
     /// `Last-Event-ID` (what `EventSource` sends when it reconnects), or `?lastEventId=`.
