@@ -154,6 +154,7 @@ public final class HeraldNode: Service {
             hub: hub, history: broker, counts: counts, slots: slots, gate: gate, verifier: verifier,
             configuration: configuration, logger: logger
         ).register(on: router)
+        WebAssets().register(on: router)
 
         let configuration = self.configuration
         let logger = self.logger

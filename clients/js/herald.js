@@ -1,0 +1,328 @@
+// herald.js — the browser client of Herald. One dependency-free ES module.
+//
+//   import { Herald } from "/herald.js";
+//   const herald = new Herald("ws://host:8080/ws", { token });   // or getToken: async () => …
+//   const sub = herald.subscribe("news", (notification) => { … });
+//   herald.on("state", (state) => { … });   // connecting, connected, disconnected, closed
+//   sub.unsubscribe(); herald.close();
+//
+// It answers the server's pings, reconnects with exponential backoff and full jitter (or after
+// the delay a server_shutdown suggests), and resubscribes with `since` — the position of the
+// last notification it received on each channel — so that what was published meanwhile
+// arrives once and in order; when the server cannot replay it, a "recovery" event says
+// recovered: false. When a WebSocket cannot be opened it falls back to Server-Sent Events
+// (GET /sse), which resume through Last-Event-ID. See docs/javascript.md.
+
+export const VERSION = "1.0.0";
+
+const CLOSE_UNAUTHORIZED = 4001;
+const CLOSE_TOKEN_EXPIRED = 4002;
+
+/** The SSE resume token of a set of positions: "channel~offset~epoch", comma-separated. */
+function resumeToken(positions) {
+  return [...positions.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([channel, p]) => `${channel}~${p.offset}~${p.epoch}`)
+    .join(",");
+}
+
+export class Herald {
+  /**
+   * @param {string} url   ws:// or wss:// URL of a node's /ws
+   * @param {object} [options]
+   * @param {string} [options.token]          connection token (JWT), sent as the first message
+   * @param {() => Promise<string>} [options.getToken]  fetches a fresh token before every connection
+   * @param {"auto"|"websocket"|"sse"} [options.transport]  "auto" (default) falls back to SSE
+   * @param {string} [options.sseUrl]         the node's /sse URL (default: derived from url)
+   * @param {number} [options.backoffBase]    first reconnect delay, ms (default 200)
+   * @param {number} [options.backoffCap]     longest reconnect delay, ms (default 10000)
+   */
+  constructor(url, options = {}) {
+    this.url = url;
+    this.options = options;
+    this.sseUrl = options.sseUrl ?? url.replace(/^ws(s?):/, "http$1:").replace(/\/ws(\?.*)?$/, "/sse");
+    this.transport = options.transport === "sse" ? "sse" : "websocket";
+    this.state = "disconnected";
+    this.clientId = null;
+    this.node = null;
+    this._listeners = new Map();
+    this._subscriptions = new Map(); // channel → Set of handlers
+    this._positions = new Map(); // channel → {offset, epoch}: where a resubscribe continues from
+    this._socket = null;
+    this._source = null;
+    this._failures = 0;
+    this._everOpened = false;
+    this._reconnectHint = null;
+    this._timer = null;
+    this._closed = false;
+    this._connect();
+  }
+
+  // MARK: API
+
+  /** Subscribes `handler` to `channel`; returns `{ channel, unsubscribe() }`. */
+  subscribe(channel, handler) {
+    let handlers = this._subscriptions.get(channel);
+    const fresh = !handlers;
+    if (fresh) {
+      handlers = new Set();
+      this._subscriptions.set(channel, handlers);
+    }
+    if (handler) handlers.add(handler);
+    if (fresh) this._channelsChanged(() => this._send({ type: "subscribe", channel }));
+    return {
+      channel,
+      unsubscribe: () => {
+        const set = this._subscriptions.get(channel);
+        if (!set) return;
+        if (handler) set.delete(handler);
+        if (set.size > 0 && handler) return;
+        this._subscriptions.delete(channel);
+        this._positions.delete(channel);
+        this._channelsChanged(() => this._send({ type: "unsubscribe", channel }));
+      },
+    };
+  }
+
+  /** Listens to "state", "notification", "subscribed", "recovery", "error" or "message" (every server message). */
+  on(event, listener) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set());
+    this._listeners.get(event).add(listener);
+    return () => this._listeners.get(event)?.delete(listener);
+  }
+
+  /** Posts `text` to a channel the client is subscribed to (WebSocket transport only). */
+  post(channel, text) {
+    if (this.transport !== "websocket") throw new Error("posting needs the WebSocket transport");
+    this._send({ type: "message", channel, text });
+  }
+
+  /** The position a resubscribe of `channel` would continue from. */
+  position(channel) {
+    return this._positions.get(channel) ?? null;
+  }
+
+  /** Stops for good. */
+  close() {
+    this._closed = true;
+    clearTimeout(this._timer);
+    this._socket?.close(1000);
+    this._source?.close();
+    this._setState("closed");
+  }
+
+  // MARK: Connection
+
+  async _connect() {
+    if (this._closed) return;
+    this._setState("connecting");
+    let token = this.options.token;
+    if (this.options.getToken) {
+      try {
+        token = await this.options.getToken();
+      } catch (error) {
+        this._emit("error", { code: "unauthorized", error: `getToken failed: ${error}` });
+        return this._retry();
+      }
+    }
+    if (this._closed) return;
+    if (this.transport === "sse") return this._openSSE(token);
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch (error) {
+      return this._fallBackOrRetry();
+    }
+    this._socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this._everOpened = true;
+    };
+    socket.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === "welcome") {
+        this._failures = 0;
+        this.clientId = message.clientId;
+        this.node = message.node;
+        // Held by the server until the token is verified, so subscriptions may follow at once.
+        if (token) this._send({ type: "auth", token });
+        for (const channel of this._subscriptions.keys()) this._send(this._subscribeMessage(channel));
+        this._setState("connected");
+      } else if (message.type === "ping") {
+        this._send({ type: "pong" });
+      }
+      this._dispatch(message);
+    };
+    socket.onclose = (event) => {
+      if (this._socket !== socket) return;
+      this._socket = null;
+      if (this._closed) return;
+      this._setState("disconnected");
+      const refused = event.code === CLOSE_UNAUTHORIZED || (event.code === CLOSE_TOKEN_EXPIRED && !this.options.getToken);
+      if (refused) {
+        this._emit("error", { code: event.code === CLOSE_UNAUTHORIZED ? "unauthorized" : "token_expired", error: event.reason });
+        return this.close();
+      }
+      if (!opened) return this._fallBackOrRetry();
+      this._retry();
+    };
+  }
+
+  /** A WebSocket that never opened: after two such failures, Server-Sent Events instead. */
+  _fallBackOrRetry() {
+    this._failures += 1;
+    if (this.options.transport !== "websocket" && !this._everOpened && this._failures >= 2) {
+      this.transport = "sse";
+      this._failures = 0;
+      return this._connect();
+    }
+    this._retry();
+  }
+
+  _retry() {
+    if (this._closed) return;
+    const hint = this._reconnectHint;
+    this._reconnectHint = null;
+    const base = this.options.backoffBase ?? 200;
+    const cap = this.options.backoffCap ?? 10000;
+    const ceiling = Math.min(cap, base * 2 ** Math.min(this._failures, 20));
+    const delay = hint ?? Math.random() * ceiling;
+    this._failures += hint === null ? 1 : 0;
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => this._connect(), delay);
+  }
+
+  _openSSE(token) {
+    const query = new URLSearchParams();
+    for (const channel of this._subscriptions.keys()) query.append("channel", channel);
+    if (token) query.set("token", token);
+    const resume = resumeToken(this._positions);
+    if (resume) query.set("lastEventId", resume);
+    if (this._subscriptions.size === 0) {
+      // Nothing to stream yet: the stream opens with the first subscription.
+      this._setState("connected");
+      return;
+    }
+    const source = new EventSource(`${this.sseUrl}?${query}`);
+    this._source = source;
+    const parse = (event) => {
+      try {
+        return JSON.parse(event.data);
+      } catch {
+        return null;
+      }
+    };
+    source.addEventListener("welcome", (event) => {
+      const message = parse(event);
+      this._failures = 0;
+      this.clientId = message?.clientId ?? null;
+      this.node = message?.node ?? null;
+      this._setState("connected");
+      if (message) this._dispatch(message);
+    });
+    for (const name of ["subscribed", "server_shutdown", "error"]) {
+      source.addEventListener(name, (event) => {
+        const message = parse(event);
+        if (message) this._dispatch(message);
+      });
+    }
+    source.addEventListener("recovery", (event) => {
+      const report = parse(event);
+      if (report) this._emit("recovery", report);
+    });
+    source.onmessage = (event) => {
+      const message = parse(event);
+      if (message) this._dispatch(message);
+    };
+    source.onerror = () => {
+      if (this._source !== source) return;
+      this._setState("disconnected");
+      // EventSource reconnects by itself (with Last-Event-ID) unless the server refused it;
+      // then the stream is closed for good and we open a new one, with a fresh token.
+      if (source.readyState === EventSource.CLOSED) {
+        this._source = null;
+        this._retry();
+      }
+    };
+  }
+
+  /** Subscriptions changed: a WebSocket sends the message; an SSE stream is reopened. */
+  _channelsChanged(sendOverWebSocket) {
+    if (this.transport === "websocket") {
+      if (this._socket?.readyState === WebSocket.OPEN && this.state === "connected") sendOverWebSocket();
+      return;
+    }
+    if (this.state === "connecting") return;
+    this._source?.close();
+    this._source = null;
+    this._connect();
+  }
+
+  _subscribeMessage(channel) {
+    const since = this._positions.get(channel);
+    return since ? { type: "subscribe", channel, since } : { type: "subscribe", channel };
+  }
+
+  _send(message) {
+    if (this._socket?.readyState === WebSocket.OPEN) this._socket.send(JSON.stringify(message));
+  }
+
+  // MARK: Messages
+
+  _dispatch(message) {
+    this._emit("message", message);
+    switch (message.type) {
+      case "notification": {
+        if (message.offset !== undefined && message.epoch !== undefined) {
+          this._positions.set(message.channel, { offset: message.offset, epoch: message.epoch });
+        }
+        for (const handler of this._subscriptions.get(message.channel) ?? []) handler(message);
+        this._emit("notification", message);
+        break;
+      }
+      case "subscribed": {
+        // A recovered subscription continues from where the client was (the replay moves the
+        // position on); otherwise it starts at the channel's latest position.
+        if (message.recovered !== true && message.offset !== undefined) {
+          this._positions.set(message.channel, { offset: message.offset, epoch: message.epoch });
+        }
+        this._emit("subscribed", message);
+        if (message.recovered !== undefined && this.transport === "websocket") {
+          this._emit("recovery", {
+            type: "recovery", channel: message.channel, recovered: message.recovered, replayed: message.replayed ?? 0,
+            offset: message.offset, epoch: message.epoch,
+          });
+        }
+        break;
+      }
+      case "server_shutdown":
+        this._reconnectHint = message.reconnectAfter ?? null;
+        break;
+      case "error":
+        this._emit("error", message);
+        break;
+    }
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", state);
+  }
+
+  _emit(event, value) {
+    for (const listener of this._listeners.get(event) ?? []) {
+      try {
+        listener(value);
+      } catch (error) {
+        console.error("herald.js listener failed", error);
+      }
+    }
+  }
+}
