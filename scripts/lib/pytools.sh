@@ -14,3 +14,9 @@ pytool() { # pytool COMMAND [PIP-PACKAGE]
     fi
     echo "$HERALD_VENV/bin/$command"
 }
+
+pymodule() { # pymodule IMPORT-NAME [PIP-PACKAGE]: a library (no command) in the same venv
+    local module="$1" package="${2:-$1}"
+    pytool pip >/dev/null
+    "$HERALD_VENV/bin/python" -c "import $module" 2>/dev/null || "$HERALD_VENV/bin/pip" install -q "$package" >&2
+}

@@ -1,0 +1,165 @@
+"""Fixtures for Herald's browser tests: real nodes, a real redis-server, headless Chromium.
+
+Every resource is a context manager or a fixture with a finalizer, so it is released however
+a test ends; every wait has a deadline.
+"""
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERALD = os.environ.get("HERALD_BIN", os.path.join(ROOT, ".build", "debug", "herald"))
+REPORTS = os.path.join(ROOT, "reports", "browser")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(what, condition, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def http(method, url, body=None, headers=None):
+    """(status, parsed JSON or text) of one request."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+class Node:
+    """A `herald serve` process on a fixed port, restartable on that port."""
+
+    def __init__(self, port, arguments, name):
+        self.port, self.arguments, self.name = port, arguments, name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"herald-{name}-", suffix=".log", delete=False)
+        self.process = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [HERALD, "serve", "--port", str(self.port), "--node-id", self.name, "--log-level", "warning"] + self.arguments,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("HERALD_")})
+        wait_until(f"{self.name} to be ready", lambda: http("GET", self.url + "/ready")[0] == 200)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def publish(self, channel, title, **fields):
+        status, body = http("POST", f"{self.url}/api/notify/{channel}", {"title": title, **fields})
+        assert status == 200, body
+        return body
+
+
+@contextlib.contextmanager
+def running_node(*arguments, name="node1"):
+    node = Node(free_port(), list(arguments), name)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.kill()
+
+
+@contextlib.contextmanager
+def running_redis():
+    port = free_port()
+    directory = tempfile.mkdtemp(prefix="herald-redis-")
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def answers():
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+
+    try:
+        wait_until("redis-server", answers)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_cluster(count, *arguments):
+    """`count` nodes over one fresh redis-server."""
+    with running_redis() as redis, contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(running_node("--redis-url", redis, "--registry-interval", "0.3", *arguments, name=f"node{index + 1}"))
+                 for index in range(count)]
+        yield nodes
+
+
+@pytest.fixture(scope="session")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")), options=options)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(browser):
+    """The browser with a clean tab state (storage and earlier pages gone)."""
+    browser.get("about:blank")
+    yield browser
+    with contextlib.suppress(Exception):
+        browser.execute_script("window.sessionStorage.clear(); window.localStorage.clear();")
+    browser.get("about:blank")
