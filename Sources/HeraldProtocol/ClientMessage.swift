@@ -15,6 +15,8 @@ public enum ClientMessage: Sendable, Equatable {
     /// Post `text` to a channel the client is subscribed to; the other subscribers receive it
     /// as a notification carrying `from`.
     case message(channel: String, text: String)
+    /// Who is subscribed to `channel` (the client must be subscribed to it).
+    case presence(channel: String)
 
     /// The wire `type` of each message.
     public var type: String {
@@ -27,6 +29,7 @@ public enum ClientMessage: Sendable, Equatable {
         case .ping: "ping"
         case .pong: "pong"
         case .message: "message"
+        case .presence: "presence"
         }
     }
 }
@@ -54,6 +57,7 @@ extension ClientMessage: Codable {
         case "subscribe":
             self = .subscribe(channel: try Self.string(.channel, in: container), since: try Self.position(.since, in: container))
         case "unsubscribe": self = .unsubscribe(channel: try Self.string(.channel, in: container))
+        case "presence": self = .presence(channel: try Self.string(.channel, in: container))
         case "set_name": self = .setName(try Self.string(.name, in: container))
         case "list_subscriptions": self = .listSubscriptions
         case "ping": self = .ping
@@ -77,7 +81,7 @@ extension ClientMessage: Codable {
         case .subscribe(let channel, let since):
             try container.encode(channel, forKey: .channel)
             try container.encodeIfPresent(since, forKey: .since)
-        case .unsubscribe(let channel):
+        case .unsubscribe(let channel), .presence(let channel):
             try container.encode(channel, forKey: .channel)
         case .setName(let name):
             try container.encode(name, forKey: .name)

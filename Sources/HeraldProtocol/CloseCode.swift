@@ -1,7 +1,8 @@
 /// WebSocket close codes Herald sends, with the reason each is used for.
 ///
 /// Standard codes come from RFC 6455 §7.4.1. Authentication has no standard code, so Herald
-/// uses two from the private range (4000–4999); the close reason text says more.
+/// uses codes from the private range (4000–4999); the close reason text says more. A client
+/// should not reconnect after 4001 or 4003 (after 4002 only with a fresh token).
 public enum CloseCode: UInt16, Sendable, Equatable {
     /// Normal closure; also sent with reason `timeout` when the heartbeat gives up on a client.
     case normal = 1000
@@ -31,6 +32,9 @@ public enum CloseCode: UInt16, Sendable, Equatable {
     /// The connection token's `exp` passed (at connect time or during the session): fetch a
     /// fresh token and reconnect.
     case tokenExpired = 4002
+    /// The application disconnected this user (`POST /api/users/{user}/disconnect`): logged out
+    /// everywhere, banned. Reconnecting is not expected.
+    case disconnectedByServer = 4003
 
     /// Whether a peer may send `code` in a close frame (RFC 6455 §7.4).
     public static func isValidOnWire(_ code: UInt16) -> Bool {

@@ -6,7 +6,10 @@ import HeraldSupport
 /// Built once per publish, encoded once to JSON, and those bytes travel unchanged through the
 /// broker to every subscriber on every node.
 public struct HeraldNotification: Codable, Sendable, Equatable {
+    /// The channel it was published to; empty for a notification addressed to a user.
     public var channel: String
+    /// The user it was addressed to (`POST /api/users/{user}/notify`); then there is no channel.
+    public var user: String?
     public var title: String?
     public var body: String?
     public var data: JSONValue?
@@ -27,9 +30,10 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     public init(
         channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
         timestamp: String = timestampNow(), id: String = makeID(), from: String? = nil, fromName: String? = nil,
-        fromUser: String? = nil, position: StreamPosition? = nil
+        fromUser: String? = nil, position: StreamPosition? = nil, user: String? = nil
     ) {
         self.channel = channel
+        self.user = user
         self.title = title
         self.body = body
         self.data = data
@@ -42,13 +46,14 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     }
 
     enum Key: String, CodingKey {
-        case type, channel, title, body, data, timestamp, id, from, fromName, fromUser, offset, epoch
+        case type, channel, user, title, body, data, timestamp, id, from, fromName, fromUser, offset, epoch
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode("notification", forKey: .type)
-        try container.encode(channel, forKey: .channel)
+        if user == nil || !channel.isEmpty { try container.encode(channel, forKey: .channel) }
+        try container.encodeIfPresent(user, forKey: .user)
         try container.encodeIfPresent(title, forKey: .title)
         try container.encodeIfPresent(body, forKey: .body)
         try container.encodeIfPresent(data, forKey: .data)
@@ -63,7 +68,8 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
-        channel = try container.decode(String.self, forKey: .channel)
+        user = try container.decodeIfPresent(String.self, forKey: .user)
+        channel = try user == nil ? container.decode(String.self, forKey: .channel) : container.decodeIfPresent(String.self, forKey: .channel) ?? ""
         title = try container.decodeIfPresent(String.self, forKey: .title)
         body = try container.decodeIfPresent(String.self, forKey: .body)
         data = try container.decodeIfPresent(JSONValue.self, forKey: .data)

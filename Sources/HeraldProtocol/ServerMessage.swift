@@ -21,6 +21,20 @@ public enum ServerMessage: Sendable, Equatable {
     case notification(HeraldNotification)
     /// The node is stopping; `reconnectAfter` (ms) spreads the reconnects of a rolling restart.
     case serverShutdown(message: String, reconnectAfter: Int? = nil)
+    /// The answer to `presence`: the channel's members (at most ``maxPresenceMembers``, in
+    /// client id order) and how many there are in all.
+    case presence(channel: String, members: [PresenceMember], total: Int)
+    /// A member joined or left a channel with join/leave events on (`HERALD_JOIN_LEAVE_CHANNELS`).
+    case join(channel: String, member: PresenceMember)
+    case leave(channel: String, member: PresenceMember)
+    /// More members came and went at once than events are sent for (a node restarting): ask
+    /// for `presence` again.
+    case presenceChanged(channel: String, joined: Int, left: Int)
+    /// The server ended this connection for good (SSE's last event; WebSockets get the close code).
+    case disconnect(code: Int, reason: String)
+
+    /// Most members one `presence` reply lists (`total` still counts them all).
+    public static let maxPresenceMembers = 1000
 
     /// The outcome of a `subscribe` with `since`.
     public struct Recovery: Sendable, Equatable {
@@ -47,6 +61,11 @@ public enum ServerMessage: Sendable, Equatable {
         case .error: "error"
         case .notification: "notification"
         case .serverShutdown: "server_shutdown"
+        case .presence: "presence"
+        case .join: "join"
+        case .leave: "leave"
+        case .presenceChanged: "presence_changed"
+        case .disconnect: "disconnect"
         }
     }
 }
@@ -55,6 +74,7 @@ extension ServerMessage: Codable {
     enum Key: String, CodingKey {
         case type, clientId, node, message, channel, subscriberCount, name, channels, timestamp, error, code
         case userId, expiresAt, offset, epoch, recovered, replayed, reconnectAfter
+        case members, total, member, joined, left, reason
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -93,6 +113,20 @@ extension ServerMessage: Codable {
         case .serverShutdown(let message, let reconnectAfter):
             try container.encode(message, forKey: .message)
             try container.encodeIfPresent(reconnectAfter, forKey: .reconnectAfter)
+        case .presence(let channel, let members, let total):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(members, forKey: .members)
+            try container.encode(total, forKey: .total)
+        case .join(let channel, let member), .leave(let channel, let member):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(member, forKey: .member)
+        case .presenceChanged(let channel, let joined, let left):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(joined, forKey: .joined)
+            try container.encode(left, forKey: .left)
+        case .disconnect(let code, let reason):
+            try container.encode(code, forKey: .code)
+            try container.encode(reason, forKey: .reason)
         case .notification:
             break
         }
@@ -145,6 +179,22 @@ extension ServerMessage: Codable {
             self = .serverShutdown(
                 message: try container.decodeIfPresent(String.self, forKey: .message) ?? "",
                 reconnectAfter: try container.decodeIfPresent(Int.self, forKey: .reconnectAfter))
+        case "presence":
+            self = .presence(
+                channel: try container.decode(String.self, forKey: .channel),
+                members: try container.decode([PresenceMember].self, forKey: .members),
+                total: try container.decode(Int.self, forKey: .total))
+        case "join", "leave":
+            let channel = try container.decode(String.self, forKey: .channel)
+            let member = try container.decode(PresenceMember.self, forKey: .member)
+            self = type == "join" ? .join(channel: channel, member: member) : .leave(channel: channel, member: member)
+        case "presence_changed":
+            self = .presenceChanged(
+                channel: try container.decode(String.self, forKey: .channel),
+                joined: try container.decode(Int.self, forKey: .joined), left: try container.decode(Int.self, forKey: .left))
+        case "disconnect":
+            self = .disconnect(
+                code: try container.decode(Int.self, forKey: .code), reason: try container.decode(String.self, forKey: .reason))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: container, debugDescription: "unknown server message type \(type)")

@@ -56,12 +56,17 @@ public final class RedisBroker: Broker {
     /// Set once by `attach`, read on every incoming message.
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let channelPrefix: [UInt8]
+    private let metrics: NodeMetrics
 
-    public init(url: RedisURL, prefix: String, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger) {
+    public init(
+        url: RedisURL, prefix: String, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger,
+        metrics: NodeMetrics = NodeMetrics()
+    ) {
         self.url = url
         self.prefix = prefix
         self.policy = policy
         self.logger = logger
+        self.metrics = metrics
         self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = group.next()
@@ -69,9 +74,12 @@ public final class RedisBroker: Broker {
         self.channelPrefix = channelPrefix
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
         self.sink = sink
-        self.commands = RedisSupervisor(url: url, name: "publish", group: group, logger: logger)
+        self.commands = RedisSupervisor(
+            url: url, name: "publish", group: group, logger: logger, onReconnect: { metrics.redisReconnected("publish") })
         let received = NIOLockedValueBox<(@Sendable (Publication) -> Void)?>(nil)
-        self.subscriptions = RedisSupervisor(url: url, name: "subscribe", group: group, logger: logger) { key, payload in
+        self.subscriptions = RedisSupervisor(
+            url: url, name: "subscribe", group: group, logger: logger, onReconnect: { metrics.redisReconnected("subscribe") }
+        ) { key, payload in
             guard let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
             received.withLockedValue { $0 }?(publication)
         }
@@ -162,21 +170,22 @@ public final class RedisBroker: Broker {
         do {
             guard policy.isOn || publication.idempotencyKey != nil else {
                 // No position, no key: a plain PUBLISH is all it takes.
-                _ = try await connection.sendFuture([
-                    ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
-                ]).get()
+                try await plainPublish(publication, on: connection)
                 return PublishReceipt(id: publication.id, position: nil)
             }
             let idempotency = publication.idempotencyKey.map { "\(prefix):idem:\(publication.channel):\($0)" } ?? ""
-            let reply = try await LoadedScript(source: RedisScripts.publish).run(
+            let reply = try await metrics.timeRedis(.publish) {
+              try await LoadedScript(source: RedisScripts.publish).run(
                 [streamKey(publication.channel), metaKey(publication.channel), ByteBuffer(string: idempotency), key(publication.channel)],
                 [
                     publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
                     ByteBuffer(string: PositionedPayload.newEpoch()),
                     ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
                     ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
+                    ByteBuffer(string: String(publication.acceptedAtMicros)),
                 ],
                 on: connection, sha: scripts)
+            }
             guard let fields = reply.array, fields.count == 4, let id = fields[1].string, let offset = fields[2].int,
                 let epoch = fields[3].string
             else { throw RedisConnectionError.server("unexpected reply to the publish script: \(reply)") }
@@ -184,6 +193,23 @@ public final class RedisBroker: Broker {
             return PublishReceipt(id: id, position: position, duplicate: fields[0].int == 1)
         } catch {
             throw .unavailable("publish to Redis failed: \(error)")
+        }
+    }
+
+    public func publishTransient(_ publication: Publication) async throws(BrokerError) {
+        let connection = try connected()
+        do {
+            try await plainPublish(publication, on: connection)
+        } catch {
+            throw .unavailable("publish to Redis failed: \(error)")
+        }
+    }
+
+    private func plainPublish(_ publication: Publication, on connection: RedisConnection) async throws {
+        _ = try await metrics.timeRedis(.publish) {
+            try await connection.sendFuture([
+                ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
+            ]).get()
         }
     }
 
@@ -198,13 +224,15 @@ public final class RedisBroker: Broker {
         let connection = try connected()
         let reply: RESPValue
         do {
-            reply = try await LoadedScript(source: RedisScripts.history).run(
+            reply = try await metrics.timeRedis(.history) {
+              try await LoadedScript(source: RedisScripts.history).run(
                 [streamKey(channel), metaKey(channel)],
                 [
                     ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
                     ByteBuffer(string: String(limit)), ttlMillis,
                 ],
                 on: connection, sha: scripts)
+            }
         } catch {
             throw .unavailable("reading the history from Redis failed: \(error)")
         }

@@ -38,13 +38,17 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let liveNodes = Mutex<[String]>([])
     private let localBox = Mutex<(any LocalNodeState)?>(nil)
 
-    public init(nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger) {
+    public init(
+        nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger,
+        metrics: NodeMetrics = NodeMetrics()
+    ) {
         self.nodeID = nodeID
         self.prefix = prefix
         self.interval = interval
         self.logger = logger
         self.loop = group.next()
-        self.supervisor = RedisSupervisor(url: url, name: "registry", group: group, logger: logger)
+        self.supervisor = RedisSupervisor(
+            url: url, name: "registry", group: group, logger: logger, onReconnect: { metrics.redisReconnected("registry") })
     }
 
     /// Starts mirroring this node's state; the Hub tells of changes through ``HubObserver``.

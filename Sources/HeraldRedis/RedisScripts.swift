@@ -17,7 +17,8 @@ import RedisBridge
 enum RedisScripts {
     /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel.
     /// ARGV: notification JSON without position, history size (0: off), ttl (ms), epoch
-    /// candidate, idempotency window (ms), notification id, excluded client id (or "").
+    /// candidate, idempotency window (ms), notification id, excluded client id (or ""), the
+    /// moment it was accepted (µs of Unix time, for the latency metric).
     /// Returns {duplicate (0/1), id, offset, epoch}.
     static let publish = """
         local idem = KEYS[3]
@@ -43,11 +44,9 @@ enum RedisScripts {
           redis.call('XADD', KEYS[1], 'MAXLEN', '~', size, offset .. '-0', 'd', payload)
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PEXPIRE', KEYS[2], ARGV[3])
-          message = '#' .. offset .. ' ' .. epoch .. ' ' .. ARGV[7] .. '\\n' .. payload
-        elseif ARGV[7] ~= '' then
-          message = '!' .. ARGV[7] .. '\\n' .. payload
+          message = '#' .. offset .. ' ' .. epoch .. ' ' .. ARGV[7] .. ' ' .. ARGV[8] .. '\\n' .. payload
         else
-          message = payload
+          message = '!' .. ARGV[7] .. ' ' .. ARGV[8] .. '\\n' .. payload
         end
         redis.call('PUBLISH', KEYS[4], message)
         if idem ~= '' then

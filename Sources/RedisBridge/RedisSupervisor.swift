@@ -14,16 +14,21 @@ public final class RedisSupervisor: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)?
+    private let onReconnect: @Sendable () -> Void
     private let current = Mutex<RedisConnection?>(nil)
 
+    /// - Parameter onReconnect: called each time the connection is back after it was lost
+    ///   (not for the first connection) — the reconnect metric.
     public init(
         url: RedisURL, name: String, group: any EventLoopGroup, logger: Logger,
+        onReconnect: @escaping @Sendable () -> Void = {},
         onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
     ) {
         self.url = url
         self.name = name
         self.group = group
         self.logger = logger
+        self.onReconnect = onReconnect
         self.onMessage = onMessage
     }
 
@@ -58,6 +63,7 @@ public final class RedisSupervisor: Sendable {
                 current.withLock { $0 = connection }
                 backoff.reset()
                 logger.log(level: everConnected ? .notice : .info, "connected to Redis", metadata: ["redis": "\(url)", "link": "\(name)"])
+                if everConnected { onReconnect() }
                 everConnected = true
                 await withTaskCancellationHandler {
                     try? await connection.closeFuture.get()

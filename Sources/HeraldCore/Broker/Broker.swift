@@ -28,6 +28,11 @@ public protocol Broker: Service, ChannelHistory {
     func attach(_ sink: any PublicationSink)
     /// Hands `publication` to every node with interest in its channel (this node included).
     func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt
+    /// Hands `publication` to every node with interest in its channel (this node included)
+    /// *without* a position and without storing it: for what must not be replayed — a user's
+    /// notifications, join and leave events, ``ConnectionSignal``s. Same ordering and delivery
+    /// guarantees as ``publish(_:)`` otherwise.
+    func publishTransient(_ publication: Publication) async throws(BrokerError)
     /// Records whether this node wants the publications of `channel`.
     func setInterest(in channel: String, _ interested: Bool)
     /// Succeeds on `loop` once publications of `channel` reach this node — at once if the

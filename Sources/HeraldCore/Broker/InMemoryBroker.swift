@@ -53,6 +53,13 @@ public final class InMemoryBroker: Broker {
         }
     }
 
+    public func publishTransient(_ publication: Publication) async throws(BrokerError) {
+        try state.withLock { state throws(BrokerError) in
+            guard let sink = state.sink else { throw .unavailable("no hub attached") }
+            sink.deliver(publication)
+        }
+    }
+
     public func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
         guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
         let now = NIODeadline.now()

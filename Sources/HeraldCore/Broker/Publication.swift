@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import HeraldProtocol
 import NIOCore
 
@@ -18,10 +23,17 @@ public struct Publication: Sendable, Equatable {
     public var idempotencyKey: String?
     /// Set by the broker on delivery: where the publication sits in the channel's history.
     public var position: StreamPosition?
+    /// When a node accepted it, in microseconds of Unix time (0: unknown), for the delivery
+    /// latency metric; carried between nodes with the publication.
+    public var acceptedAtMicros: Int64
+    /// Not a notification but an instruction to the receiving connections (the payload is
+    /// empty); only ever published with ``Broker/publishTransient(_:)``.
+    public var signal: ConnectionSignal?
 
     public init(
         channel: String, payload: ByteBuffer, id: String = "", excludedClient: String? = nil,
-        idempotencyKey: String? = nil, position: StreamPosition? = nil
+        idempotencyKey: String? = nil, position: StreamPosition? = nil, acceptedAtMicros: Int64 = 0,
+        signal: ConnectionSignal? = nil
     ) {
         self.channel = channel
         self.payload = payload
@@ -29,6 +41,15 @@ public struct Publication: Sendable, Equatable {
         self.excludedClient = excludedClient
         self.idempotencyKey = idempotencyKey
         self.position = position
+        self.acceptedAtMicros = acceptedAtMicros
+        self.signal = signal
+    }
+
+    /// Unix time in microseconds, for ``acceptedAtMicros``.
+    public static func nowMicros() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000
     }
 }
 

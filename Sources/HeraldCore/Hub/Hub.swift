@@ -1,3 +1,4 @@
+import HeraldProtocol
 import NIOCore
 import Synchronization
 
@@ -28,19 +29,23 @@ public final class Hub: PublicationSink {
     private let sequences = Atomic<UInt64>(0)
     private let delivered: DeliveredCounter
     private let observers = Mutex<(any HubObserver)?>(nil)
+    /// Set before the node serves; read on every membership change.
+    private let membership = Mutex<[any MembershipObserver]>([])
+    public let metrics: NodeMetrics
 
     /// - Parameters:
     ///   - broker: told when a channel gains its first or loses its last local subscriber.
     ///   - eventLoopGroup: the loops connections run on; one shard each.
-    public init(nodeID: String, broker: any Broker, eventLoopGroup: any EventLoopGroup) {
+    public init(nodeID: String, broker: any Broker, eventLoopGroup: any EventLoopGroup, metrics: NodeMetrics = NodeMetrics()) {
         self.nodeID = nodeID
         self.broker = broker
+        self.metrics = metrics
         let delivered = DeliveredCounter()
         var shards: [LoopShard] = []
         var index: [ObjectIdentifier: Int] = [:]
         for loop in eventLoopGroup.makeIterator() {
             index[ObjectIdentifier(loop)] = shards.count
-            shards.append(LoopShard(eventLoop: loop, delivered: delivered))
+            shards.append(LoopShard(eventLoop: loop, delivered: delivered, metrics: metrics))
         }
         self.shards = shards
         self.shardIndex = index
@@ -61,6 +66,13 @@ public final class Hub: PublicationSink {
 
     private var observer: (any HubObserver)? { observers.withLock { $0 } }
 
+    /// Adds an observer of public channel memberships (presence, join and leave). Called at start.
+    public func addMembershipObserver(_ observer: any MembershipObserver) {
+        membership.withLock { $0.append(observer) }
+    }
+
+    private var membershipObservers: [any MembershipObserver] { membership.withLock { $0 } }
+
     /// Adds a connection; call on its event loop after the handshake.
     public func register(_ connection: any HubConnection, on loop: any EventLoop) {
         shard(for: loop).add(connection)
@@ -70,9 +82,40 @@ public final class Hub: PublicationSink {
     /// Removes a connection and all its memberships; call on its event loop.
     public func unregister(_ connection: any HubConnection, channels: Set<String>, on loop: any EventLoop) {
         let index = shardNumber(for: loop)
-        shards[index].remove(connection, channels: channels)
+        let userChannel = shards[index].remove(connection, channels: channels)
         for channel in channels { decrement(channel, shard: index) }
+        if let userChannel { decrement(userChannel, shard: index) }
+        if !channels.isEmpty {
+            metrics.subscriptions.decrement(by: Double(channels.count))
+            let observers = membershipObservers
+            if !observers.isEmpty {
+                let member = connection.member
+                for channel in channels { for observer in observers { observer.left(channel, member) } }
+            }
+        }
         observer?.clientRemoved(id: connection.clientID, sequence: connection.sequence)
+    }
+
+    /// The connection belongs to `user` (its token's `sub`): it joins the user's private
+    /// channel (``UserChannel``), so the user's notifications and signals reach it. Once per
+    /// connection, on its event loop; left again by ``unregister(_:channels:on:)``.
+    @discardableResult
+    public func identify(_ connection: any HubConnection, as user: String, on loop: any EventLoop) -> Subscription {
+        let channel = UserChannel.name(of: user)
+        let index = shardNumber(for: loop)
+        guard shards[index].identify(connection, channel: channel) else {
+            return Subscription(localCount: subscriberCount(channel), confirmed: loop.makeSucceededVoidFuture())
+        }
+        return join(channel, shard: index, loop: loop)
+    }
+
+    /// A member's name changed: presence shows the new one.
+    public func renamed(_ connection: any HubConnection, channels: Set<String>) {
+        guard !channels.isEmpty else { return }
+        let observers = membershipObservers
+        guard !observers.isEmpty else { return }
+        let member = connection.member
+        for observer in observers { observer.updated(member, channels: channels.sorted()) }
     }
 
     /// A connection's name or subscriptions changed; the registry republishes its row.
@@ -96,6 +139,18 @@ public final class Hub: PublicationSink {
     public func subscribe(_ connection: any HubConnection, to channel: String, on loop: any EventLoop) -> Subscription {
         let index = shardNumber(for: loop)
         shards[index].join(channel, connection)
+        metrics.subscriptions.increment()
+        let observers = membershipObservers
+        if !observers.isEmpty {
+            let member = connection.member
+            for observer in observers { observer.joined(channel, member) }
+        }
+        return join(channel, shard: index, loop: loop)
+    }
+
+    /// Counts a new local member of `channel` (already in its shard) and tells the broker of
+    /// a first one.
+    private func join(_ channel: String, shard index: Int, loop: any EventLoop) -> Subscription {
         let shardCount = shards.count
         let count = counts.withLock { counts in
             var entry = counts[channel] ?? ChannelCount(perShard: Array(repeating: 0, count: shardCount))
@@ -114,6 +169,12 @@ public final class Hub: PublicationSink {
         let index = shardNumber(for: loop)
         shards[index].leave(channel, connection)
         decrement(channel, shard: index)
+        metrics.subscriptions.decrement()
+        let observers = membershipObservers
+        if !observers.isEmpty {
+            let member = connection.member
+            for observer in observers { observer.left(channel, member) }
+        }
     }
 
     private func decrement(_ channel: String, shard index: Int) {
@@ -136,13 +197,30 @@ public final class Hub: PublicationSink {
         counts.withLock { $0[channel]?.total ?? 0 }
     }
 
-    /// Every channel with local subscribers, and how many.
+    /// Every channel with local subscribers, and how many — users' private channels too (the
+    /// registry counts those for `delivered`); ``UserChannel/isPrivate(_:)`` tells them apart.
     public func channelCounts() -> [String: Int] {
         counts.withLock { $0.mapValues(\.total) }
     }
 
-    /// Channels with local subscribers.
-    public var channelCount: Int { counts.withLock { $0.count } }
+    /// Public channels with local subscribers.
+    public var channelCount: Int {
+        counts.withLock { counts in counts.keys.count { !UserChannel.isPrivate($0) } }
+    }
+
+    /// The local members of `channel` with a client id above `cursor`, at most `limit`, in
+    /// client id order, and how many there are in all.
+    public func members(of channel: String, after cursor: String?, limit: Int) async -> (members: [PresenceMember], total: Int) {
+        var members: [PresenceMember] = []
+        for shard in shards {
+            let found = try? await shard.eventLoop.submit { shard.members(of: channel) }.get()
+            members.append(contentsOf: found ?? [])
+        }
+        members.sort { $0.clientId < $1.clientId }
+        let total = members.count
+        if let cursor { members.removeAll { $0.clientId <= cursor } }
+        return (Array(members.prefix(limit)), total)
+    }
 
     // MARK: Delivery
 
@@ -158,8 +236,9 @@ public final class Hub: PublicationSink {
         let item = LoopShard.Pending(
             delivery: Delivery(
                 channel: publication.channel, position: publication.position,
-                frame: ServerFrame.text(publication.payload.readableBytesView)),
-            excludedClient: publication.excludedClient
+                frame: publication.signal == nil ? ServerFrame.text(publication.payload.readableBytesView) : ByteBuffer()),
+            excludedClient: publication.excludedClient, acceptedAtMicros: publication.acceptedAtMicros,
+            signal: publication.signal
         )
         for index in wake { shards[index].enqueue(item) }
     }

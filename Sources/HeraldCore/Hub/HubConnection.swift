@@ -40,6 +40,10 @@ public protocol HubConnection: AnyObject {
     func shutdown(with frame: ByteBuffer)
     /// A snapshot for `/api/clients`.
     func info() -> ClientInfo
+    /// The connection as presence shows it.
+    var member: PresenceMember { get }
+    /// A ``ConnectionSignal`` for this connection's user: close, or leave a channel.
+    func handle(_ signal: ConnectionSignal)
 }
 
 /// One row of `/api/clients`.

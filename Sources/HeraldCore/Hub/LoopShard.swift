@@ -1,3 +1,4 @@
+import HeraldProtocol
 import NIOCore
 
 /// The Hub's state for one event loop: the connections that live on it and their channels.
@@ -10,6 +11,9 @@ final class LoopShard: @unchecked Sendable {
     struct Pending {
         var delivery: Delivery
         var excludedClient: String?
+        /// For the latency metric; 0 when unknown.
+        var acceptedAtMicros: Int64 = 0
+        var signal: ConnectionSignal?
     }
 
     let eventLoop: any EventLoop
@@ -17,12 +21,16 @@ final class LoopShard: @unchecked Sendable {
     private var members: [String: [UInt64: any HubConnection]] = [:]
     private var pending: [Pending] = []
     private var drainScheduled = false
+    /// Sequence → the user channel of connections that have a user.
+    private var userChannels: [UInt64: String] = [:]
     private var heartbeatTask: RepeatedTask?
     private let delivered: DeliveredCounter
+    private let metrics: NodeMetrics
 
-    init(eventLoop: any EventLoop, delivered: DeliveredCounter) {
+    init(eventLoop: any EventLoop, delivered: DeliveredCounter, metrics: NodeMetrics) {
         self.eventLoop = eventLoop
         self.delivered = delivered
+        self.metrics = metrics
     }
 
     func add(_ connection: any HubConnection) {
@@ -30,10 +38,28 @@ final class LoopShard: @unchecked Sendable {
         connections[connection.sequence] = connection
     }
 
-    func remove(_ connection: any HubConnection, channels: some Sequence<String>) {
+    /// - Returns: the user channel the connection was in, if any.
+    func remove(_ connection: any HubConnection, channels: some Sequence<String>) -> String? {
         eventLoop.preconditionInEventLoop()
         connections[connection.sequence] = nil
         for channel in channels { leave(channel, connection) }
+        guard let userChannel = userChannels.removeValue(forKey: connection.sequence) else { return nil }
+        leave(userChannel, connection)
+        return userChannel
+    }
+
+    /// Joins the connection's user channel. `false` if it had one already.
+    func identify(_ connection: any HubConnection, channel: String) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        guard userChannels[connection.sequence] == nil else { return false }
+        userChannels[connection.sequence] = channel
+        join(channel, connection)
+        return true
+    }
+
+    func members(of channel: String) -> [PresenceMember] {
+        eventLoop.preconditionInEventLoop()
+        return members[channel]?.values.map(\.member) ?? []
     }
 
     func join(_ channel: String, _ connection: any HubConnection) {
@@ -69,7 +95,17 @@ final class LoopShard: @unchecked Sendable {
         var batch: [Pending] = []
         swap(&batch, &pending)
         var count = 0
-        if batch.count == 1 {
+        defer { recordLatency(of: batch) }
+        if batch.contains(where: { $0.signal != nil }) {
+            // Rare (a user's disconnect or unsubscribe): one at a time, in order.
+            for item in batch {
+                if let signal = item.signal {
+                    _ = forEachRecipient(of: item) { $0.handle(signal) }
+                } else {
+                    count += forEachRecipient(of: item) { $0.send(item.delivery) }
+                }
+            }
+        } else if batch.count == 1 {
             let item = batch[0]
             count = forEachRecipient(of: item) { $0.send(item.delivery) }
         } else {
@@ -82,12 +118,27 @@ final class LoopShard: @unchecked Sendable {
             }
             for connection in touched { connection.flush() }
         }
-        if count > 0 { delivered.add(count) }
+        if count > 0 {
+            delivered.add(count)
+            metrics.deliveries.increment(by: count)
+        }
+    }
+
+    /// One latency sample per publication and loop: when its frames were written here.
+    private func recordLatency(of batch: [Pending]) {
+        var now: Int64?
+        for item in batch where item.acceptedAtMicros > 0 && item.signal == nil {
+            let current = now ?? Publication.nowMicros()
+            now = current
+            metrics.deliveryLatency.recordNanoseconds(max(current - item.acceptedAtMicros, 0) * 1000)
+        }
     }
 
     private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {
         guard let set = members[item.delivery.channel] else { return 0 }
         var count = 0
+        // `set` is a copy: a signal (or a failed write) that closes a connection changes the
+        // members while we go through them.
         for connection in set.values {
             if let excluded = item.excludedClient, connection.clientID == excluded { continue }
             body(connection)

@@ -1,17 +1,21 @@
+import NIOCore
 import Synchronization
 
-/// Where this node's publications enter the broker: REST notifications and client `message`s.
+/// Where this node's publications enter the broker: REST notifications, client `message`s,
+/// and what is addressed to a user.
 ///
 /// It answers what a publisher is told — `delivered`, the channel's subscribers in the whole
 /// cluster at the moment of publishing (see docs/protocol.md) — and counts what it accepted.
 public final class Publisher: Sendable {
     private let broker: any Broker
     private let counts: SubscriberCounts
+    private let metrics: NodeMetrics
     private let accepted = Atomic<Int>(0)
 
-    public init(broker: any Broker, counts: SubscriberCounts) {
+    public init(broker: any Broker, counts: SubscriberCounts, metrics: NodeMetrics = NodeMetrics()) {
         self.broker = broker
         self.counts = counts
+        self.metrics = metrics
     }
 
     /// What a publisher is told.
@@ -23,12 +27,38 @@ public final class Publisher: Sendable {
 
     /// Publishes and says where the publication landed and to how many subscribers.
     /// - Throws: ``BrokerError/unavailable(_:)`` when nothing was published.
-    public func publish(_ publication: Publication) async throws(BrokerError) -> Outcome {
+    public func publish(
+        _ publication: Publication, from source: NodeMetrics.PublicationSource = .rest
+    ) async throws(BrokerError) -> Outcome {
+        var publication = publication
+        publication.acceptedAtMicros = Publication.nowMicros()
         let delivered = await counts.clusterWide(publication.channel)
         let receipt = try await broker.publish(publication)
+        metrics.published(from: source, duplicate: receipt.duplicate)
         if receipt.duplicate { return Outcome(delivered: 0, receipt: receipt) }
         accepted.add(1, ordering: .relaxed)
         return Outcome(delivered: delivered, receipt: receipt)
+    }
+
+    /// Sends a notification to every connection of `user`, on every node (never stored).
+    /// - Returns: those connections, cluster-wide.
+    public func notify(user: String, payload: ByteBuffer, id: String) async throws(BrokerError) -> Int {
+        let channel = UserChannel.name(of: user)
+        let connections = await counts.clusterWide(channel)
+        try await broker.publishTransient(
+            Publication(channel: channel, payload: payload, id: id, acceptedAtMicros: Publication.nowMicros()))
+        metrics.published(from: .rest, duplicate: false)
+        accepted.add(1, ordering: .relaxed)
+        return connections
+    }
+
+    /// Makes every connection of `user`, on every node, act on `signal`.
+    /// - Returns: those connections, cluster-wide.
+    public func signal(user: String, _ signal: ConnectionSignal) async throws(BrokerError) -> Int {
+        let channel = UserChannel.name(of: user)
+        let connections = await counts.clusterWide(channel)
+        try await broker.publishTransient(Publication(channel: channel, payload: ByteBuffer(), signal: signal))
+        return connections
     }
 
     /// Publications this node accepted.

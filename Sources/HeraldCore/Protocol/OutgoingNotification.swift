@@ -33,7 +33,8 @@ public struct OutgoingNotification: Sendable {
             capacity: 160 + (data?.bytes.count ?? 0) + (fields.body?.utf8.count ?? 0), allocator: allocator)
         writer.beginObject()
         writer.field("type", "notification")
-        writer.field("channel", fields.channel)
+        if fields.user == nil || !fields.channel.isEmpty { writer.field("channel", fields.channel) }
+        writer.field("user", fields.user)
         writer.field("title", fields.title)
         writer.field("body", fields.body)
         writer.field("data", raw: data)

@@ -44,6 +44,25 @@ public enum SSEEvent {
         ByteBuffer(string: ": \(text)\n\n")
     }
 
+    /// The `type` of a server message's JSON, found without parsing it: the value of the first
+    /// `"type":"…"` (inside a JSON string every quote is escaped, so a member's name cannot
+    /// fake it). Notifications put it first.
+    public static func messageType(of payload: ByteBuffer) -> String? {
+        let bytes = payload.readableBytesView
+        let needle = Array(#""type":""#.utf8)
+        guard bytes.count > needle.count else { return nil }
+        var index = bytes.startIndex
+        while index <= bytes.endIndex - needle.count {
+            if bytes[index] == needle[0], bytes[index..<index + needle.count].elementsEqual(needle) {
+                let start = index + needle.count
+                guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: bytes[start..<end], as: UTF8.self)
+            }
+            index += 1
+        }
+        return nil
+    }
+
     /// The reconnection delay `EventSource` should use, in milliseconds.
     public static func retry(milliseconds: Int) -> ByteBuffer {
         ByteBuffer(string: "retry: \(milliseconds)\n\n")

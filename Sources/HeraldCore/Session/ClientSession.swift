@@ -22,6 +22,8 @@ public struct ClientSession: Sendable {
         case unsubscribe(String)
         /// Publish `text` to `channel` on behalf of this client.
         case publish(channel: String, text: String)
+        /// Read the members of `channel` (one the client is subscribed to) and reply `presence`.
+        case presence(String)
         /// Nothing to do (a `pong`).
         case none
         /// Send `error` first, then close with `code` — the client ignored earlier errors.
@@ -60,6 +62,12 @@ public struct ClientSession: Sendable {
     /// - Returns: whether the channel was still subscribed.
     public mutating func subscriptionFailed(_ channel: String) -> Bool {
         subscriptions.remove(channel) != nil
+    }
+
+    /// The application made the connection's user leave `channel`: leave it in the Hub and
+    /// reply `unsubscribed` — or nothing, if the connection is not subscribed.
+    public mutating func serverUnsubscribed(_ channel: String) -> Action {
+        subscriptions.remove(channel) != nil ? .unsubscribe(channel) : .none
     }
 
     /// The token of an `auth` message was verified.
@@ -141,6 +149,12 @@ public struct ClientSession: Sendable {
             }
             guard !text.isEmpty else { throw ProtocolError(.invalidField, "field \"text\" must not be empty") }
             return .publish(channel: channel, text: text)
+        case .presence(let channel):
+            try Self.check(channel)
+            guard subscriptions.contains(channel) else {
+                throw ProtocolError(.notSubscribed, "subscribe to \(channel) to see who else is in it")
+            }
+            return .presence(channel)
         }
     }
 

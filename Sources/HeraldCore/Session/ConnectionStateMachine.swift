@@ -109,6 +109,8 @@ public struct ConnectionStateMachine: Sendable {
     /// When the connection's token expires (4002).
     private var expiryDeadline: NIODeadline?
     private var unregistered = false
+    /// Why the connection ended (or is ending): the first cause, for `herald_disconnects_total`.
+    public private(set) var disconnectReason: DisconnectReason?
 
     /// The furthest an expiry deadline is set (100 years): `TimeAmount` counts nanoseconds in
     /// an `Int64` (292 years), so a far-future `exp` would overflow it.
@@ -203,13 +205,17 @@ public struct ConnectionStateMachine: Sendable {
     public mutating func peerClosed(code: UInt16?) -> Action {
         guard state == .open else { return .none }
         state = .closed
+        disconnectReason = disconnectReason ?? .normal
         return .answerClose(code: code)
     }
 
     /// The handler (or the rules) decided to close with `code`.
-    public mutating func close(_ code: CloseCode, reason: String, error: ProtocolError?, now: NIODeadline) -> Action {
+    public mutating func close(
+        _ code: CloseCode, reason: String, error: ProtocolError?, now: NIODeadline, cause: DisconnectReason? = nil
+    ) -> Action {
         guard state == .open else { return .none }
         state = .closing(deadline: now + configuration.closeTimeout)
+        disconnectReason = disconnectReason ?? cause ?? DisconnectReason(closing: code)
         return .close(code, reason: reason, error: error)
     }
 
@@ -222,7 +228,7 @@ public struct ConnectionStateMachine: Sendable {
     public mutating func heartbeat(now: NIODeadline, wallClockMillis: Int64) -> Action {
         guard state == .open, let interval = configuration.pingInterval else { return .none }
         if now - lastHeard >= configuration.pingTimeout {
-            return close(.normal, reason: "timeout", error: nil, now: now)
+            return close(.normal, reason: "timeout", error: nil, now: now, cause: .heartbeatTimeout)
         }
         if now - lastPing >= interval {
             lastPing = now
@@ -254,12 +260,14 @@ public struct ConnectionStateMachine: Sendable {
     public mutating func writabilityLost() -> Action {
         guard state != .closed else { return .none }
         state = .closed
+        disconnectReason = disconnectReason ?? .slowConsumer
         return .closeSocket
     }
 
     /// The TCP connection is gone. `true` exactly once: the moment to leave the Hub.
     public mutating func channelClosed() -> Bool {
         state = .closed
+        disconnectReason = disconnectReason ?? .connectionLost
         held = []
         defer { unregistered = true }
         return !unregistered

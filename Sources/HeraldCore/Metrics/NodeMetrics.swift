@@ -1,0 +1,143 @@
+import CoreMetrics
+import NIOCore
+
+/// Everything a node counts, as swift-metrics handles made by one factory — the node's own
+/// Prometheus registry in a server, nothing at all by default (tests of the core, tools).
+///
+/// Labels are fixed, small sets (transport, reason, outcome, route, status class): never a
+/// channel, a client or a user, so the number of series does not grow with traffic.
+/// Every handle is thread-safe and cheap (an atomic add); hot paths (delivery, publish) touch
+/// one or two per batch, never per subscriber.
+public final class NodeMetrics: Sendable {
+    /// How a client is connected.
+    public enum Transport: String, Sendable, CaseIterable {
+        case websocket
+        case sse
+    }
+
+    public let factory: any MetricsFactory
+
+    private let connected: [Transport: Meter]
+    private let connects: [Transport: Counter]
+    private let disconnects: [Transport: [DisconnectReason: Counter]]
+    /// Client subscriptions to public channels on this node.
+    public let subscriptions: Meter
+    private let published: [PublicationSource: Counter]
+    /// Notifications written to this node's sockets and streams.
+    public let deliveries: Counter
+    /// From the moment a node accepted a publication to the moment this node wrote it, once per
+    /// publication and event loop.
+    public let deliveryLatency: Timer
+    private let recoveries: [Bool: Counter]
+    public let duplicates: Counter
+    private let redisLatency: [RedisOperation: Timer]
+    private let redisReconnects: [String: Counter]
+    /// Join and leave events that did not fit their batch (replaced by one `presence_changed`).
+    public let joinLeaveOverflows: Counter
+    /// Set when scraped: channels with subscribers on this node, and whether the broker is up.
+    public let channels: Gauge
+    public let brokerUp: Gauge
+
+    /// Where a publication came from.
+    public enum PublicationSource: String, Sendable, CaseIterable {
+        case rest
+        case socket
+    }
+
+    /// What a node asks of Redis, timed per round trip.
+    public enum RedisOperation: String, Sendable, CaseIterable {
+        case publish
+        case history
+        case presence
+    }
+
+    /// Histogram buckets of the latency metrics: from 100 µs (loopback) to 5 s (a stalled
+    /// backend), dense around the milliseconds notifications usually take.
+    public static let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+    ]
+
+    /// Labels of the metrics whose histograms use ``latencyBuckets``.
+    public static let latencyLabels = ["herald_delivery_latency_seconds", "herald_redis_command_duration_seconds"]
+
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.factory = factory
+        func each<Key: Hashable, Value>(_ keys: some Sequence<Key>, _ make: (Key) -> Value) -> [Key: Value] {
+            Dictionary(uniqueKeysWithValues: keys.map { ($0, make($0)) })
+        }
+        connected = each(Transport.allCases) {
+            Meter(label: "herald_connections", dimensions: [("transport", $0.rawValue)], factory: factory)
+        }
+        connects = each(Transport.allCases) {
+            Counter(label: "herald_connects_total", dimensions: [("transport", $0.rawValue)], factory: factory)
+        }
+        disconnects = each(Transport.allCases) { transport in
+            each(DisconnectReason.allCases) {
+                Counter(
+                    label: "herald_disconnects_total", dimensions: [("transport", transport.rawValue), ("reason", $0.rawValue)],
+                    factory: factory)
+            }
+        }
+        subscriptions = Meter(label: "herald_subscriptions", factory: factory)
+        published = each(PublicationSource.allCases) {
+            Counter(label: "herald_publications_total", dimensions: [("source", $0.rawValue)], factory: factory)
+        }
+        deliveries = Counter(label: "herald_deliveries_total", factory: factory)
+        deliveryLatency = Timer(label: "herald_delivery_latency_seconds", factory: factory)
+        recoveries = each([true, false]) {
+            Counter(
+                label: "herald_history_recoveries_total", dimensions: [("outcome", $0 ? "recovered" : "not_recovered")],
+                factory: factory)
+        }
+        duplicates = Counter(label: "herald_idempotent_duplicates_total", factory: factory)
+        redisLatency = each(RedisOperation.allCases) {
+            Timer(label: "herald_redis_command_duration_seconds", dimensions: [("operation", $0.rawValue)], factory: factory)
+        }
+        redisReconnects = each(["publish", "subscribe", "registry", "presence"]) {
+            Counter(label: "herald_redis_reconnects_total", dimensions: [("connection", $0)], factory: factory)
+        }
+        joinLeaveOverflows = Counter(label: "herald_join_leave_overflows_total", factory: factory)
+        channels = Gauge(label: "herald_channels", factory: factory)
+        brokerUp = Gauge(label: "herald_broker_up", factory: factory)
+    }
+
+    // MARK: Connections
+
+    public func connected(_ transport: Transport) {
+        connects[transport]?.increment()
+        connected[transport]?.increment()
+    }
+
+    public func disconnected(_ transport: Transport, reason: DisconnectReason) {
+        connected[transport]?.decrement()
+        disconnects[transport]?[reason]?.increment()
+    }
+
+    // MARK: Publications
+
+    public func published(from source: PublicationSource, duplicate: Bool) {
+        if duplicate { duplicates.increment() } else { published[source]?.increment() }
+    }
+
+    /// A subscribe with `since` was answered: the missed notifications were replayed, or not.
+    public func recovery(recovered: Bool) {
+        recoveries[recovered]?.increment()
+    }
+
+    // MARK: Redis
+
+    /// Times one Redis round trip.
+    public func timeRedis<T>(_ operation: RedisOperation, _ body: () async throws -> T) async rethrows -> T {
+        let start = NIODeadline.now()
+        defer { redisLatency[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds) }
+        return try await body()
+    }
+
+    /// A Redis connection of the node (`publish`, `subscribe`, `registry`, `presence`) came
+    /// back after it was lost.
+    public func redisReconnected(_ connection: String) {
+        redisReconnects[connection]?.increment()
+    }
+}
