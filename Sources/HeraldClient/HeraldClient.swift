@@ -222,11 +222,12 @@ public final class HeraldClient: Sendable {
 
     private var isClosed: Bool { session.withLock { $0.closed } }
 
-    /// Whether the server's close code says that reconnecting cannot succeed: 4001 (no
-    /// valid token), or 4002 (token expired) when there is no way to get a fresh one.
+    /// Whether the server's close code says that reconnecting cannot succeed, or must not be
+    /// tried: 4001 (no valid token), 4003 (the application disconnected this user), or 4002
+    /// (token expired) when there is no way to get a fresh one.
     public static func isFinal(closeCode: UInt16?, canRefresh: Bool) -> Bool {
         switch closeCode {
-        case CloseCode.unauthorized.rawValue: true
+        case CloseCode.unauthorized.rawValue, CloseCode.disconnectedByServer.rawValue: true
         case CloseCode.tokenExpired.rawValue: !canRefresh
         default: false
         }

@@ -50,9 +50,9 @@ public final class NodeProcess: Sendable {
         return try await child.waitForExit(timeout: timeout)
     }
 
-    /// The port the node reports in its "listening" log line.
+    /// The port the node reports in its "listening" log line (text or JSON format).
     static func reportedPort(_ text: String) -> Int? {
-        guard let range = text.range(of: #"address=[0-9.]+:(\d+)"#, options: .regularExpression) else { return nil }
+        guard let range = text.range(of: #"address"?[=:]"?[0-9.]+:(\d+)"#, options: .regularExpression) else { return nil }
         return text[range].split(separator: ":").last.flatMap { Int($0) }
     }
 }

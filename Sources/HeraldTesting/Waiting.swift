@@ -25,6 +25,20 @@ public func waitUntil(
     throw TimeoutError(what: what)
 }
 
+/// Re-reads `value` until it gives something or `timeout` passes; returns it.
+public func waitUntilValue<T>(
+    _ what: String, timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(20),
+    _ value: () async throws -> T?
+) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let found = try await value() { return found }
+        try await Task.sleep(for: interval)
+    }
+    if let found = try await value() { return found }
+    throw TimeoutError(what: what)
+}
+
 /// Runs `body`, cancelling it and throwing ``TimeoutError`` if it takes longer than `timeout`.
 /// For awaits that have no timeout of their own (a server that accepts a connection and never
 /// answers): a test kit wait must end.

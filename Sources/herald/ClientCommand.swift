@@ -11,7 +11,7 @@ struct ClientCommand: AsyncParsableCommand {
         commandName: "client",
         abstract: "Connect to a Herald node and subscribe, post and watch notifications interactively.",
         discussion: """
-            Commands: sub <channel>, unsub <channel>, name <name>, list, ping, send <channel> <text>, help, quit.
+            Commands: sub <channel>, unsub <channel>, name <name>, list, who <channel>, ping, send <channel> <text>, help, quit.
             The connection is restored automatically after a drop, with its name and subscriptions.
             """
     )
@@ -66,6 +66,7 @@ struct ClientCommand: AsyncParsableCommand {
             case ("unsub", 2): try await client.unsubscribe(parts[1])
             case ("name", 2...): try await client.setName(parts.dropFirst().joined(separator: " "))
             case ("list", 1): try await client.send(.listSubscriptions)
+            case ("who", 2): try await client.send(.presence(channel: parts[1]))
             case ("ping", 1): try await client.send(.ping)
             case ("send", 3): try await client.send(.message(channel: parts[1], text: parts[2]))
             case ("quit", _), ("exit", _): return false
@@ -83,6 +84,7 @@ struct ClientCommand: AsyncParsableCommand {
         unsub <channel>        unsubscribe
         name <name>            set your name
         list                   list your subscriptions
+        who <channel>          who is subscribed to a channel you are in
         ping                   ping the server
         send <channel> <text>  post to a channel you are subscribed to
         quit                   leave
@@ -166,8 +168,18 @@ final class ClientOutput: Sendable {
         case .ping: return "· ping (answered)"
         case .error(let error): return "✗ Error [\(error.code.rawValue)]: \(error.error)"
         case .serverShutdown(let text, _): return "⚠ Server is shutting down: \(text)"
+        case .presence(let channel, let members, let total):
+            let names = members.map { $0.name ?? $0.user ?? $0.clientId }
+            let more = total > members.count ? " and \(total - members.count) more" : ""
+            return "👥 \(total) in \"\(channel)\": \(names.joined(separator: ", "))\(more)"
+        case .join(let channel, let member): return "→ \(member.name ?? member.user ?? member.clientId) joined \"\(channel)\""
+        case .leave(let channel, let member): return "← \(member.name ?? member.user ?? member.clientId) left \"\(channel)\""
+        case .presenceChanged(let channel, let joined, let left):
+            return "👥 \"\(channel)\" changed: \(joined) joined, \(left) left (type who \(channel))"
+        case .disconnect(let code, let reason): return "✗ Disconnected by the server (\(code)): \(reason)"
         case .notification(let notification):
-            var lines = ["", "╔══════════════════════════════════════════", "║ 🔔 NOTIFICATION [\(notification.channel)]"]
+            let target = notification.user.map { "@\($0)" } ?? notification.channel
+            var lines = ["", "╔══════════════════════════════════════════", "║ 🔔 NOTIFICATION [\(target)]"]
             if let title = notification.title { lines.append("║ Title: \(title)") }
             if let body = notification.body, !body.isEmpty { lines.append("║ Body: \(body)") }
             if let from = notification.from {

@@ -26,7 +26,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        LoggingSystem.bootstrap { label in NodeLogHandler(label: label, level: configuration.logLevel) }
+        LoggingSystem.bootstrap { label in NodeLogHandler(label: label, level: configuration.logLevel, format: configuration.logFormat) }
         try await HeraldNode.withEventLoopGroup(threads: configuration.threads) { eventLoopGroup in
             let node = HeraldNode(configuration: configuration, eventLoopGroup: eventLoopGroup)
             var groupConfiguration = ServiceGroupConfiguration(

@@ -13,10 +13,11 @@
 // recovered: false. When a WebSocket cannot be opened it falls back to Server-Sent Events
 // (GET /sse), which resume through Last-Event-ID. See docs/javascript.md.
 
-export const VERSION = "1.0.0";
+export const VERSION = "1.1.0";
 
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_TOKEN_EXPIRED = 4002;
+const CLOSE_DISCONNECTED = 4003;
 
 /** The SSE resume token of a set of positions: "channel~offset~epoch", comma-separated. */
 function resumeToken(positions) {
@@ -84,7 +85,11 @@ export class Herald {
     };
   }
 
-  /** Listens to "state", "notification", "subscribed", "recovery", "error" or "message" (every server message). */
+  /**
+   * Listens to "state", "notification", "subscribed", "recovery", "error", "join", "leave",
+   * "presence_changed", "disconnected" (the server ended this client: 4003) or "message"
+   * (every server message). Returns a function that removes the listener.
+   */
   on(event, listener) {
     if (!this._listeners.has(event)) this._listeners.set(event, new Set());
     this._listeners.get(event).add(listener);
@@ -100,6 +105,35 @@ export class Herald {
   /** The position a resubscribe of `channel` would continue from. */
   position(channel) {
     return this._positions.get(channel) ?? null;
+  }
+
+  /**
+   * Who is subscribed to `channel` (one this client is subscribed to), cluster-wide:
+   * resolves to `{ channel, members: [{clientId, user, name, node, connectedAt}], total }`.
+   * WebSocket transport only; rejects with the server's error.
+   */
+  presence(channel) {
+    if (this.transport !== "websocket" || this._socket?.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error("presence needs a connected WebSocket"));
+    }
+    return new Promise((resolve, reject) => {
+      const off = this.on("message", (message) => {
+        if (message.type === "presence" && message.channel === channel) {
+          off();
+          resolve(message);
+        } else if (message.type === "error" && (message.code === "not_subscribed" || message.code === "unavailable")) {
+          off();
+          reject(Object.assign(new Error(message.error), { code: message.code }));
+        }
+      });
+      this._send({ type: "presence", channel });
+    });
+  }
+
+  /** The server ended this client for good (4003): no reconnect. */
+  _disconnected(code, reason) {
+    this._emit("disconnected", { code, reason });
+    this.close();
   }
 
   /** Stops for good. */
@@ -164,6 +198,7 @@ export class Herald {
       this._socket = null;
       if (this._closed) return;
       this._setState("disconnected");
+      if (event.code === CLOSE_DISCONNECTED) return this._disconnected(event.code, event.reason);
       const refused = event.code === CLOSE_UNAUTHORIZED || (event.code === CLOSE_TOKEN_EXPIRED && !this.options.getToken);
       if (refused) {
         this._emit("error", { code: event.code === CLOSE_UNAUTHORIZED ? "unauthorized" : "token_expired", error: event.reason });
@@ -226,12 +261,16 @@ export class Herald {
       this._setState("connected");
       if (message) this._dispatch(message);
     });
-    for (const name of ["subscribed", "server_shutdown", "error"]) {
+    for (const name of ["subscribed", "unsubscribed", "server_shutdown", "error", "presence", "join", "leave", "presence_changed"]) {
       source.addEventListener(name, (event) => {
         const message = parse(event);
         if (message) this._dispatch(message);
       });
     }
+    source.addEventListener("disconnect", (event) => {
+      const message = parse(event);
+      this._disconnected(message?.code ?? CLOSE_DISCONNECTED, message?.reason ?? "");
+    });
     source.addEventListener("recovery", (event) => {
       const report = parse(event);
       if (report) this._emit("recovery", report);
@@ -303,6 +342,17 @@ export class Herald {
       }
       case "server_shutdown":
         this._reconnectHint = message.reconnectAfter ?? null;
+        break;
+      case "unsubscribed":
+        // The application made this user leave the channel (or we asked to).
+        this._subscriptions.delete(message.channel);
+        this._positions.delete(message.channel);
+        this._emit("unsubscribed", message);
+        break;
+      case "join":
+      case "leave":
+      case "presence_changed":
+        this._emit(message.type, message);
         break;
       case "error":
         this._emit("error", message);

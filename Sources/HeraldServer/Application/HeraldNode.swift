@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 
 /// One Herald node, built from its configuration: WebSocket + REST server, Hub and broker.
@@ -34,6 +35,13 @@ public final class HeraldNode: Service {
     private let registry: RedisClusterRegistry?
     /// Per-address and rate limits on new WebSocket connections.
     public let gate: ConnectionGate
+    /// What `/metrics` shows: this node's own registry (nothing global, so tests can run many).
+    public let metricsRegistry: PrometheusCollectorRegistry
+    public let metrics: NodeMetrics
+    /// `nil` with `HERALD_PRESENCE=false`.
+    public let presence: (any PresenceStore)?
+    private let redisPresence: RedisPresence?
+    private let announcer: JoinLeaveAnnouncer?
 
     /// - Parameters:
     ///   - eventLoopGroup: the loops the node serves on (one Hub shard each).
@@ -53,23 +61,47 @@ public final class HeraldNode: Service {
         self.configuration = configuration
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
+        let metricsRegistry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: metricsRegistry)
+        for label in NodeMetrics.latencyLabels { factory.durationHistogramBuckets[label] = NodeMetrics.latencyBuckets }
+        let metrics = NodeMetrics(factory: factory)
         let registry = configuration.redisURL.map { url in
             RedisClusterRegistry(
                 nodeID: configuration.nodeID, url: url, prefix: configuration.redisPrefix,
-                interval: configuration.registryInterval, group: eventLoopGroup, logger: logger)
+                interval: configuration.registryInterval, group: eventLoopGroup, logger: logger, metrics: metrics)
         }
         let broker = broker ?? configuration.redisURL.map { url in
             RedisBroker(
                 url: url, prefix: configuration.redisPrefix, policy: configuration.history, group: eventLoopGroup,
-                logger: logger)
+                logger: logger, metrics: metrics)
         } ?? InMemoryBroker(policy: configuration.history)
-        let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup)
+        let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)
         let counts = SubscriberCounts(hub: hub, cluster: registry)
         let slots = ConnectionSlots()
-        let publisher = Publisher(broker: broker, counts: counts)
+        let publisher = Publisher(broker: broker, counts: counts, metrics: metrics)
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
+        var redisPresence: RedisPresence?
+        if configuration.presence, let url = configuration.redisURL {
+            let store = RedisPresence(
+                url: url, prefix: configuration.redisPrefix, interval: configuration.registryInterval, group: eventLoopGroup,
+                metrics: metrics, logger: logger)
+            hub.addMembershipObserver(store)
+            redisPresence = store
+        }
+        self.redisPresence = redisPresence
+        self.presence = configuration.presence ? redisPresence.map { $0 as any PresenceStore } ?? LocalPresence(hub: hub) : nil
+        if configuration.joinLeaveChannels.isEmpty {
+            self.announcer = nil
+        } else {
+            let announcer = JoinLeaveAnnouncer(
+                pattern: configuration.joinLeaveChannels, broker: broker, metrics: metrics, logger: logger)
+            hub.addMembershipObserver(announcer)
+            self.announcer = announcer
+        }
+        self.metricsRegistry = metricsRegistry
+        self.metrics = metrics
         self.hub = hub
         self.broker = broker
         self.registry = registry
@@ -110,10 +142,13 @@ public final class HeraldNode: Service {
         }
         let verifier = auth.verifiesTokens ? await TokenVerifier(auth) : nil
         let application = try makeApplication(verifier: verifier)
-        // Shut down in reverse: clients first, then the HTTP server, then the registry and broker.
+        // Shut down in reverse: clients first, then their leave events, then the HTTP server,
+        // presence, the registry and the broker.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: broker)]
         if let registry { services.append(.init(service: registry)) }
+        if let redisPresence { services.append(.init(service: redisPresence)) }
         services.append(.init(service: application))
+        if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))
         try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
     }
@@ -133,6 +168,8 @@ public final class HeraldNode: Service {
             cluster: nil, slots: slots, configuration: configuration)
         let router = Router(context: HeraldRequestContext.self)
         routes.register(on: router)
+        PresenceRoutes(presence: LocalPresence(hub: hub)).register(on: router)
+        UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
         return router.routes.map { route in
             let path = route.path.description.split(separator: "/").map { segment in
                 segment.hasPrefix(":") ? "{\(segment.dropFirst())}" : String(segment)
@@ -144,15 +181,19 @@ public final class HeraldNode: Service {
     private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
         let router = Router(context: HeraldRequestContext.self)
         router.middlewares.add(RequestLogMiddleware(level: .info))
+        router.middlewares.add(RequestMetricsMiddleware(factory: metrics.factory))
         router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
-        router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys))
+        router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys, metricsPublic: configuration.metricsPublic))
         APIRoutes(
             local: local, publisher: publisher, broker: broker, cluster: registry, slots: slots,
             configuration: configuration
         ).register(on: router)
+        PresenceRoutes(presence: presence).register(on: router)
+        UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
+        MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker).register(on: router)
         SSEEndpoint(
             hub: hub, history: broker, counts: counts, slots: slots, gate: gate, verifier: verifier,
-            configuration: configuration, logger: logger
+            configuration: configuration, metrics: metrics, logger: logger
         ).register(on: router)
         WebAssets().register(on: router)
 
@@ -162,8 +203,8 @@ public final class HeraldNode: Service {
         let gate = self.gate
         let slots = self.slots
         let services = WebSocketConnection.Services(
-            hub: hub, publisher: publisher, counts: counts, history: broker, shared: SharedConfiguration(configuration),
-            verifier: verifier)
+            hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
+            metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in

@@ -18,6 +18,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case redisURL, redisPrefix, registryInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
+    case presence, joinLeaveChannels, metricsPublic, logFormat
 
     // swift-format-ignore
     public var setting: Setting {
@@ -176,6 +177,30 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .idempotencyWindow:
             Setting("idempotency-window", default: "300", help: "Seconds an Idempotency-Key is remembered: a retry within it publishes nothing new.") {
                 $0.history.idempotencyWindow = try $1.seconds()
+            }
+        case .presence:
+            Setting("presence", default: "true",
+                    help: "Track who is subscribed to each channel (/api/presence, `presence`); false saves a Redis write per subscribe.") {
+                $0.presence = try $1.bool()
+            }
+        case .joinLeaveChannels:
+            Setting("join-leave-channels",
+                    help: "Channels whose subscribers get `join`/`leave` events: comma-separated names or prefixes (`rooms:*`); unset: none.") {
+                config, value in
+                let pattern = ChannelPattern(value.raw)
+                for name in pattern.names where !ChannelName.isValid(name) { throw value.fail("channel names or prefixes ending in *; '\(name)' is not a channel name") }
+                config.joinLeaveChannels = pattern
+            }
+        case .metricsPublic:
+            Setting("metrics-public", default: "false",
+                    help: "Serve /metrics without the API key (it needs one whenever HERALD_API_KEY is set).") {
+                $0.metricsPublic = try $1.bool()
+            }
+        case .logFormat:
+            Setting("log-format", default: "text", help: "text (one line for people) or json (one JSON object per line, for log shippers).") {
+                config, value in
+                guard let format = LogFormat(rawValue: value.raw.lowercased()) else { throw value.fail("text or json") }
+                config.logFormat = format
             }
         case .registryInterval:
             Setting("registry-interval", default: "2", help: "Seconds between registry heartbeats; a dead node leaves the figures after 3.") {

@@ -42,6 +42,13 @@ public struct HeraldConfiguration: Sendable {
     public var registryInterval = TimeAmount.seconds(2)
     /// Channel history, positions and idempotency.
     public var history = HistoryPolicy()
+    /// Whether presence is tracked (`HERALD_PRESENCE`).
+    public var presence = true
+    /// Channels whose subscribers get `join` and `leave`.
+    public var joinLeaveChannels = ChannelPattern.none
+    /// `/metrics` without the API key.
+    public var metricsPublic = false
+    public var logFormat = LogFormat.text
 
     /// Most notifications replayed for one `subscribe` with `since`: the history kept.
     public var maxReplay: Int { history.size }

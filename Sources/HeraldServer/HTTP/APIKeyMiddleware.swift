@@ -3,21 +3,30 @@ import HeraldCore
 import Hummingbird
 import NIOCore
 
-/// Guards `/api/*`.
+/// Guards `/api/*` and `/metrics`.
 ///
 /// With keys configured, a request needs `Authorization: Bearer KEY` or `X-API-Key: KEY`
 /// matching one of them (several keys allow rotation without downtime); comparison is
 /// constant-time. Without keys, only loopback callers are served, so that a node started
-/// with no configuration is never an open relay.
+/// with no configuration is never an open relay. `/metrics` needs the key when there is one
+/// (Prometheus sends it as a bearer token) unless `metricsPublic`; without keys it is open,
+/// like `/health` — it tells how busy the node is, not what it carries.
 struct APIKeyMiddleware: RouterMiddleware {
     typealias Context = HeraldRequestContext
     let keys: [[UInt8]]
+    let metricsPublic: Bool
 
-    init(keys: [String]) {
+    init(keys: [String], metricsPublic: Bool = false) {
         self.keys = keys.map { Array($0.utf8) }
+        self.metricsPublic = metricsPublic
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path == "/metrics" {
+            guard !keys.isEmpty, !metricsPublic else { return try await next(request, context) }
+            try check(request)
+            return try await next(request, context)
+        }
         guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
         if request.method == .options { return try await next(request, context) }
         if keys.isEmpty {
@@ -26,6 +35,11 @@ struct APIKeyMiddleware: RouterMiddleware {
             }
             return try await next(request, context)
         }
+        try check(request)
+        return try await next(request, context)
+    }
+
+    private func check(_ request: Request) throws {
         guard let presented = Self.presentedKey(request.headers) else {
             throw APIError(.unauthorized, .unauthorized, "missing API key (Authorization: Bearer KEY)")
         }
@@ -33,7 +47,6 @@ struct APIKeyMiddleware: RouterMiddleware {
         var matched = false
         for key in keys where Self.constantTimeEqual(key, bytes) { matched = true }
         guard matched else { throw APIError(.unauthorized, .unauthorized, "invalid API key") }
-        return try await next(request, context)
     }
 
     static func presentedKey(_ headers: HTTPFields) -> String? {

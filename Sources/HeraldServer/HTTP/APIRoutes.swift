@@ -140,6 +140,7 @@ struct APIRoutes {
             let remote = try await clusterCall { try await cluster.remoteChannelCounts() }
             counts.merge(remote, uniquingKeysWith: +)
         }
+        counts = counts.filter { !UserChannel.isPrivate($0.key) }
         let page = counts.keys.filter { $0 > cursor }.sorted().prefix(limit)
         let rows = page.map { ChannelsResponse.Row(name: $0, subscribers: counts[$0] ?? 0) }
         let next = rows.count == limit ? rows.last?.name : nil
@@ -154,7 +155,7 @@ struct APIRoutes {
             nodes += try await clusterCall { try await cluster.remoteNodes() }
             var counts = local.channelCounts()
             counts.merge(try await clusterCall { try await cluster.remoteChannelCounts() }, uniquingKeysWith: +)
-            channelCount = counts.count
+            channelCount = counts.keys.count { !UserChannel.isPrivate($0) }
         }
         nodes.sort { $0.node < $1.node }
         return .json(

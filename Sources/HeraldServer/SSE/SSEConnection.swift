@@ -21,6 +21,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private let history: any ChannelHistory
     private let counts: SubscriberCounts
     private let configuration: HeraldConfiguration
+    private let metrics: NodeMetrics
     private let userID: String?
     private var logger: Logger
     private let connectedAt = HeraldNotification.timestampNow()
@@ -34,12 +35,15 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private var positions: [String: StreamPosition] = [:]
     private var recovering: (channel: String, merge: SubscriptionRecovery)?
     private var open = true
+    /// Why the stream ends, when the server ends it (else the client went away).
+    private var endReason: DisconnectReason?
     private var lastWrite = NIODeadline.now()
 
     init(
         hub: Hub, history: any ChannelHistory, counts: SubscriberCounts, configuration: HeraldConfiguration,
-        userID: String?, loop: any EventLoop, logger: Logger
+        metrics: NodeMetrics, userID: String?, loop: any EventLoop, logger: Logger
     ) {
+        self.metrics = metrics
         self.clientID = RandomID.make()
         self.sequence = hub.nextSequence()
         self.hub = hub
@@ -60,6 +64,8 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     func start(channels wanted: [String], resume: [String: StreamPosition]) -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         hub.register(self, on: loop)
+        metrics.connected(.sse)
+        if let userID { hub.identify(self, as: userID, on: loop) }
         emit(SSEEvent.retry(milliseconds: 1000))
         emit(SSEEvent.event(
             name: "welcome",
@@ -97,14 +103,17 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
                 name: "error",
                 data: ByteBuffer(bytes: ServerMessage.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")).jsonBytes())
                     .readableBytesView))
-            self.close()
+            self.close(reason: .connectionLost)
         }
     }
 
     private func subscribed(_ channel: String, since: StreamPosition?, page: HistoryPage?, count: Int) {
         guard var merge = recovering?.merge, recovering?.channel == channel else { return }
         recovering = nil
+        // The application made the user leave the channel meanwhile.
+        guard channels.contains(channel) else { return }
         let outcome = page.map { merge.historyRead($0) } ?? merge.historyFailed()
+        if let recovery = outcome.recovery { metrics.recovery(recovered: recovery.recovered) }
         if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
         if let since, outcome.recovery?.recovered == true { positions[channel] = since }
         let subscribed = ServerMessage.subscribed(
@@ -117,10 +126,11 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         for delivery in outcome.deliveries { deliverFrame(delivery.frame, channel: channel, position: delivery.position) }
     }
 
-    /// Ends the stream (the body task finishes the response).
-    func close() {
+    /// Ends the stream (the body task finishes the response); `reason` when the server ends it.
+    func close(reason: DisconnectReason = .normal) {
         guard open else { return }
         open = false
+        endReason = endReason ?? reason
         output.finish()
     }
 
@@ -129,6 +139,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         loop.preconditionInEventLoop()
         open = false
         hub.unregister(self, channels: Set(channels), on: loop)
+        metrics.disconnected(.sse, reason: endReason ?? .normal)
     }
 
     // MARK: Writing
@@ -139,7 +150,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         let total = queued.add(bytes.readableBytes, ordering: .relaxed).newValue
         guard total <= configuration.sendQueueBytes else {
             logger.notice("dropping slow SSE consumer", metadata: ["queued": "\(total)"])
-            close()
+            close(reason: .slowConsumer)
             return
         }
         lastWrite = .now()
@@ -153,8 +164,13 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     /// A notification frame (the WebSocket frame every subscriber shares) as an event whose
     /// id carries the positions of every channel of the stream.
+    /// Anything else (`join`, `leave`, `presence_changed`) is a named event without an id.
     private func deliverFrame(_ frame: ByteBuffer, channel: String, position: StreamPosition?) {
         let payload = SSEEvent.payload(ofFrame: frame)
+        if position == nil, let name = SSEEvent.messageType(of: payload), name != "notification" {
+            emit(SSEEvent.event(name: name, data: payload.readableBytesView))
+            return
+        }
         if let position { positions[channel] = position }
         emit(SSEEvent.event(id: positions.isEmpty ? nil : ResumeToken.encode(positions), data: payload.readableBytesView))
     }
@@ -192,7 +208,33 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
             emit(SSEEvent.retry(milliseconds: max(after, 50)))
         }
         emit(SSEEvent.event(name: "server_shutdown", data: payload.readableBytesView))
-        close()
+        close(reason: .shutdown)
+    }
+
+    var member: PresenceMember {
+        PresenceMember(clientId: clientID, user: userID, name: nil, node: hub.nodeID, connectedAt: connectedAt)
+    }
+
+    func handle(_ signal: ConnectionSignal) {
+        guard open else { return }
+        switch signal {
+        case .disconnect:
+            // An EventSource reconnects after any end of stream; the event tells herald.js
+            // (and the page) not to. Revoke the user's tokens to keep them out.
+            let message = ServerMessage.disconnect(code: Int(CloseCode.disconnectedByServer.rawValue), reason: "disconnected by the server")
+            emit(SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
+            close(reason: .serverDisconnect)
+        case .unsubscribe(let channel):
+            guard let index = channels.firstIndex(of: channel) else { return }
+            channels.remove(at: index)
+            positions[channel] = nil
+            if recovering?.channel == channel { recovering = nil }
+            hub.unsubscribe(self, from: channel, on: loop)
+            hub.clientChanged(self)
+            emit(SSEEvent.event(
+                name: "unsubscribed", id: positions.isEmpty ? nil : ResumeToken.encode(positions),
+                data: ByteBuffer(bytes: ServerMessage.unsubscribed(channel: channel).jsonBytes()).readableBytesView))
+        }
     }
 
     func info() -> ClientInfo {

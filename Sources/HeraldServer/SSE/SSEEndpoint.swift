@@ -27,6 +27,7 @@ struct SSEEndpoint {
     /// `nil` when the node verifies no tokens.
     let verifier: TokenVerifier?
     let configuration: HeraldConfiguration
+    let metrics: NodeMetrics
     let logger: Logger
 
     /// Most channels one stream may carry (every event's id names them all).
@@ -84,7 +85,7 @@ struct SSEEndpoint {
         }
 
         let connection = SSEConnection(
-            hub: hub, history: history, counts: counts, configuration: configuration, userID: access.userID,
+            hub: hub, history: history, counts: counts, configuration: configuration, metrics: metrics, userID: access.userID,
             loop: context.eventLoop, logger: logger)
         let (slots, gate) = (self.slots, self.gate)
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the

@@ -22,6 +22,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let counts: SubscriberCounts
         /// Where a `subscribe` reads the channel's position and what the client missed.
         let history: any ChannelHistory
+        /// Where `presence` reads a channel's members.
+        let presence: any PresenceStore
+        let metrics: NodeMetrics
         let shared: SharedConfiguration
         /// `nil` when the node verifies no tokens.
         let verifier: TokenVerifier?
@@ -77,11 +80,13 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         hub.register(self, on: context.eventLoop)
+        services.metrics.connected(.websocket)
         logger.debug("client connected")
         let opened = machine.opened(
             handshake: handshake, awaitsToken: session.awaitsToken, now: .now(), wallClockMillis: Self.wallClockMillis())
         if opened == .none {
             send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
+            if let user = session.access.userID { hub.identify(self, as: user, on: context.eventLoop) }
         }
         perform(opened)
     }
@@ -150,7 +155,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         switch action {
         case .reply(let message):
             send(message)
-            if case .nameSet = message { hub.clientChanged(self) }
+            if case .nameSet = message {
+                hub.clientChanged(self)
+                hub.renamed(self, channels: session.subscriptions)
+            }
         case .subscribe(let channel, let since):
             subscribe(channel, since: since, loop: loop)
         case .resubscribe(let channel):
@@ -165,6 +173,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             post(text, to: channel, loop: loop)
         case .authenticate(let token):
             authenticate(token, loop: loop)
+        case .presence(let channel):
+            presence(of: channel, loop: loop)
         case .none:
             break
         case .close(let code, let reason, let error):
@@ -255,6 +265,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private func subscribed(_ channel: String, count: Int, page: Result<HistoryPage, BrokerError>) {
         guard var merge = recovering?.merge else { return end(held: machine.operationFinished()) }
         recovering = nil
+        // The application made the user leave the channel meanwhile: nothing to answer.
+        guard session.subscriptions.contains(channel) else { return end(held: machine.operationFinished()) }
         let outcome: SubscriptionRecovery.Outcome
         switch page {
         case .success(let page): outcome = merge.historyRead(page)
@@ -262,12 +274,37 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
             outcome = merge.historyFailed()
         }
+        if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
         send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
         if machine.isOpen, let context = outlet.context {
             for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
             context.flush()
         }
         end(held: machine.operationFinished())
+    }
+
+    /// `presence`: the channel's members, read like a subscribe's history — as an operation,
+    /// so the reply comes in the order of the client's messages.
+    private func presence(of channel: String, loop: any EventLoop) {
+        begin(.other)
+        let store = services.presence
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask { () -> Result<PresencePage, BrokerError> in
+            do {
+                return .success(try await store.members(of: channel, after: nil, limit: ServerMessage.maxPresenceMembers))
+            } catch let error as BrokerError {
+                return .failure(error)
+            } catch {
+                return .failure(.unavailable("\(error)"))
+            }
+        }.whenSuccess { result in
+            let connection = loopBound.value
+            switch result {
+            case .success(let page): connection.send(.presence(channel: channel, members: page.members, total: page.total))
+            case .failure(let error): connection.send(.error(ProtocolError(.unavailable, "could not read presence: \(error)")))
+            }
+            connection.end(held: connection.machine.operationFinished())
+        }
     }
 
     /// A client `message`: published like a REST notification, minus the sender.
@@ -279,7 +316,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let publisher = services.publisher
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         loop.makeFutureWithTask {
-            _ = try await publisher.publish(publication)
+            _ = try await publisher.publish(publication, from: .socket)
         }.whenFailure { error in
             loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
         }
@@ -309,6 +346,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             session.authenticated(identity)
             logger[metadataKey: "user"] = "\(identity.userID)"
             send(.authenticated(userId: identity.userID, expiresAt: identity.expiresAtMillis))
+            if let loop = context?.eventLoop { hub.identify(self, as: identity.userID, on: loop) }
             hub.clientChanged(self)
             end(held: held)
         }
@@ -353,6 +391,21 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         guard machine.isOpen else { return }
         writeAndFlush(frame)
         perform(machine.shutdown(now: .now()))
+    }
+
+    var member: PresenceMember {
+        PresenceMember(clientId: clientID, user: session.access.userID, name: session.name, node: hub.nodeID, connectedAt: connectedAt)
+    }
+
+    func handle(_ signal: ConnectionSignal) {
+        guard machine.isOpen else { return }
+        switch signal {
+        case .disconnect:
+            logger.info("disconnected by the application")
+            close(.disconnectedByServer, reason: "disconnected by the server")
+        case .unsubscribe(let channel):
+            handle(session.serverUnsubscribed(channel))
+        }
     }
 
     func info() -> ClientInfo {
@@ -424,6 +477,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         timer = nil
         guard first, let loop = context?.eventLoop else { return }
         hub.unregister(self, channels: session.subscriptions, on: loop)
+        services.metrics.disconnected(.websocket, reason: machine.disconnectReason ?? .connectionLost)
         logger.debug("client disconnected")
     }
 
