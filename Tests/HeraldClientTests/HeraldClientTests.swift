@@ -110,8 +110,32 @@ import Testing
         }
     }
 
+    @Test func stopsForGoodWhenTheApplicationDisconnectsItsUser() async throws {
+        let secret = Array("client-test-secret-long-enough-for-hs256!".utf8)
+        try await withNode({ $0.auth = AuthConfiguration(secret: secret, allowAnonymous: false) }) { node in
+            var configuration = HeraldClient.Configuration()
+            configuration.backoffBase = .milliseconds(1)
+            configuration.token = try await TokenMinter.mint(
+                ConnectionClaims(subject: "eve", expires: Date().addingTimeInterval(60), channels: nil), with: .hs256(secret: secret))
+            let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: configuration)
+            var connects = 0
+            try await withRunning(client) { events in
+                _ = try await events.next("authenticated") { if case .message(.authenticated("eve", _)) = $0 { true } else { false } }
+                connects = 1
+                let response = try await node.request(.POST, "/api/users/eve/disconnect")
+                #expect(try response.object()["disconnected"] == .integer(1))
+                for event in try await events.untilClosed() {
+                    if case .state(.connected) = event { connects += 1 }
+                }
+            }
+            #expect(connects == 1)
+            #expect(node.connectionCount == 0)
+        }
+    }
+
     @Test func closeCodesThatEndReconnecting() {
         #expect(HeraldClient.isFinal(closeCode: 4001, canRefresh: true))
+        #expect(HeraldClient.isFinal(closeCode: 4003, canRefresh: true))
         #expect(HeraldClient.isFinal(closeCode: 4002, canRefresh: false))
         #expect(!HeraldClient.isFinal(closeCode: 4002, canRefresh: true))
         #expect(!HeraldClient.isFinal(closeCode: 1001, canRefresh: false))

@@ -183,4 +183,41 @@ import Testing
         #expect(first && !second)
         #expect(machine.nextDeadline == nil)
     }
+
+    @Test func theFirstCauseOfTheEndIsTheDisconnectReason() {
+        func ended(_ steps: (inout ConnectionStateMachine) -> Void) -> DisconnectReason? {
+            var machine = machine()
+            _ = machine.opened(handshake: nil, awaitsToken: false, now: start, wallClockMillis: wall)
+            steps(&machine)
+            _ = machine.channelClosed()
+            return machine.disconnectReason
+        }
+        let cases: [(DisconnectReason, (inout ConnectionStateMachine) -> Void)] = [
+            (.normal, { _ = $0.peerClosed(code: 1000) }),
+            (.connectionLost, { _ in }),
+            (.slowConsumer, { _ = $0.writabilityLost() }),
+            (.heartbeatTimeout, { [start, wall] in _ = $0.heartbeat(now: start + .seconds(60), wallClockMillis: wall) }),
+            (.shutdown, { [start] in _ = $0.shutdown(now: start) }),
+            (.rateLimit, { [start] in _ = $0.close(.policyViolation, reason: "rate limit", error: nil, now: start) }),
+            (.protocolError, { [start] in _ = $0.close(.messageTooBig, reason: "big", error: nil, now: start) }),
+            (.serverDisconnect, { [start] in _ = $0.close(.disconnectedByServer, reason: "bye", error: nil, now: start) }),
+            // The client answering our close frame does not change why it ended.
+            (.heartbeatTimeout, { [start, wall] in
+                _ = $0.heartbeat(now: start + .seconds(60), wallClockMillis: wall)
+                _ = $0.peerClosed(code: 1000)
+            }),
+        ]
+        for (expected, steps) in cases {
+            let reason = ended(steps)
+            #expect(reason == expected)
+        }
+        var expiring = machine()
+        _ = expiring.opened(handshake: .success(identity(expiresIn: 1000)), awaitsToken: false, now: start, wallClockMillis: wall)
+        _ = expiring.deadlineReached(now: start + .seconds(1))
+        #expect(expiring.disconnectReason == .tokenExpired)
+        var anonymous = machine()
+        _ = anonymous.opened(handshake: nil, awaitsToken: true, now: start, wallClockMillis: wall)
+        _ = anonymous.deadlineReached(now: start + .seconds(10))
+        #expect(anonymous.disconnectReason == .unauthorized)
+    }
 }

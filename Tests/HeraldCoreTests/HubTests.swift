@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldProtocol
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -17,6 +18,7 @@ import Testing
         var flushes = 0
         var unflushed = false
         var shutdownFrames = 0
+        var signals: [ConnectionSignal] = []
 
         init(_ id: String, sequence: UInt64) {
             self.clientID = id
@@ -46,6 +48,10 @@ import Testing
             ClientInfo(id: clientID, name: nil, connectedAt: "", subscriptions: [], node: "test")
         }
 
+        var member: PresenceMember { PresenceMember(clientId: clientID, user: nil, name: nil, node: "test", connectedAt: "") }
+
+        func handle(_ signal: ConnectionSignal) { signals.append(signal) }
+
         /// The text of a server frame written by ``ServerFrame`` (short payloads).
         static func payload(_ frame: ByteBuffer) -> String {
             var frame = frame
@@ -64,6 +70,7 @@ import Testing
         func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
             PublishReceipt(id: publication.id, position: nil)
         }
+        func publishTransient(_ publication: Publication) async throws(BrokerError) {}
         func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
             HistoryPage(latest: nil, publications: [], oldest: 0)
         }
@@ -168,5 +175,83 @@ import Testing
         hub.shutdownConnections { ByteBuffer(string: "bye") }
         loops.run()
         #expect(connections.map(\.shutdownFrames) == [1, 1, 1])
+    }
+
+    /// Records membership changes as "+channel:client" and "-channel:client".
+    final class MembershipLog: MembershipObserver, @unchecked Sendable {
+        let events = Mutex<[String]>([])
+        func joined(_ channel: String, _ member: PresenceMember) { events.withLock { $0.append("+\(channel):\(member.clientId)") } }
+        func left(_ channel: String, _ member: PresenceMember) { events.withLock { $0.append("-\(channel):\(member.clientId)") } }
+        func updated(_ member: PresenceMember, channels: [String]) {}
+    }
+
+    @Test func aUsersConnectionsShareItsPrivateChannelWhichFiguresAndObserversLeaveOut() {
+        let loops = TwoLoops()
+        let broker = RecordingBroker()
+        let hub = Hub(nodeID: "n", broker: broker, eventLoopGroup: loops)
+        let log = MembershipLog()
+        hub.addMembershipObserver(log)
+        let (phone, laptop, other) = (FakeConnection("p", sequence: 1), FakeConnection("l", sequence: 2), FakeConnection("o", sequence: 3))
+        hub.register(phone, on: loops.loops[0])
+        hub.register(laptop, on: loops.loops[1])
+        hub.register(other, on: loops.loops[0])
+        hub.identify(phone, as: "ada", on: loops.loops[0])
+        hub.identify(laptop, as: "ada", on: loops.loops[1])
+        hub.identify(laptop, as: "ada", on: loops.loops[1])  // once per connection
+        hub.identify(other, as: "bob", on: loops.loops[0])
+        _ = hub.subscribe(phone, to: "news", on: loops.loops[0])
+
+        let ada = UserChannel.name(of: "ada")
+        #expect(hub.subscriberCount(ada) == 2)
+        #expect(broker.changes.withLock { $0 }.contains("+\(ada)"))
+        // Figures count public channels only; observers hear of public memberships only.
+        #expect(hub.channelCount == 1)
+        #expect(log.events.withLock { $0 } == ["+news:p"])
+
+        hub.deliver(Publication(channel: ada, payload: ByteBuffer(), signal: .disconnect))
+        hub.deliver(Publication(channel: ada, payload: ByteBuffer(string: "for ada")))
+        loops.run()
+        #expect(phone.signals == [.disconnect])
+        #expect(laptop.signals == [.disconnect])
+        #expect(other.signals.isEmpty)
+        #expect(phone.written == ["for ada"] && laptop.written == ["for ada"] && other.written.isEmpty)
+
+        // Leaving the Hub leaves the user channel and every public one.
+        hub.unregister(phone, channels: ["news"], on: loops.loops[0])
+        hub.unregister(laptop, channels: [], on: loops.loops[1])
+        #expect(hub.subscriberCount(ada) == 0)
+        #expect(broker.changes.withLock { $0 }.contains("-\(ada)"))
+        #expect(log.events.withLock { $0 } == ["+news:p", "-news:p"])
+    }
+
+    @Test func membersOfAChannelArePagedInClientIDOrderAcrossShards() async throws {
+        // Real loops: the query hops to each shard's loop and waits for it.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        do {
+            try await checkMembers(on: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
+    private func checkMembers(on group: MultiThreadedEventLoopGroup) async throws {
+        let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: group)
+        let loops = Array(group.makeIterator())
+        let connections = ["d", "a", "c", "b"].enumerated().map { FakeConnection($1, sequence: UInt64($0 + 1)) }
+        for (index, connection) in connections.enumerated() {
+            let loop = loops[index % 2]
+            try await loop.submit {
+                hub.register(connection, on: loop)
+                _ = hub.subscribe(connection, to: "room", on: loop)
+            }.get()
+        }
+        let first = await hub.members(of: "room", after: nil, limit: 3)
+        #expect(first.members.map(\.clientId) == ["a", "b", "c"])
+        #expect(first.total == 4)
+        let rest = await hub.members(of: "room", after: "c", limit: 3)
+        #expect(rest.members.map(\.clientId) == ["d"])
+        #expect(await hub.members(of: "empty", after: nil, limit: 3).total == 0)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HeraldCore
+import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import Testing
@@ -56,5 +57,35 @@ import Testing
         let result = try await NodeProcess.run(["serve", "--no-such-setting", "1"])
         #expect(result.status != 0)
         #expect(result.output.contains("--no-such-setting"), "\(result.output)")
+    }
+
+    @Test func jsonLogsAreOneObjectPerLineWithTheSameMetadata() async throws {
+        try await withNodeProcess(arguments: ["--log-format", "json", "--node-id", "json-node"]) { node in
+            let response = try await HTTPResult.send(.POST, node.baseURL + "/api/notify/logged", body: #"{"title":"t"}"#)
+            #expect(response.status == 200)
+            // The request's line carries the node, the request id, method, path and status.
+            let line = try await waitUntilValue("the request's log line") { () -> [String: JSONValue]? in
+                Self.jsonLines(node.outputText).first { $0["path"] == .string("/api/notify/logged") }
+            }
+            #expect(line["node"] == .string("json-node"))
+            #expect(line["level"] == .string("info"))
+            #expect(line["status"] == .string("200"))
+            #expect(line["method"] == .string("POST"))
+            #expect(line["hb.request.id"] != nil, "\(line)")
+            #expect(line["message"] == .string("POST /api/notify/logged 200"))
+            if case .string(let time) = line["time"] { #expect(time.hasSuffix("Z")) } else { Issue.record("no time: \(line)") }
+            let listening = try #require(Self.jsonLines(node.outputText).first { $0["message"] == .string("Herald node listening") })
+            #expect(listening["label"] == .string("herald"))
+            // Every line of the output is JSON, none is text.
+            let lines = node.outputText.split(separator: "\n")
+            #expect(lines.count == Self.jsonLines(node.outputText).count, "\(node.outputText)")
+        }
+    }
+
+    static func jsonLines(_ text: String) -> [[String: JSONValue]] {
+        text.split(separator: "\n").compactMap { line in
+            guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)) else { return nil }
+            return object
+        }
     }
 }

@@ -1,0 +1,51 @@
+import HeraldCore
+import HeraldProtocol
+import NIOCore
+import Testing
+
+@testable import HeraldRedis
+
+/// How publications travel through Redis pub/sub, and what a reader accepts.
+@Suite struct PublicationEnvelopeTests {
+    let prefix = Array("h:ch:".utf8)
+
+    func decode(_ payload: String, channel: String = "news") -> Publication? {
+        PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:\(channel)"), payload: ByteBuffer(string: payload), prefix: prefix)
+    }
+
+    @Test func whatIsEncodedDecodesToTheSamePublication() {
+        let plain = Publication(channel: "news", payload: ByteBuffer(string: #"{"a":1}"#), acceptedAtMicros: 1_700_000_000_000_123)
+        let excluded = Publication(channel: "news", payload: ByteBuffer(string: "{}"), excludedClient: "c1", acceptedAtMicros: 5)
+        for publication in [plain, excluded] {
+            let encoded = PublicationEnvelope.encode(publication)
+            #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:news"), payload: encoded, prefix: prefix) == publication)
+        }
+        for signal in [ConnectionSignal.disconnect, .unsubscribe(channel: "rooms:1")] {
+            let publication = Publication(channel: "#user:ada", payload: ByteBuffer(), signal: signal)
+            let encoded = PublicationEnvelope.encode(publication)
+            #expect(
+                PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:#user:ada"), payload: encoded, prefix: prefix)?.signal == signal)
+        }
+    }
+
+    @Test func positionedMessagesFromTheScriptAndOlderFormsAreRead() {
+        let positioned = decode("#7 ep1 c9 123\n{\"x\":1}")
+        #expect(positioned?.position == StreamPosition(offset: 7, epoch: "ep1"))
+        #expect(positioned?.excludedClient == "c9")
+        #expect(positioned?.acceptedAtMicros == 123)
+        #expect(positioned.map { String(buffer: $0.payload) } == "{\"x\":1}")
+        // Three fields (before the time was added) and fields a later version appends.
+        #expect(decode("#7 ep1 \n{}")?.position?.offset == 7)
+        #expect(decode("#7 ep1  99 future\n{}")?.acceptedAtMicros == 99)
+        #expect(decode("{\"bare\":true}")?.excludedClient == nil)
+    }
+
+    @Test func malformedMessagesAndForeignChannelsAreDropped() {
+        #expect(decode("#x ep 1\n{}") == nil)
+        #expect(decode("#7\n{}") == nil)
+        #expect(decode("!no newline") == nil)
+        #expect(decode("%reboot") == nil)
+        #expect(decode("%unsubscribe") == nil)
+        #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "other:news"), payload: ByteBuffer(string: "{}"), prefix: prefix) == nil)
+    }
+}

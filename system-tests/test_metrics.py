@@ -1,0 +1,217 @@
+"""GET /metrics read back with the Prometheus text parser (prometheus-client) after traffic
+whose counts are known, against real `herald serve` processes and a real redis-server.
+
+Counters are compared before and after the traffic, so nothing depends on what a node did
+while it started.
+"""
+import contextlib
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect
+
+from conftest import http, running_cluster, running_node, wait_until
+
+
+def scrape(node, headers=None):
+    """Every sample of the node's /metrics as {(name, frozenset(labels)): value}."""
+    request = urllib.request.Request(node.url + "/metrics", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        assert family.name.startswith("herald_"), family.name
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def delta(before, after, name, **labels):
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+class Client:
+    """A WebSocket client speaking Herald's JSON, reading with a deadline."""
+
+    def __init__(self, node, path="/ws"):
+        self.socket = connect(node.url.replace("http", "ws") + path, open_timeout=10).__enter__()
+        self.welcome = self.next()
+        assert self.welcome["type"] == "welcome", self.welcome
+
+    def send(self, **message):
+        self.socket.send(json.dumps(message))
+
+    def next(self, type=None, timeout=10):
+        while True:
+            message = json.loads(self.socket.recv(timeout=timeout))
+            if message["type"] == "ping":
+                continue
+            if type is None or message["type"] == type:
+                return message
+
+    def subscribe(self, channel, since=None):
+        self.send(type="subscribe", channel=channel, **({"since": since} if since else {}))
+        return self.next("subscribed")
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self.socket.close()
+
+
+@contextlib.contextmanager
+def clients(node, count, channel):
+    opened = []
+    try:
+        for _ in range(count):
+            client = Client(node)
+            opened.append(client)
+            client.subscribe(channel)
+        yield opened
+    finally:
+        for client in opened:
+            client.close()
+
+
+def test_the_counters_match_traffic_whose_size_is_known():
+    with running_cluster(1, "--ping-interval", "1") as (node,):
+        before = scrape(node)
+        with clients(node, 3, "metered") as subscribers:
+            for number in range(5):
+                node.publish("metered", f"n{number}")
+            for subscriber in subscribers:
+                titles = [subscriber.next("notification")["title"] for _ in range(5)]
+                assert titles == [f"n{number}" for number in range(5)]
+            # One idempotent publish and its retry: one publication, one duplicate.
+            for _ in range(2):
+                status, _ = http("POST", node.url + "/api/notify/metered", {"title": "once"}, {"Idempotency-Key": "k-1"})
+                assert status == 200
+            for subscriber in subscribers:
+                assert subscriber.next("notification")["title"] == "once"
+            assert http("POST", node.url + "/api/notify/bad%20name", {})[0] == 400
+            during = scrape(node)
+            assert value(during, "herald_connections", transport="websocket") == 3
+            assert value(during, "herald_subscriptions") == 3
+            assert value(during, "herald_channels") == 1
+            position = subscribers[0].subscribe("metered")  # answered again, nothing new
+
+        # A client back with the position of the 3rd notification recovers 3; one with a
+        # foreign epoch cannot.
+        returning = Client(node)
+        third = int(position["offset"]) - 3
+        recovered = returning.subscribe("metered", since={"offset": third, "epoch": position["epoch"]})
+        assert recovered["recovered"] is True and recovered["replayed"] == 3
+        stranger = Client(node)
+        assert stranger.subscribe("metered", since={"offset": 1, "epoch": "gone"})["recovered"] is False
+        returning.close()
+        stranger.close()
+
+        wait_until("every client to be gone", lambda: value(scrape(node), "herald_connections", transport="websocket") == 0)
+        after = scrape(node)
+        assert delta(before, after, "herald_connects_total", transport="websocket") == 5
+        assert delta(before, after, "herald_disconnects_total", transport="websocket", reason="normal") == 5
+        assert delta(before, after, "herald_publications_total", source="rest") == 6
+        assert delta(before, after, "herald_idempotent_duplicates_total") == 1
+        # 6 publications × 3 subscribers, then the 3 replayed are not live deliveries.
+        assert delta(before, after, "herald_deliveries_total") == 18
+        assert delta(before, after, "herald_history_recoveries_total", outcome="recovered") == 1
+        assert delta(before, after, "herald_history_recoveries_total", outcome="not_recovered") == 1
+        assert delta(before, after, "herald_http_requests_total", route="/api/notify/{channel}", status="2xx") == 7
+        assert delta(before, after, "herald_http_requests_total", route="/api/notify/{channel}", status="4xx") == 1
+        assert value(after, "herald_subscriptions") == 0
+        assert value(after, "herald_channels") == 0
+        assert value(after, "herald_broker_up") == 1
+        # One latency sample per publication and event loop that wrote it.
+        samples = delta(before, after, "herald_delivery_latency_seconds_count")
+        assert 6 <= samples <= 12, samples
+        assert delta(before, after, "herald_delivery_latency_seconds_sum") > 0
+        buckets = sorted(
+            (float(dict(labels)["le"]), count) for (name, labels), count in after.items()
+            if name == "herald_delivery_latency_seconds_bucket")
+        assert [count for _, count in buckets] == sorted(count for _, count in buckets)
+        # Every publish ran one script in Redis; the two subscribes with `since` read the history.
+        assert delta(before, after, "herald_redis_command_duration_seconds_count", operation="publish") == 7
+        assert delta(before, after, "herald_redis_command_duration_seconds_count", operation="history") >= 2
+
+
+def test_disconnect_reasons_and_redis_reconnects_are_counted():
+    with running_cluster(1, "--ping-interval", "0.2", "--ping-timeout", "0.6", "--rate-limit", "1", "--rate-burst", "1") as (node,):
+        before = scrape(node)
+        # Binary frames are a protocol error (1003).
+        binary = Client(node)
+        binary.socket.send(b"\x00\x01")
+        wait_until("the binary client to be closed", lambda: delta(
+            before, scrape(node), "herald_disconnects_total", transport="websocket", reason="protocol_error") == 1)
+        # Flooding past the rate limit closes with 1008.
+        flood = Client(node)
+        with contextlib.suppress(Exception):
+            for _ in range(60):
+                flood.send(type="ping")
+        wait_until("the flooding client to be closed", lambda: delta(
+            before, scrape(node), "herald_disconnects_total", transport="websocket", reason="rate_limit") == 1)
+        # A client that never answers is timed out (its library answers WebSocket pings,
+        # not Herald's JSON ones — and this one says nothing at all).
+        silent = Client(node)
+        wait_until("the silent client to time out", lambda: delta(
+            before, scrape(node), "herald_disconnects_total", transport="websocket", reason="heartbeat_timeout") == 1)
+        for client in (binary, flood, silent):
+            client.close()
+        # Redis drops the pub/sub connection (in pub/sub mode while a channel is wanted): the
+        # node reconnects, and counts it.
+        with clients(node, 1, "kept"):
+            port = urllib.parse.urlparse(node.arguments[node.arguments.index("--redis-url") + 1]).port
+            subprocess.run(["redis-cli", "-p", str(port), "CLIENT", "KILL", "TYPE", "pubsub"], check=True, capture_output=True)
+            wait_until("the subscribe link to come back", lambda: delta(
+                before, scrape(node), "herald_redis_reconnects_total", connection="subscribe") == 1)
+            wait_until("the broker to be up again", lambda: value(scrape(node), "herald_broker_up") == 1)
+
+
+def test_server_disconnects_and_sse_streams_are_counted_per_transport():
+    secret = "metrics-test-secret-long-enough-for-hs256"
+    with running_node("--jwt-secret", secret, "--allow-anonymous", "true") as node:
+        from test_browser import hs256_token
+        before = scrape(node)
+        user = Client(node, "/ws?token=" + hs256_token(secret, "ada"))
+        status, body = http("POST", node.url + "/api/users/ada/disconnect")
+        assert status == 200 and body["disconnected"] == 1
+        wait_until("Ada to be disconnected", lambda: delta(
+            before, scrape(node), "herald_disconnects_total", transport="websocket", reason="server_disconnect") == 1)
+        user.close()
+        request = urllib.request.Request(node.url + "/sse?channel=news", headers={"Accept": "text/event-stream"})
+        with urllib.request.urlopen(request, timeout=10) as stream:
+            assert stream.readline().startswith(b"retry:")
+            assert value(scrape(node), "herald_connections", transport="sse") == 1
+        after = scrape(node)
+        assert delta(before, after, "herald_connects_total", transport="sse") == 1
+        assert delta(before, after, "herald_connects_total", transport="websocket") == 1
+
+
+def test_metrics_need_the_api_key_when_one_is_set_unless_made_public():
+    with running_node("--api-key", "scrape-key") as node:
+        status, body = http("GET", node.url + "/metrics")
+        assert status == 401 and body["code"] == "unauthorized"
+        assert value(scrape(node, {"Authorization": "Bearer scrape-key"}), "herald_broker_up") == 1
+    with running_node("--api-key", "scrape-key", "--metrics-public", "true") as node:
+        assert value(scrape(node), "herald_broker_up") == 1
+    with running_node() as node:
+        assert value(scrape(node), "herald_broker_up") == 1
+
+
+def test_the_grafana_dashboard_queries_only_metrics_a_node_exports():
+    import os
+    import re
+
+    from conftest import ROOT
+    dashboard = json.load(open(os.path.join(ROOT, "deploy", "grafana", "herald-dashboard.json")))
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"herald_[a-z_]+", target["expr"])}
+    with running_cluster(1) as (node,):
+        exported = {name for name, _ in scrape(node)}
+    assert queried and queried <= exported, sorted(queried - exported)
