@@ -19,6 +19,8 @@ struct Serve: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
+        // Before the configuration: HERALD_MAX_CONNECTIONS=auto is derived from the result.
+        FileDescriptorLimit.raiseToHardLimit()
         let configuration: HeraldConfiguration
         do {
             configuration = try HeraldConfiguration.resolve(

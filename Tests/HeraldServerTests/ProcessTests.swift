@@ -82,6 +82,24 @@ import Testing
         }
     }
 
+    @Test func theNodeRaisesItsOpenFileLimitAndDerivesItsConnectionLimitFromIt() async throws {
+        let hard = FileDescriptorLimit.current  // the test process runs at its hard limit here
+        let herald = try NodeProcess.executable.path
+        // Started with a low soft limit, as many shells and service managers do.
+        try await withChildProcess("/bin/sh", ["-c", "ulimit -Sn 256 && exec \"$0\" serve --port 0", herald]) { node in
+            let line = try await waitUntilValue("the listening line") { () -> Substring? in
+                node.outputText.split(separator: "\n").first { $0.contains("Herald node listening") }
+            }
+            #expect(line.contains("maxConnections=\(FileDescriptorLimit.connections(within: hard))"), "\(line)")
+            #expect(FileDescriptorLimit.connections(within: hard) > FileDescriptorLimit.connections(within: 256))
+        }
+        // An explicit number stays as given.
+        let configuration = try HeraldConfiguration.resolve(flags: [.maxConnections: "50"], environment: [:])
+        #expect(configuration.maxConnections == 50)
+        #expect(FileDescriptorLimit.connections(within: 1024) == 922)
+        #expect(FileDescriptorLimit.connections(within: 100) == 36)
+    }
+
     static func jsonLines(_ text: String) -> [[String: JSONValue]] {
         text.split(separator: "\n").compactMap { line in
             guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)) else { return nil }

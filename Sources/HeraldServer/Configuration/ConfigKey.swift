@@ -18,7 +18,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case redisURL, redisPrefix, registryInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
-    case presence, joinLeaveChannels, metricsPublic, logFormat
+    case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
 
     // swift-format-ignore
     public var setting: Setting {
@@ -69,8 +69,11 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 $0.sessionLimits.rateBurst = try $1.number(min: 1)
             }
         case .maxConnections:
-            Setting("max-connections", default: "10000", help: "Most WebSocket connections this node accepts.") {
-                $0.maxConnections = try $1.int(1...Int.max)
+            Setting("max-connections", default: "auto",
+                    help: "Most WebSocket and SSE connections this node accepts; auto: the open-file limit (raised to its hard limit at start) less a tenth.") {
+                config, value in
+                config.maxConnections = value.raw == "auto"
+                    ? FileDescriptorLimit.connections(within: FileDescriptorLimit.current) : try value.int(1...Int.max)
             }
         case .sendQueueBytes:
             Setting("send-queue-bytes", default: "1048576",
@@ -201,6 +204,11 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 config, value in
                 guard let format = LogFormat(rawValue: value.raw.lowercased()) else { throw value.fail("text or json") }
                 config.logFormat = format
+            }
+        case .fastPublish:
+            Setting("fast-publish", default: "true",
+                    help: "Serve POST /api/notify and /api/broadcast ahead of the router, on the connection's event loop (false: through the router, same behaviour, slower).") {
+                $0.fastPublish = try $1.bool()
             }
         case .registryInterval:
             Setting("registry-interval", default: "2", help: "Seconds between registry heartbeats; a dead node leaves the figures after 3.") {

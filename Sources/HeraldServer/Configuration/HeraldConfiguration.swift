@@ -49,6 +49,8 @@ public struct HeraldConfiguration: Sendable {
     /// `/metrics` without the API key.
     public var metricsPublic = false
     public var logFormat = LogFormat.text
+    /// Publishes served by ``FastPublishHandler`` ahead of the router.
+    public var fastPublish = true
 
     /// Most notifications replayed for one `subscribe` with `since`: the history kept.
     public var maxReplay: Int { history.size }
