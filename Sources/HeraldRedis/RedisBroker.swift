@@ -57,11 +57,16 @@ public final class RedisBroker: Broker {
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let channelPrefix: [UInt8]
     private let metrics: NodeMetrics
+    /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
+    private let counting: RedisSubscriberCounting?
 
+    /// - Parameter counting: the registry's keys, so the publish script counts the other
+    ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
         url: RedisURL, prefix: String, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger,
-        metrics: NodeMetrics = NodeMetrics()
+        metrics: NodeMetrics = NodeMetrics(), counting: RedisSubscriberCounting? = nil
     ) {
+        self.counting = counting
         self.url = url
         self.prefix = prefix
         self.policy = policy
@@ -166,34 +171,65 @@ public final class RedisBroker: Broker {
     }
 
     public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
-        let connection = try connected()
         do {
-            guard policy.isOn || publication.idempotencyKey != nil else {
-                // No position, no key: a plain PUBLISH is all it takes.
-                try await plainPublish(publication, on: connection)
-                return PublishReceipt(id: publication.id, position: nil)
-            }
-            let idempotency = publication.idempotencyKey.map { "\(prefix):idem:\(publication.channel):\($0)" } ?? ""
-            let reply = try await metrics.timeRedis(.publish) {
-              try await LoadedScript(source: RedisScripts.publish).run(
-                [streamKey(publication.channel), metaKey(publication.channel), ByteBuffer(string: idempotency), key(publication.channel)],
-                [
-                    publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
-                    ByteBuffer(string: PositionedPayload.newEpoch()),
-                    ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
-                    ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
-                    ByteBuffer(string: String(publication.acceptedAtMicros)),
-                ],
-                on: connection, sha: scripts)
-            }
-            guard let fields = reply.array, fields.count == 4, let id = fields[1].string, let offset = fields[2].int,
-                let epoch = fields[3].string
-            else { throw RedisConnectionError.server("unexpected reply to the publish script: \(reply)") }
-            let position = epoch.isEmpty ? nil : StreamPosition(offset: Int64(offset), epoch: epoch)
-            return PublishReceipt(id: id, position: position, duplicate: fields[0].int == 1)
+            return try await publish(publication, on: loop).get()
+        } catch let error as BrokerError {
+            throw error
         } catch {
             throw .unavailable("publish to Redis failed: \(error)")
         }
+    }
+
+    /// One round trip: the publish script (position, history, idempotency, and — in a
+    /// cluster — the other nodes' subscriber count, so `delivered` needs no second trip), or a
+    /// plain `PUBLISH` when there is nothing to keep or count. Written at once, pipelined
+    /// behind other publishes on the command connection, without a Swift task.
+    public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
+        guard let connection = commands.connection else {
+            return loop.makeFailedFuture(BrokerError.unavailable("Redis at \(url.host):\(url.port) is unreachable"))
+        }
+        let start = NIODeadline.now()
+        let reply: EventLoopFuture<PublishReceipt>
+        if !policy.isOn, publication.idempotencyKey == nil, counting == nil {
+            reply = connection.sendFuture([
+                ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
+            ]).map { _ in PublishReceipt(id: publication.id, position: nil) }
+        } else {
+            let (keys, arguments) = publishScriptInput(publication)
+            reply = LoadedScript(source: RedisScripts.publish).runFuture(keys, arguments, on: connection, sha: scripts)
+                .flatMapThrowing { try Self.receipt(from: $0) }
+        }
+        let metrics = self.metrics
+        return reply.hop(to: loop).flatMapErrorThrowing { error in
+            throw (error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)")
+        }.always { _ in metrics.recordRedis(.publish, since: start) }
+    }
+
+    private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
+        let idempotency = publication.idempotencyKey.map { "\(prefix):idem:\(publication.channel):\($0)" } ?? ""
+        let keys = [
+            streamKey(publication.channel), metaKey(publication.channel), ByteBuffer(string: idempotency),
+            key(publication.channel), ByteBuffer(string: counting?.nodesKey ?? ""),
+        ]
+        let arguments = [
+            publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
+            ByteBuffer(string: PositionedPayload.newEpoch()),
+            ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
+            ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
+            ByteBuffer(string: String(publication.acceptedAtMicros)),
+            ByteBuffer(string: counting?.nodeKeyPrefix ?? ""), ByteBuffer(string: counting?.nodeID ?? ""),
+            ByteBuffer(string: publication.channel),
+        ]
+        return (keys, arguments)
+    }
+
+    static func receipt(from reply: RESPValue) throws -> PublishReceipt {
+        guard let fields = reply.array, fields.count == 5, let id = fields[1].string, let offset = fields[2].int,
+            let epoch = fields[3].string, let others = fields[4].int
+        else { throw RedisConnectionError.server("unexpected reply to the publish script: \(reply)") }
+        let position = epoch.isEmpty ? nil : StreamPosition(offset: Int64(offset), epoch: epoch)
+        return PublishReceipt(
+            id: id, position: position, duplicate: fields[0].int == 1, otherNodesSubscribers: others < 0 ? nil : others)
     }
 
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {

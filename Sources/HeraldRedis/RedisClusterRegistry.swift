@@ -37,6 +37,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let pending = Mutex(Pending())
     private let liveNodes = Mutex<[String]>([])
     private let localBox = Mutex<(any LocalNodeState)?>(nil)
+    private let scripts = ScriptCache()
 
     public init(
         nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger,
@@ -61,6 +62,11 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private var local: (any LocalNodeState)? { localBox.withLock { $0 } }
 
     // MARK: Keys
+
+    /// Where this registry keeps the nodes' channel counts, for the publish script.
+    public var subscriberCounting: RedisSubscriberCounting {
+        RedisSubscriberCounting(nodesKey: nodesKey, nodeKeyPrefix: "\(prefix):node:", nodeID: nodeID)
+    }
 
     private var nodesKey: String { "\(prefix):nodes" }
     private func nodeKey(_ id: String) -> String { "\(prefix):node:\(id)" }
@@ -250,11 +256,13 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     /// Sums the channel's count over the live nodes in one round trip (a Lua script reads the
     /// node set, checks liveness and reads each hash), so it is exact as of the last flush of
-    /// every node — no cached membership involved. Runs on every REST publish.
+    /// every node — no cached membership involved. Runs on every cluster-wide `subscribed`
+    /// and user notification (a REST publish counts inside the publish script instead);
+    /// called by `EVALSHA`, the script sent once per connection.
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
-        let reply = try await connection().send([
-            "EVAL", Self.countScript, "1", nodesKey, "\(prefix):node:", nodeID, channel,
-        ])
+        let reply = try await LoadedScript(source: Self.countScript).run(
+            [ByteBuffer(string: nodesKey)], ["\(prefix):node:", nodeID, channel].map { ByteBuffer(string: $0) },
+            on: connection(), sha: scripts)
         return reply.int ?? 0
     }
 
@@ -341,4 +349,13 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private static func json(_ value: some Encodable) -> String {
         (try? String(decoding: JSONEncoder().encode(value), as: UTF8.self)) ?? "{}"
     }
+}
+
+/// The registry's keys as the publish script reads them: the node set, the prefix of each
+/// node's key (`<prefix>:node:<id>`, whose `:channels` hash holds its counts), and the node
+/// whose own count the caller knows exactly.
+public struct RedisSubscriberCounting: Sendable {
+    public var nodesKey: String
+    public var nodeKeyPrefix: String
+    public var nodeID: String
 }

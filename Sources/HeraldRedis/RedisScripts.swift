@@ -15,18 +15,22 @@ import RedisBridge
 /// `<p>:meta:<channel>` — hash `e` (epoch), `s` (latest offset); `<p>:idem:<channel>:<key>` —
 /// "id offset epoch" of the publication an idempotency key produced.
 enum RedisScripts {
-    /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel.
+    /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel, the registry's node set
+    /// (or "": nothing to count).
     /// ARGV: notification JSON without position, history size (0: off), ttl (ms), epoch
     /// candidate, idempotency window (ms), notification id, excluded client id (or ""), the
-    /// moment it was accepted (µs of Unix time, for the latency metric).
-    /// Returns {duplicate (0/1), id, offset, epoch}.
+    /// moment it was accepted (µs of Unix time, for the latency metric), the registry's node
+    /// key prefix, this node's id, the channel. Returns {duplicate (0/1), id, offset, epoch,
+    /// subscribers on the other live nodes (-1: not counted)}: counting here saves `delivered`
+    /// a round trip of its own (the registry's keys are read, not declared: Redis Cluster is
+    /// not supported, as for the registry itself).
     static let publish = """
         local idem = KEYS[3]
         if idem ~= '' then
           local prior = redis.call('GET', idem)
           if prior then
             local id, offset, epoch = string.match(prior, '^(%S+) (%d+) ?(%S*)$')
-            return {1, id, tonumber(offset), epoch}
+            return {1, id, tonumber(offset), epoch, -1}
           end
         end
         local size = tonumber(ARGV[2])
@@ -52,7 +56,16 @@ enum RedisScripts {
         if idem ~= '' then
           redis.call('SET', idem, ARGV[6] .. ' ' .. offset .. ' ' .. epoch, 'PX', ARGV[5])
         end
-        return {0, ARGV[6], offset, epoch}
+        local others = -1
+        if KEYS[5] ~= '' then
+          others = 0
+          for _, node in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+            if node ~= ARGV[10] and redis.call('EXISTS', ARGV[9] .. node) == 1 then
+              others = others + tonumber(redis.call('HGET', ARGV[9] .. node .. ':channels', ARGV[11]) or '0')
+            end
+          end
+        end
+        return {0, ARGV[6], offset, epoch, others}
         """
 
     /// KEYS: stream, meta. ARGV: epoch candidate, after offset (-1: position only), limit,
@@ -100,6 +113,21 @@ struct LoadedScript: Sendable {
         else { throw RedisConnectionError.server("SCRIPT LOAD returned no sha") }
         sha.store(loaded, for: source)
         return try await connection.send(Self.command("EVALSHA", loaded, keys, arguments))
+    }
+
+    /// ``run(_:_:on:sha:)`` for callers on an event loop: `EVALSHA` written at once; a task
+    /// only to load the script the first time (or again after `NOSCRIPT`).
+    func runFuture(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) -> EventLoopFuture<RESPValue> {
+        let loop = connection.eventLoop
+        guard let known = sha.value(for: source) else {
+            return loop.makeFutureWithTask { try await run(keys, arguments, on: connection, sha: sha) }
+        }
+        return connection.sendFuture(Self.command("EVALSHA", known, keys, arguments)).flatMapError { error in
+            guard case RedisConnectionError.server(let message) = error, message.hasPrefix("NOSCRIPT") else {
+                return loop.makeFailedFuture(error)
+            }
+            return loop.makeFutureWithTask { try await run(keys, arguments, on: connection, sha: sha) }
+        }
     }
 
     private static func command(_ verb: String, _ sha: String, _ keys: [ByteBuffer], _ arguments: [ByteBuffer]) -> [ByteBuffer] {

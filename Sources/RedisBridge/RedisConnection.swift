@@ -102,6 +102,9 @@ public final class RedisConnection: Sendable {
 
     public var isActive: Bool { channel.isActive }
 
+    /// The event loop replies complete on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     /// Completes when the connection closes, for whatever reason.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 

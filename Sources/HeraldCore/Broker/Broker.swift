@@ -28,6 +28,9 @@ public protocol Broker: Service, ChannelHistory {
     func attach(_ sink: any PublicationSink)
     /// Hands `publication` to every node with interest in its channel (this node included).
     func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt
+    /// ``publish(_:)`` for callers on an event loop (the REST fast path): completes on `loop`,
+    /// failing with ``BrokerError``. Brokers that can, answer without a Swift task.
+    func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt>
     /// Hands `publication` to every node with interest in its channel (this node included)
     /// *without* a position and without storing it: for what must not be replayed — a user's
     /// notifications, join and leave events, ``ConnectionSignal``s. Same ordering and delivery
@@ -62,5 +65,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .unavailable(let reason): "broker unavailable: \(reason)"
         }
+    }
+}
+
+extension Broker {
+    /// The default: the async ``publish(_:)`` in a task.
+    public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
+        loop.makeFutureWithTask { try await self.publish(publication) }
     }
 }

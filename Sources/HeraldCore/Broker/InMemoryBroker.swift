@@ -33,6 +33,19 @@ public final class InMemoryBroker: Broker {
     }
 
     public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
+        try publishNow(publication)
+    }
+
+    /// Everything happens under the lock, at once: no task needed on an event loop.
+    public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
+        do {
+            return loop.makeSucceededFuture(try publishNow(publication))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
+
+    private func publishNow(_ publication: Publication) throws(BrokerError) -> PublishReceipt {
         let now = NIODeadline.now()
         let policy = self.policy
         return try state.withLock { state throws(BrokerError) -> PublishReceipt in

@@ -61,11 +61,16 @@ public struct PublishReceipt: Sendable, Equatable {
     public var position: StreamPosition?
     /// The idempotency key had been used within the window: nothing new was delivered.
     public var duplicate: Bool
+    /// The channel's subscribers on the *other* live nodes when it was published, when the
+    /// broker counted them in the same step (Redis does, in the publish script); `nil`
+    /// otherwise.
+    public var otherNodesSubscribers: Int?
 
-    public init(id: String, position: StreamPosition?, duplicate: Bool = false) {
+    public init(id: String, position: StreamPosition?, duplicate: Bool = false, otherNodesSubscribers: Int? = nil) {
         self.id = id
         self.position = position
         self.duplicate = duplicate
+        self.otherNodesSubscribers = otherNodesSubscribers
     }
 }
 

@@ -135,6 +135,11 @@ public final class NodeMetrics: Sendable {
         return try await body()
     }
 
+    /// Records one Redis round trip that started at `start` (for future-based callers).
+    public func recordRedis(_ operation: RedisOperation, since start: NIODeadline) {
+        redisLatency[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+    }
+
     /// A Redis connection of the node (`publish`, `subscribe`, `registry`, `presence`) came
     /// back after it was lost.
     public func redisReconnected(_ connection: String) {

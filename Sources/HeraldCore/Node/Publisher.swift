@@ -32,8 +32,35 @@ public final class Publisher: Sendable {
     ) async throws(BrokerError) -> Outcome {
         var publication = publication
         publication.acceptedAtMicros = Publication.nowMicros()
-        let delivered = await counts.clusterWide(publication.channel)
+        let local = counts.local(publication.channel)
         let receipt = try await broker.publish(publication)
+        let others = if let counted = receipt.otherNodesSubscribers { counted } else { await counts.others(publication.channel) }
+        return accepted(receipt, delivered: local + others, from: source)
+    }
+
+    /// The same, for a caller on `loop` (the REST fast path): no Swift task when the broker
+    /// counts the other nodes' subscribers itself, or when there are none.
+    public func publish(
+        _ publication: Publication, from source: NodeMetrics.PublicationSource = .rest, on loop: any EventLoop
+    ) -> EventLoopFuture<Outcome> {
+        var publication = publication
+        publication.acceptedAtMicros = Publication.nowMicros()
+        let local = counts.local(publication.channel)
+        let (counts, channel) = (self.counts, publication.channel)
+        return broker.publish(publication, on: loop).flatMap { receipt in
+            if let counted = receipt.otherNodesSubscribers {
+                return loop.makeSucceededFuture(self.accepted(receipt, delivered: local + counted, from: source))
+            }
+            guard counts.isClustered else {
+                return loop.makeSucceededFuture(self.accepted(receipt, delivered: local, from: source))
+            }
+            return loop.makeFutureWithTask { await counts.others(channel) }.map { others in
+                self.accepted(receipt, delivered: local + others, from: source)
+            }
+        }
+    }
+
+    private func accepted(_ receipt: PublishReceipt, delivered: Int, from source: NodeMetrics.PublicationSource) -> Outcome {
         metrics.published(from: source, duplicate: receipt.duplicate)
         if receipt.duplicate { return Outcome(delivered: 0, receipt: receipt) }
         accepted.add(1, ordering: .relaxed)

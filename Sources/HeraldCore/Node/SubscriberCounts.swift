@@ -18,8 +18,18 @@ public struct SubscriberCounts: Sendable {
 
     /// The cluster-wide count; the local count alone if the registry cannot be reached.
     public func clusterWide(_ channel: String) async -> Int {
-        let local = hub.subscriberCount(channel)
-        guard let cluster else { return local }
-        return local + ((try? await cluster.remoteSubscriberCount(of: channel)) ?? 0)
+        local(channel) + (await others(channel))
+    }
+
+    /// This node's subscribers of `channel`, exactly.
+    public func local(_ channel: String) -> Int {
+        hub.subscriberCount(channel)
+    }
+
+    /// The other nodes' registered subscribers of `channel` (0 alone, or if the registry
+    /// cannot be reached).
+    public func others(_ channel: String) async -> Int {
+        guard let cluster else { return 0 }
+        return (try? await cluster.remoteSubscriberCount(of: channel)) ?? 0
     }
 }
