@@ -5,8 +5,8 @@ import Synchronization
 
 /// Things a test receives (WebSocket frames, client events), awaited one at a time with a
 /// timeout, so that no wait in a test can outlast its deadline.
-final class Inbox<Element: Sendable>: Sendable {
-    enum Outcome: Sendable {
+public final class Inbox<Element: Sendable>: Sendable {
+    public enum Outcome: Sendable {
         case element(Element)
         /// Nothing more will come (the connection closed, the stream ended).
         case finished
@@ -24,11 +24,11 @@ final class Inbox<Element: Sendable>: Sendable {
     /// Where timeouts are scheduled; the singleton group outlives every test.
     private let timers: any EventLoop
 
-    init(timers: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
+    public init(timers: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.timers = timers
     }
 
-    func push(_ element: Element) {
+    public func push(_ element: Element) {
         let waiter = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
             guard !state.finished else { return nil }
             if let waiter = state.waiter {
@@ -42,7 +42,7 @@ final class Inbox<Element: Sendable>: Sendable {
     }
 
     /// No more elements; waiters see ``Outcome/finished`` once the queue is drained.
-    func finish() {
+    public func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
             state.finished = true
             defer { state.waiter = nil }
@@ -54,7 +54,7 @@ final class Inbox<Element: Sendable>: Sendable {
     var isFinished: Bool { state.withLock { $0.finished && $0.queue.isEmpty } }
 
     /// The next element, ``Outcome/finished``, or ``Outcome/timedOut`` after `timeout`.
-    func next(timeout: TimeAmount) async -> Outcome {
+    public func next(timeout: TimeAmount) async -> Outcome {
         await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
             let id: Int? = state.withLock { state in
                 if !state.queue.isEmpty {

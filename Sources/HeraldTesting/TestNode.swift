@@ -138,6 +138,9 @@ public func withNode<T: Sendable>(
     configuration.port = 0
     configuration.threads = 2
     configuration.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    // The REST suites run twice in scripts/test: through the fast path (the default) and,
+    // with HERALD_TEST_REST_PATH=router, through Hummingbird's router.
+    configuration.fastPublish = ProcessInfo.processInfo.environment["HERALD_TEST_REST_PATH"] != "router"
     configure(&configuration)
     let settings = configuration
     return try await HeraldNode.withEventLoopGroup(threads: settings.threads) { eventLoopGroup in

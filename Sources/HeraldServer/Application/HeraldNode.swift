@@ -73,7 +73,7 @@ public final class HeraldNode: Service {
         let broker = broker ?? configuration.redisURL.map { url in
             RedisBroker(
                 url: url, prefix: configuration.redisPrefix, policy: configuration.history, group: eventLoopGroup,
-                logger: logger, metrics: metrics)
+                logger: logger, metrics: metrics, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)
@@ -140,6 +140,12 @@ public final class HeraldNode: Service {
         } else if auth.allowAnonymous {
             logger.notice("HERALD_ALLOW_ANONYMOUS is on: clients without a token may subscribe to public channels")
         }
+        let descriptors = FileDescriptorLimit.current
+        if configuration.maxConnections > FileDescriptorLimit.connections(within: descriptors) {
+            logger.warning(
+                "HERALD_MAX_CONNECTIONS is above what the open-file limit allows: connections past it will fail to open",
+                metadata: ["maxConnections": "\(configuration.maxConnections)", "openFileLimit": "\(descriptors)"])
+        }
         let verifier = auth.verifiesTokens ? await TokenVerifier(auth) : nil
         let application = try makeApplication(verifier: verifier)
         // Shut down in reverse: clients first, then their leave events, then the HTTP server,
@@ -181,7 +187,8 @@ public final class HeraldNode: Service {
     private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
         let router = Router(context: HeraldRequestContext.self)
         router.middlewares.add(RequestLogMiddleware(level: .info))
-        router.middlewares.add(RequestMetricsMiddleware(factory: metrics.factory))
+        let requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
+        router.middlewares.add(RequestMetricsMiddleware(counters: requestCounters))
         router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
         router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys, metricsPublic: configuration.metricsPublic))
         APIRoutes(
@@ -202,6 +209,12 @@ public final class HeraldNode: Service {
         let onServerRunning = self.onServerRunning
         let gate = self.gate
         let slots = self.slots
+        let fastPublish = configuration.fastPublish
+            ? FastPublishHandler.Services(
+                operation: PublishOperation(publisher: publisher, configuration: configuration),
+                apiKeys: configuration.apiKeys.map { Array($0.utf8) }, cors: CORSPolicy(origins: configuration.corsOrigins),
+                counters: requestCounters, logger: logger)
+            : nil
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
             metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier)
@@ -209,7 +222,7 @@ public final class HeraldNode: Service {
             router: router,
             server: HTTPServerBuilder { responder in
                 let child = HeraldChildChannel(
-                    responder: responder, services: services, slots: slots, gate: gate, logger: logger)
+                    responder: responder, services: services, slots: slots, gate: gate, fastPublish: fastPublish, logger: logger)
                 guard let tls = configuration.tls else { return child }
                 return try TLSChannel(child, tlsConfiguration: tls)
             },
@@ -222,6 +235,7 @@ public final class HeraldNode: Service {
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.notice("Herald node listening", metadata: [
                     "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
+                    "maxConnections": "\(configuration.maxConnections)",
                 ])
                 await onServerRunning(port)
             },

@@ -29,33 +29,49 @@ struct APIKeyMiddleware: RouterMiddleware {
         }
         guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
         if request.method == .options { return try await next(request, context) }
-        if keys.isEmpty {
-            guard Self.isLoopback(context.remoteAddress) else {
-                throw APIError(.forbidden, .forbidden, "no API key is configured: only loopback callers may use /api")
-            }
-            return try await next(request, context)
+        if let refusal = Self.refusal(
+            keys: keys, authorization: request.headers[.authorization],
+            apiKey: HTTPField.Name("X-API-Key").flatMap { request.headers[$0] }, remote: context.remoteAddress)
+        {
+            throw refusal
         }
-        try check(request)
         return try await next(request, context)
     }
 
     private func check(_ request: Request) throws {
-        guard let presented = Self.presentedKey(request.headers) else {
-            throw APIError(.unauthorized, .unauthorized, "missing API key (Authorization: Bearer KEY)")
+        if let refusal = Self.refusal(
+            keys: keys, authorization: request.headers[.authorization], apiKey: HTTPField.Name("X-API-Key").flatMap { request.headers[$0] })
+        {
+            throw refusal
+        }
+    }
+
+    /// Why an `/api/*` request is refused, or `nil`: the rule of the router and of the REST
+    /// fast path alike.
+    static func refusal(keys: [[UInt8]], authorization: String?, apiKey: String?, remote: SocketAddress?) -> APIError? {
+        if keys.isEmpty {
+            return isLoopback(remote)
+                ? nil : APIError(.forbidden, .forbidden, "no API key is configured: only loopback callers may use /api")
+        }
+        return refusal(keys: keys, authorization: authorization, apiKey: apiKey)
+    }
+
+    private static func refusal(keys: [[UInt8]], authorization: String?, apiKey: String?) -> APIError? {
+        guard let presented = presentedKey(authorization: authorization, apiKey: apiKey) else {
+            return APIError(.unauthorized, .unauthorized, "missing API key (Authorization: Bearer KEY)")
         }
         let bytes = Array(presented.utf8)
         var matched = false
-        for key in keys where Self.constantTimeEqual(key, bytes) { matched = true }
-        guard matched else { throw APIError(.unauthorized, .unauthorized, "invalid API key") }
+        for key in keys where constantTimeEqual(key, bytes) { matched = true }
+        return matched ? nil : APIError(.unauthorized, .unauthorized, "invalid API key")
     }
 
-    static func presentedKey(_ headers: HTTPFields) -> String? {
-        if let authorization = headers[.authorization] {
+    static func presentedKey(authorization: String?, apiKey: String?) -> String? {
+        if let authorization {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
         }
-        if let name = HTTPField.Name("X-API-Key"), let key = headers[name] { return key }
-        return nil
+        return apiKey
     }
 
     /// Compares without an early exit, so timing reveals nothing about where keys differ.

@@ -17,8 +17,6 @@ struct APIRoutes {
     let slots: ConnectionSlots
     let configuration: HeraldConfiguration
 
-    /// Most channels one broadcast may name.
-    static let maxBroadcastChannels = 1000
     /// Page size bounds for the listing endpoints.
     static let defaultPageSize = 100
     static let maxPageSize = 1000
@@ -36,67 +34,30 @@ struct APIRoutes {
 
     // MARK: Publishing
 
+    /// The router's way in; the fast path (``FastPublishHandler``) serves the same requests
+    /// with the same ``PublishOperation`` before they get here, unless it is turned off.
     private func notify(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        let channel = context.parameters.get("channel") ?? ""
-        try Self.validate(channel)
-        let key = try Self.idempotencyKey(request)
-        let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: false)
-        let outcome = try await publish(body.notification(on: channel), key: key)
-        return .json(
-            NotifyResponse(
-                channel: channel, delivered: outcome.delivered, id: outcome.receipt.id, position: outcome.receipt.position,
-                duplicate: outcome.receipt.duplicate
-            ).encoded())
+        try await publish(.notify(channel: context.parameters.get("channel") ?? ""), request, context)
     }
 
     private func broadcast(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        let key = try Self.idempotencyKey(request)
-        let body = try PublishRequest.parse(try await Self.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: true)
-        var seen = Set<String>()
-        let channels = (body.channels ?? []).filter { seen.insert($0).inserted }
-        guard !channels.isEmpty else { throw APIError(.badRequest, .invalidField, "field \"channels\" must not be empty") }
-        guard channels.count <= Self.maxBroadcastChannels else {
-            throw APIError(.badRequest, .invalidField, "at most \(Self.maxBroadcastChannels) channels per broadcast")
-        }
-        for channel in channels { try Self.validate(channel) }
-        var notification = body.notification(on: "")
-        var results: [BroadcastResponse.Result] = []
-        var id = notification.id
-        var duplicate = false
-        for channel in channels {
-            notification.channel = channel
-            // One key covers the whole broadcast; each channel remembers it for itself.
-            let outcome = try await publish(notification, key: key)
-            id = outcome.receipt.id
-            duplicate = duplicate || outcome.receipt.duplicate
-            results.append(.init(
-                channel: channel, delivered: outcome.delivered, offset: outcome.receipt.position?.offset,
-                epoch: outcome.receipt.position?.epoch))
-        }
-        return .json(
-            BroadcastResponse(
-                id: id, delivered: results.reduce(0) { $0 + $1.delivered }, channels: results, duplicate: duplicate ? true : nil))
+        try await publish(.broadcast, request, context)
     }
 
-    /// Publishes; `delivered` is the channel's subscribers in the whole cluster at the moment
-    /// of publishing — this node's exact count plus every other live node's registered count
-    /// (see docs/protocol.md).
-    private func publish(_ notification: OutgoingNotification, key: String?) async throws -> Publisher.Outcome {
-        let publication = Publication(
-            channel: notification.channel, payload: notification.encoded(), id: notification.id, idempotencyKey: key)
-        do {
-            return try await publisher.publish(publication)
-        } catch {
-            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
-        }
+    private func publish(_ route: FastPublishRoute, _ request: Request, _ context: HeraldRequestContext) async throws -> Response {
+        let operation = PublishOperation(publisher: publisher, configuration: configuration)
+        let body = try? await Self.collectBody(request, limit: configuration.maxBodyBytes)
+        let prepared = try operation.prepare(
+            route, body: body, idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] })
+        return .json(try await operation.run(prepared, on: context.eventLoop).get())
     }
 
     /// Most characters of an `Idempotency-Key`.
     static let maxIdempotencyKeyLength = 128
 
-    /// The request's `Idempotency-Key`: 1–128 visible ASCII characters, or none.
-    static func idempotencyKey(_ request: Request) throws -> String? {
-        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
+    /// An `Idempotency-Key`: 1–128 visible ASCII characters, or none.
+    static func idempotencyKey(_ key: String?) throws(APIError) -> String? {
+        guard let key else { return nil }
         guard !key.isEmpty, key.utf8.count <= maxIdempotencyKeyLength, key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw APIError(
                 .badRequest, .invalidField,
@@ -236,7 +197,7 @@ struct APIRoutes {
 
     // MARK: Input
 
-    static func validate(_ channel: String) throws {
+    static func validate(_ channel: String) throws(APIError) {
         if let problem = ChannelName.problem(with: channel) {
             throw APIError(.badRequest, .invalidChannel, problem)
         }

@@ -8,12 +8,8 @@ import Synchronization
 /// class (`2xx`…`5xx`), so the series stay few.
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = HeraldRequestContext
-    let factory: any MetricsFactory
-    private let counters = Counters()
-
-    init(factory: any MetricsFactory) {
-        self.factory = factory
-    }
+    /// Shared with the REST fast path, which counts its requests in the same series.
+    let counters: Counters
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -30,8 +26,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     }
 
     private func count(_ context: Context, status: Int) {
-        let route = context.endpointPath.map(Self.openAPIPath) ?? "unmatched"
-        counters.counter(route: route, status: "\(status / 100)xx", factory: factory).increment()
+        counters.count(route: context.endpointPath.map(Self.openAPIPath) ?? "unmatched", status: status)
     }
 
     /// Hummingbird's `/api/notify/:channel` in OpenAPI's spelling, `/api/notify/{channel}`.
@@ -43,9 +38,15 @@ struct RequestMetricsMiddleware: RouterMiddleware {
 
     /// One counter per (route, status class), made once.
     final class Counters: Sendable {
+        private let factory: any MetricsFactory
         private let counters = Mutex<[String: Counter]>([:])
 
-        func counter(route: String, status: String, factory: any MetricsFactory) -> Counter {
+        init(factory: any MetricsFactory) {
+            self.factory = factory
+        }
+
+        func count(route: String, status: Int) {
+            let status = "\(status / 100)xx"
             counters.withLock { counters in
                 let key = route + " " + status
                 if let counter = counters[key] { return counter }
@@ -53,7 +54,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
                     label: "herald_http_requests_total", dimensions: [("route", route), ("status", status)], factory: factory)
                 counters[key] = counter
                 return counter
-            }
+            }.increment()
         }
     }
 }

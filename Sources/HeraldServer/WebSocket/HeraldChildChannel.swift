@@ -13,7 +13,8 @@ import NIOWebSocket
 /// The per-connection channel setup of a node: HTTP/1.1 for REST, upgraded in place to a
 /// WebSocket on `/ws` and `/ws/echo`.
 ///
-/// REST requests go to Hummingbird's responder as usual. A WebSocket connection, once
+/// REST requests go to Hummingbird's responder as usual, except publishes, which
+/// ``FastPublishHandler`` serves in front of it. A WebSocket connection, once
 /// upgraded, is served entirely by synchronous NIO handlers (``WebSocketConnection``,
 /// ``EchoConnection``): `handle(value:)` returns at once and no Swift task stays alive per
 /// socket. See docs/architecture.md for the measurements behind this choice.
@@ -53,6 +54,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     let services: WebSocketConnection.Services
     let slots: ConnectionSlots
     let gate: ConnectionGate
+    /// The REST fast path's shared parts; `nil` with `HERALD_FAST_PUBLISH=false`.
+    let fastPublish: FastPublishHandler.Services?
     let logger: Logger
 
     var configuration: HeraldConfiguration { services.shared.configuration }
@@ -97,6 +100,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let fastPublish = self.fastPublish, rejection.value == nil {
+                            try channel.pipeline.syncOperations.addHandler(FastPublishHandler(services: fastPublish))
+                        }
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
