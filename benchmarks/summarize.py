@@ -6,16 +6,23 @@ import pathlib
 import sys
 
 SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
+# Herald variants benchmarks/run knows: one thread, history off, publishes through the router.
+VARIANTS = ["", "-1t", "-nohist", "-1t-nohist", "-router", "-1t-router"]
 SCENARIOS = ["fanout", "channels", "connect"]
 
 
 def load(directory):
+    """Results by (system, scenario); SYSTEMS becomes every system found, in a fixed order."""
     results = {}
-    for system in SYSTEMS:
+    found = []
+    for system in [f"herald-{store}{variant}" for store in ("memory", "redis") for variant in VARIANTS] + ["nchan-memory", "nchan-redis"]:
         for scenario in SCENARIOS:
             path = directory / f"{system}-{scenario}.json"
             if path.exists():
                 results[(system, scenario)] = json.loads(path.read_text())
+                if system not in found:
+                    found.append(system)
+    SYSTEMS[:] = found
     return results
 
 
@@ -67,6 +74,18 @@ def table(results):
                 f"{ratio(h['latencyMillis']['p50'], n['latencyMillis']['p50']) if scenario != 'connect' else '–'} | "
                 f"{ratio(h['latencyMillis']['p99'], n['latencyMillis']['p99']) if scenario != 'connect' else '–'} | "
                 f"{ratio(h.get('rssKiBPerConnection'), n.get('rssKiBPerConnection')) if scenario == 'connect' else '–'} |")
+    variants = [system for system in SYSTEMS if system.startswith("herald-") and system.count("-") > 1]
+    if variants:
+        lines += ["", "### Herald variants / Herald at its defaults (same store)", "",
+                  "| variant | scenario | CPU µs/publish | p99 |", "|---|---|---|---|"]
+        for system in variants:
+            base = "-".join(system.split("-")[:2])
+            for scenario in ("fanout", "channels"):
+                v, b = results.get((system, scenario)), results.get((base, scenario))
+                if v and b:
+                    lines.append(
+                        f"| {system} | {scenario} | {ratio(v.get('serverCPUMicrosPerPublish'), b.get('serverCPUMicrosPerPublish'))} | "
+                        f"{ratio(v['latencyMillis']['p99'], b['latencyMillis']['p99'])} |")
     return "\n".join(lines) + "\n"
 
 
