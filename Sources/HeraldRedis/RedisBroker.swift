@@ -81,14 +81,21 @@ public final class RedisBroker: Broker {
         self.sink = sink
         self.commands = RedisSupervisor(
             url: url, name: "publish", group: group, logger: logger, onReconnect: { metrics.redisReconnected("publish") })
-        let received = NIOLockedValueBox<(@Sendable (Publication) -> Void)?>(nil)
+        // The callback sits in a struct: a bare closure in the box would be re-abstracted on
+        // every `withLockedValue` (its inout write-back wraps it in two more thunks), so each
+        // message would call through a chain one link longer than the last.
+        let received = NIOLockedValueBox<ReceivedCallback?>(nil)
         self.subscriptions = RedisSupervisor(
             url: url, name: "subscribe", group: group, logger: logger, onReconnect: { metrics.redisReconnected("subscribe") }
         ) { key, payload in
             guard let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
-            received.withLockedValue { $0 }?(publication)
+            received.withLockedValue { $0 }?.call(publication)
         }
-        received.withLockedValue { $0 = { [weak self] publication in self?.received(publication) } }
+        received.withLockedValue { $0 = ReceivedCallback { [weak self] publication in self?.received(publication) } }
+    }
+
+    private struct ReceivedCallback: Sendable {
+        let call: @Sendable (Publication) -> Void
     }
 
     /// A pub/sub message: through the gap healer to the Hub.
