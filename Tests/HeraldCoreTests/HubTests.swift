@@ -242,6 +242,8 @@ import Testing
         let connections = ["d", "a", "c", "b"].enumerated().map { FakeConnection($1, sequence: UInt64($0 + 1)) }
         for (index, connection) in connections.enumerated() {
             let loop = loops[index % 2]
+            // The fake is not Sendable; it is only touched on `loop` from here on.
+            nonisolated(unsafe) let connection = connection
             try await loop.submit {
                 hub.register(connection, on: loop)
                 _ = hub.subscribe(connection, to: "room", on: loop)

@@ -1,14 +1,15 @@
 import HeraldProtocol
 import NIOCore
+import Synchronization
 
 /// The Hub's state for one event loop: the connections that live on it and their channels.
 ///
 /// Confined to `eventLoop`: every stored property is read and written only there, which is
-/// why the class can be `@unchecked Sendable` without locks. Publications from other threads
-/// arrive through ``enqueue(_:)`` and are delivered in batches: one drain writes every queued
-/// frame, then flushes each touched connection once.
+/// why the class can be `@unchecked Sendable` — except ``inbox``, the one lock. Publications
+/// from any thread arrive through ``enqueue(_:)`` and are delivered in batches: one drain
+/// writes every queued frame, then flushes each touched connection once.
 final class LoopShard: @unchecked Sendable {
-    struct Pending {
+    struct Pending: Sendable {
         var delivery: Delivery
         var excludedClient: String?
         /// For the latency metric; 0 when unknown.
@@ -18,9 +19,11 @@ final class LoopShard: @unchecked Sendable {
 
     let eventLoop: any EventLoop
     private(set) var connections: [UInt64: any HubConnection] = [:]
-    private var members: [String: [UInt64: any HubConnection]] = [:]
-    private var pending: [Pending] = []
-    private var drainScheduled = false
+    private var members: [String: ChannelMembers] = [:]
+    /// Publications waiting for the next drain, and whether one is scheduled. Behind a lock
+    /// rather than confined to the loop so that a publication from another thread costs one
+    /// `execute` per batch (the drain), not two (hop onto the loop, then schedule the drain).
+    private let inbox = Mutex<(items: [Pending], drainScheduled: Bool)>(([], false))
     /// Sequence → the user channel of connections that have a user.
     private var userChannels: [UInt64: String] = [:]
     private var heartbeatTask: RepeatedTask?
@@ -59,41 +62,41 @@ final class LoopShard: @unchecked Sendable {
 
     func members(of channel: String) -> [PresenceMember] {
         eventLoop.preconditionInEventLoop()
-        return members[channel]?.values.map(\.member) ?? []
+        return members[channel]?.connections.map(\.member) ?? []
     }
 
     func join(_ channel: String, _ connection: any HubConnection) {
         eventLoop.preconditionInEventLoop()
-        members[channel, default: [:]][connection.sequence] = connection
+        members[channel, default: ChannelMembers()].insert(connection)
     }
 
     func leave(_ channel: String, _ connection: any HubConnection) {
         eventLoop.preconditionInEventLoop()
-        guard var set = members[channel] else { return }
-        set[connection.sequence] = nil
-        members[channel] = set.isEmpty ? nil : set
+        guard var set = members.removeValue(forKey: channel) else { return }
+        set.remove(connection)
+        if !set.isEmpty { members[channel] = set }
     }
 
     /// Queues a frame for the local subscribers of `channel`; safe from any thread.
     func enqueue(_ item: Pending) {
-        if eventLoop.inEventLoop {
-            append(item)
-        } else {
-            eventLoop.execute { self.append(item) }
+        let schedule = inbox.withLock { inbox in
+            inbox.items.append(item)
+            guard !inbox.drainScheduled else { return false }
+            inbox.drainScheduled = true
+            return true
         }
-    }
-
-    private func append(_ item: Pending) {
-        pending.append(item)
-        guard !drainScheduled else { return }
-        drainScheduled = true
-        eventLoop.execute { self.drain() }
+        // On the loop itself too: delivery runs after the current task, so what it queues
+        // shares one drain.
+        if schedule { eventLoop.execute { self.drain() } }
     }
 
     private func drain() {
-        drainScheduled = false
-        var batch: [Pending] = []
-        swap(&batch, &pending)
+        let batch = inbox.withLock { inbox in
+            inbox.drainScheduled = false
+            var batch: [Pending] = []
+            swap(&batch, &inbox.items)
+            return batch
+        }
         var count = 0
         defer { recordLatency(of: batch) }
         if batch.contains(where: { $0.signal != nil }) {
@@ -135,11 +138,11 @@ final class LoopShard: @unchecked Sendable {
     }
 
     private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {
-        guard let set = members[item.delivery.channel] else { return 0 }
+        guard let set = members[item.delivery.channel]?.connections else { return 0 }
         var count = 0
         // `set` is a copy: a signal (or a failed write) that closes a connection changes the
         // members while we go through them.
-        for connection in set.values {
+        for connection in set {
             if let excluded = item.excludedClient, connection.clientID == excluded { continue }
             body(connection)
             count += 1
