@@ -8,7 +8,9 @@ import sys
 SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
 # Herald variants benchmarks/run knows: one thread, history off, publishes through the router.
 VARIANTS = ["", "-1t", "-nohist", "-1t-nohist", "-router", "-1t-router"]
-SCENARIOS = ["fanout", "channels", "connect"]
+SCENARIOS = ["fanout", "fanout200", "channels", "connect"]
+# Scenarios with deliveries (connect has none).
+DELIVERING = ["fanout", "fanout200", "channels"]
 
 
 def load(directory):
@@ -40,7 +42,9 @@ def ratio(herald, nchan):
 
 def table(results):
     lines = []
-    for scenario in ("fanout", "channels"):
+    for scenario in DELIVERING:
+        if not any(key[1] == scenario for key in results):
+            continue
         lines += [f"### {scenario}", "",
                   "| system | delivered/expected | lost | dup | deliveries/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/delivery | server CPU µs/publish |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -80,7 +84,7 @@ def table(results):
                   "| variant | scenario | CPU µs/publish | p99 |", "|---|---|---|---|"]
         for system in variants:
             base = "-".join(system.split("-")[:2])
-            for scenario in ("fanout", "channels"):
+            for scenario in DELIVERING:
                 v, b = results.get((system, scenario)), results.get((base, scenario))
                 if v and b:
                     lines.append(
@@ -97,8 +101,9 @@ def plot(results, path):
     except ImportError:
         print("matplotlib not installed: no plot (pip install matplotlib)", file=sys.stderr)
         return
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for axis, scenario in zip(axes, ("fanout", "channels")):
+    shown = [scenario for scenario in DELIVERING if any(key[1] == scenario for key in results)]
+    figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4.5), squeeze=False)
+    for axis, scenario in zip(axes[0], shown):
         for system in SYSTEMS:
             r = results.get((system, scenario))
             if not r or not r["latencyMillis"]["histogram"]:
