@@ -102,7 +102,7 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let requestID = RequestID()
         if let refusal = APIKeyMiddleware.refusal(
             keys: services.apiKeys, authorization: head.headers.first(name: "Authorization"),
-            apiKey: head.headers.first(name: "X-API-Key"), remote: context.remoteAddress)
+            apiKey: head.headers.first(name: "X-API-Key"), remote: context.channel.remoteAddress)
         {
             return respond(to: head, route, error: refusal, start: start, requestID: requestID, context: context)
         }
