@@ -24,6 +24,9 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         var channels = Set<String>()
         var clients: [String: (sequence: UInt64, info: ClientInfo?)] = [:]
         var flushScheduled = false
+        /// A full registration is being written: flushes wait for it, since its `DEL` would
+        /// erase whatever they wrote first.
+        var registering = false
     }
 
     public let nodeID: String
@@ -107,9 +110,14 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     /// On every (re)connection: replace whatever this node had in Redis with the truth.
     private func registerFully(on connection: RedisConnection) async throws {
         guard let local else { return }
+        // Changes from here on stay pending and are flushed once the snapshot is in Redis:
+        // dropping them (as a reset after the snapshot did) lost a subscription made while
+        // the node registered, for good. Flushing one twice is harmless: a flush writes the
+        // current count, not a difference.
+        pending.withLock { $0.registering = true }
+        defer { finishRegistering() }
         let clients = await local.clients(after: 0, limit: Int.max)
         let counts = local.channelCounts()
-        pending.withLock { $0 = Pending() }
         var commands: [[String]] = [
             ["DEL", channelsKey(nodeID), clientsKey(nodeID), clientInfoKey(nodeID)],
         ]
@@ -120,6 +128,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         try await writeStats(on: connection)
         try await refreshLiveNodes(on: connection)
         logger.debug("registered in the cluster", metadata: ["channels": "\(counts.count)", "clients": "\(clients.count)"])
+    }
+
+    private func finishRegistering() {
+        let flushNow = pending.withLock { pending -> Bool in
+            pending.registering = false
+            guard !pending.flushScheduled, !pending.channels.isEmpty || !pending.clients.isEmpty else { return false }
+            pending.flushScheduled = true
+            return true
+        }
+        if flushNow { loop.execute { self.flush() } }
     }
 
     private func writeStats(on connection: RedisConnection) async throws {
@@ -201,11 +219,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     /// Writes the accumulated changes in one pipeline. If Redis is down they are dropped: the
     /// full re-registration on reconnect restores the truth.
     private func flush() {
-        let batch = pending.withLock { pending -> Pending in
+        let batch = pending.withLock { pending -> Pending? in
+            if pending.registering {
+                // finishRegistering() flushes what is pending.
+                pending.flushScheduled = false
+                return nil
+            }
             defer { pending = Pending() }
             return pending
         }
-        guard let local, let connection = supervisor.connection else { return }
+        guard let batch, let local, let connection = supervisor.connection else { return }
         var commands: [[String]] = []
         var setCounts: [String] = []
         var removedChannels: [String] = []
