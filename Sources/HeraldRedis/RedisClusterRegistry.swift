@@ -115,7 +115,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         // the node registered, for good. Flushing one twice is harmless: a flush writes the
         // current count, not a difference.
         pending.withLock { $0.registering = true }
-        defer { finishRegistering() }
+        defer { finishRegistering(on: connection) }
         let clients = await local.clients(after: 0, limit: Int.max)
         let counts = local.channelCounts()
         var commands: [[String]] = [
@@ -130,14 +130,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         logger.debug("registered in the cluster", metadata: ["channels": "\(counts.count)", "clients": "\(clients.count)"])
     }
 
-    private func finishRegistering() {
+    /// Flushes what changed during the registration, on its connection: the supervisor hands
+    /// that connection out only once the registration has returned.
+    private func finishRegistering(on connection: RedisConnection) {
         let flushNow = pending.withLock { pending -> Bool in
             pending.registering = false
             guard !pending.flushScheduled, !pending.channels.isEmpty || !pending.clients.isEmpty else { return false }
             pending.flushScheduled = true
             return true
         }
-        if flushNow { loop.execute { self.flush() } }
+        if flushNow { flush(on: connection) }
     }
 
     private func writeStats(on connection: RedisConnection) async throws {
@@ -218,7 +220,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     /// Writes the accumulated changes in one pipeline. If Redis is down they are dropped: the
     /// full re-registration on reconnect restores the truth.
-    private func flush() {
+    private func flush(on registering: RedisConnection? = nil) {
         let batch = pending.withLock { pending -> Pending? in
             if pending.registering {
                 // finishRegistering() flushes what is pending.
@@ -228,7 +230,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
             defer { pending = Pending() }
             return pending
         }
-        guard let batch, let local, let connection = supervisor.connection else { return }
+        guard let batch, let local, let connection = registering ?? supervisor.connection else { return }
         var commands: [[String]] = []
         var setCounts: [String] = []
         var removedChannels: [String] = []
