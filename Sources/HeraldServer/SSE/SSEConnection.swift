@@ -34,6 +34,8 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private var channels: [String] = []
     private var positions: [String: StreamPosition] = [:]
     private var recovering: (channel: String, merge: SubscriptionRecovery)?
+    /// What finished subscribes already sent, in case the live stream still brings it.
+    private var replayFloor = ReplayFloor()
     private var open = true
     /// Why the stream ends, when the server ends it (else the client went away).
     private var endReason: DisconnectReason?
@@ -113,6 +115,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         // The application made the user leave the channel meanwhile.
         guard channels.contains(channel) else { return }
         let outcome = page.map { merge.historyRead($0) } ?? merge.historyFailed()
+        replayFloor.set(channel, to: outcome.position)
         if let recovery = outcome.recovery { metrics.recovery(recovered: recovery.recovered) }
         if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
         if let since, outcome.recovery?.recovered == true { positions[channel] = since }
@@ -191,6 +194,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
             recovering!.merge.live(delivery)
             return
         }
+        guard replayFloor.admits(delivery) else { return }
         deliverFrame(delivery.frame, channel: delivery.channel, position: delivery.position)
     }
 
@@ -228,6 +232,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
             guard let index = channels.firstIndex(of: channel) else { return }
             channels.remove(at: index)
             positions[channel] = nil
+            replayFloor.remove(channel)
             if recovering?.channel == channel { recovering = nil }
             hub.unsubscribe(self, from: channel, on: loop)
             hub.clientChanged(self)

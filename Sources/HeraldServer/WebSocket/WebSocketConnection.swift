@@ -50,6 +50,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// with the live publications that arrive meanwhile. At most one: subscribes are
     /// operations, handled one at a time.
     private var recovering: (channel: String, merge: SubscriptionRecovery)?
+    /// What finished subscribes already sent, in case the live stream still brings it.
+    private var replayFloor = ReplayFloor()
 
     private var hub: Hub { services.hub }
     private var configuration: HeraldConfiguration { services.shared.configuration }
@@ -167,6 +169,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             readPosition(channel, localCount: hub.subscriberCount(channel), loop: loop)
         case .unsubscribe(let channel):
             hub.unsubscribe(self, from: channel, on: loop)
+            replayFloor.remove(channel)
             hub.clientChanged(self)
             send(.unsubscribed(channel: channel))
         case .publish(let channel, let text):
@@ -233,6 +236,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         recovering = nil
         if session.subscriptionFailed(channel) {
             hub.unsubscribe(self, from: channel, on: loop)
+            replayFloor.remove(channel)
             hub.clientChanged(self)
             logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
             send(.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")))
@@ -275,6 +279,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             outcome = merge.historyFailed()
         }
         if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
+        replayFloor.set(channel, to: outcome.position)
         send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
         if machine.isOpen, let context = outlet.context {
             for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
@@ -362,6 +367,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             recovering!.merge.live(delivery)
             return false
         }
+        guard replayFloor.admits(delivery) else { return false }
         context.write(NIOAny(delivery.frame), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
@@ -378,6 +384,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             recovering!.merge.live(delivery)
             return
         }
+        guard replayFloor.admits(delivery) else { return }
         writeAndFlush(delivery.frame)
     }
 
