@@ -83,25 +83,25 @@ public final class Inbox<Element: Sendable>: Sendable {
     }
 }
 
-/// Feeds a channel's inbound frames into an ``Inbox``.
-final class InboxHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = WebSocketFrame
-    let inbox: Inbox<WebSocketFrame>
+/// Feeds a channel's inbound messages (WebSocket frames, raw bytes) into an ``Inbox``.
+public final class InboxHandler<Message: Sendable>: ChannelInboundHandler, Sendable {
+    public typealias InboundIn = Message
+    let inbox: Inbox<Message>
 
-    init(inbox: Inbox<WebSocketFrame>) {
+    public init(inbox: Inbox<Message>) {
         self.inbox = inbox
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inbox.push(unwrapInboundIn(data))
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         inbox.finish()
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 }

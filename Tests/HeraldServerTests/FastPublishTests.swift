@@ -19,7 +19,7 @@ import Testing
             .connect(host: "127.0.0.1", port: port).get()
         defer { channel.close(promise: nil) }
         let inbox = Inbox<ByteBuffer>()
-        try await channel.pipeline.addHandler(RawCollector(inbox: inbox)).get()
+        try await channel.pipeline.addHandler(InboxHandler(inbox: inbox)).get()
         try await channel.writeAndFlush(ByteBuffer(string: requests))
         var text = ""
         while Self.completeResponses(in: text) < responses {
@@ -122,23 +122,5 @@ import Testing
             // Other methods on the path are the router's: 404, as before.
             #expect(try await node.request(.GET, "/api/notify/h").status == 404)
         }
-    }
-}
-
-/// Hands every inbound buffer to an inbox.
-private final class RawCollector: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    let inbox: Inbox<ByteBuffer>
-
-    init(inbox: Inbox<ByteBuffer>) {
-        self.inbox = inbox
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        inbox.push(unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        inbox.finish()
     }
 }
