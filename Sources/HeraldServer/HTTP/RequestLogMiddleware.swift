@@ -22,12 +22,24 @@ struct RequestLogMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func log(_ request: Request, _ context: Context, status: Int, start: NIODeadline) {
+        RequestLogLine.write(
+            to: context.logger, level: level, method: "\(request.method)", path: request.uri.path, status: status, start: start)
+    }
+}
+
+/// The request log line, written the same by the router's middleware and the publish fast
+/// path (``FastPublishHandler``).
+enum RequestLogLine {
+    static func write(
+        to logger: Logger, level: Logger.Level, method: String, path: String, status: Int, start: NIODeadline,
+        metadata extra: Logger.Metadata = [:]
+    ) {
+        guard logger.logLevel <= level else { return }
         let micros = (NIODeadline.now() - start).nanoseconds / 1000
-        context.logger.log(
-            level: level, "\(request.method) \(request.uri.path) \(status)",
-            metadata: [
-                "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(status)",
-                "duration_ms": "\(Double(micros) / 1000)",
-            ])
+        var metadata: Logger.Metadata = [
+            "method": "\(method)", "path": "\(path)", "status": "\(status)", "duration_ms": "\(Double(micros) / 1000)",
+        ]
+        metadata.merge(extra) { current, _ in current }
+        logger.log(level: level, "\(method) \(path) \(status)", metadata: metadata)
     }
 }

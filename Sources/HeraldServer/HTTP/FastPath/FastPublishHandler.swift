@@ -182,18 +182,11 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
         resumeReading(context)
     }
 
-    /// The router's request log line (``RequestLogMiddleware``), with the request id
-    /// Hummingbird would have given.
+    /// The router's request log line, with the request id Hummingbird would have given.
     private func log(_ head: HTTPRequestHead, status: Int, start: NIODeadline, requestID: RequestID) {
-        let logger = services.logger
-        guard logger.logLevel <= .info else { return }
-        let path = String(head.uri.prefix { $0 != "?" })
-        let micros = (NIODeadline.now() - start).nanoseconds / 1000
-        logger.info(
-            "\(head.method.rawValue) \(path) \(status)",
-            metadata: [
-                "hb.request.id": "\(requestID)", "method": "\(head.method.rawValue)", "path": "\(path)", "status": "\(status)",
-                "duration_ms": "\(Double(micros) / 1000)",
-            ])
+        guard services.logger.logLevel <= .info else { return }
+        RequestLogLine.write(
+            to: services.logger, level: .info, method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }),
+            status: status, start: start, metadata: ["hb.request.id": "\(requestID)"])
     }
 }
