@@ -54,8 +54,13 @@ import Testing
                 == .close(.unauthorized, reason: "invalid_token", error: forgedError))
     }
 
-    @Test func theConnectionClosesWith4002WhenItsTokenExpires() {
-        var machine = machine()
+    /// WebSockets run the machine with a heartbeat; SSE streams (which have their own
+    /// keep-alive comments) without one — the token's expiry is the same rule for both.
+    @Test(arguments: [TimeAmount.seconds(30), nil])
+    func theConnectionClosesWith4002WhenItsTokenExpires(pingInterval: TimeAmount?) {
+        var rules = rules
+        rules.pingInterval = pingInterval
+        var machine = machine(rules)
         _ = machine.opened(handshake: .success(identity(expiresIn: 5000)), awaitsToken: false, now: start, wallClockMillis: wall)
         #expect(machine.nextDeadline == start + .seconds(5))
         guard case .close(.tokenExpired, _, let error?) = machine.deadlineReached(now: start + .seconds(5)) else {
@@ -63,6 +68,10 @@ import Testing
             return
         }
         #expect(error.code == .tokenExpired)
+        #expect(machine.disconnectReason == .tokenExpired)
+        #expect(!machine.isOpen)
+        // Nothing else is asked of a connection that is ending: no heartbeat, no second close.
+        #expect(machine.heartbeat(now: start + .seconds(100), wallClockMillis: wall) == .none)
     }
 
     @Test func farFutureAndPastExpiriesAreClamped() {

@@ -173,6 +173,38 @@ import Testing
         }
     }
 
+    /// `exp` is enforced while a stream is open, as for a WebSocket: an `error` event
+    /// (`token_expired`), a `disconnect` event with 4002, then the end of the stream — and the
+    /// node gives the stream's place back.
+    @Test func aStreamEndsWhenItsTokenExpires() async throws {
+        try await withNode(AuthTests.secured(anonymous: false)) { node in
+            let token = try await AuthTests.token(expiresIn: 1.2)
+            try await withEventStream(node.baseURL + "/sse?channel=news&token=\(token)") { stream, _ in
+                _ = try await opening(stream, channels: 1)
+                // Still delivering until the token expires.
+                try await publish(node, "news", "before expiry")
+                #expect(try await stream.nextNotification().0.title == "before expiry")
+                let error = try await stream.nextEvent(timeout: .seconds(4))
+                #expect(error.name == "error")
+                guard case .error(let refusal) = try error.message() else {
+                    Issue.record("not an error: \(error.data)")
+                    return
+                }
+                #expect(refusal.code == .tokenExpired)
+                let disconnect = try await stream.nextEvent()
+                #expect(disconnect.name == "disconnect")
+                #expect(try disconnect.message() == .disconnect(code: Int(CloseCode.tokenExpired.rawValue), reason: "token_expired"))
+                try await stream.waitForEnd()
+            }
+            try await waitUntil("the stream's slot to be given back", timeout: .seconds(3)) { node.connectionCount == 0 }
+            // The same token cannot open a new stream.
+            try await withEventStream(node.baseURL + "/sse?channel=news&token=\(token)") { stream, body in
+                #expect(stream.status == 401)
+                #expect(body.contains(#""code":"token_expired""#), "\(body)")
+            }
+        }
+    }
+
     @Test func keepAliveCommentsFlowAtTheHeartbeatInterval() async throws {
         try await withNode({ $0.pingInterval = .milliseconds(100); $0.pingTimeout = .milliseconds(400) }) { node in
             try await withEventStream(node.baseURL + "/sse?channel=quiet") { stream, _ in

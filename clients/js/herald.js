@@ -269,7 +269,17 @@ export class Herald {
     }
     source.addEventListener("disconnect", (event) => {
       const message = parse(event);
-      this._disconnected(message?.code ?? CLOSE_DISCONNECTED, message?.reason ?? "");
+      const code = message?.code ?? CLOSE_DISCONNECTED;
+      if (code === CLOSE_TOKEN_EXPIRED) {
+        // As over a WebSocket: with getToken, reconnect with a fresh token; without, stop.
+        source.close();
+        this._source = null;
+        this._setState("disconnected");
+        if (this.options.getToken) return this._retry();
+        this._emit("error", { code: "token_expired", error: message?.reason ?? "" });
+        return this.close();
+      }
+      this._disconnected(code, message?.reason ?? "");
     });
     source.addEventListener("recovery", (event) => {
       const report = parse(event);

@@ -39,6 +39,11 @@ public enum ChannelAccess: Sendable, Equatable {
         }
     }
 
+    /// The verified token, when there is one.
+    public var identity: ClientIdentity? {
+        if case .token(let identity) = self { identity } else { nil }
+    }
+
     /// The token's subject, when there is one.
     public var userID: String? {
         if case .token(let identity) = self { identity.userID } else { nil }

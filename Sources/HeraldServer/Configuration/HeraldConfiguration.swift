@@ -136,6 +136,14 @@ public struct HeraldConfiguration: Sendable {
     public var connectionRules: ConnectionStateMachine.Configuration {
         ConnectionStateMachine.Configuration(pingInterval: pingInterval, pingTimeout: pingTimeout, authTimeout: auth.timeout)
     }
+
+    /// The same rules for an SSE stream: no `ping` (its keep-alive comments need no answer),
+    /// the token's expiry as for a WebSocket.
+    public var streamRules: ConnectionStateMachine.Configuration {
+        var rules = connectionRules
+        rules.pingInterval = nil
+        return rules
+    }
 }
 
 extension HeraldConfiguration {

@@ -13,16 +13,21 @@ import Synchronization
 /// a reader that falls `HERALD_SEND_QUEUE_BYTES` behind is dropped, like a slow WebSocket
 /// reader. Every notification's `id:` is the ``ResumeToken`` of every channel of the stream,
 /// so the `Last-Event-ID` of a reconnecting `EventSource` resumes them all.
+///
+/// The rules are the WebSocket connection's, from the same machines: ``SubscriptionFlow`` for
+/// the subscribe sequence and ``ConnectionStateMachine`` for the token's expiry — when `exp`
+/// passes, the stream gets an `error` event (`token_expired`) and a `disconnect` event with
+/// 4002, then ends.
 final class SSEConnection: HubConnection, @unchecked Sendable {
     let clientID: String
     let sequence: UInt64
     let loop: any EventLoop
     private let hub: Hub
-    private let history: any ChannelHistory
-    private let counts: SubscriberCounts
+    private let joiner: ChannelJoiner
     private let configuration: HeraldConfiguration
     private let metrics: NodeMetrics
-    private let userID: String?
+    private let identity: ClientIdentity?
+    private var userID: String? { identity?.userID }
     private var logger: Logger
     private let connectedAt = HeraldNotification.timestampNow()
     private let output: AsyncStream<ByteBuffer>.Continuation
@@ -33,27 +38,30 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     // Confined to `loop`.
     private var channels: [String] = []
     private var positions: [String: StreamPosition] = [:]
-    private var recovering: (channel: String, merge: SubscriptionRecovery)?
-    /// What finished subscribes already sent, in case the live stream still brings it.
-    private var replayFloor = ReplayFloor()
+    private var flow: SubscriptionFlow
+    /// The token's deadline; the stream's other rules (heartbeat, close) are its own.
+    private var machine: ConnectionStateMachine
+    private var timer: Scheduled<Void>?
     private var open = true
     /// Why the stream ends, when the server ends it (else the client went away).
     private var endReason: DisconnectReason?
     private var lastWrite = NIODeadline.now()
 
+    /// - Parameter identity: the verified token, if the stream has one (its `exp` ends the stream).
     init(
-        hub: Hub, history: any ChannelHistory, counts: SubscriberCounts, configuration: HeraldConfiguration,
-        metrics: NodeMetrics, userID: String?, loop: any EventLoop, logger: Logger
+        joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics, identity: ClientIdentity?,
+        loop: any EventLoop, logger: Logger
     ) {
         self.metrics = metrics
         self.clientID = RandomID.make()
-        self.sequence = hub.nextSequence()
-        self.hub = hub
-        self.history = history
-        self.counts = counts
+        self.hub = joiner.hub
+        self.sequence = joiner.hub.nextSequence()
+        self.joiner = joiner
         self.configuration = configuration
-        self.userID = userID
+        self.identity = identity
         self.loop = loop
+        self.flow = SubscriptionFlow(maxReplay: configuration.maxReplay, canResubscribe: false)
+        self.machine = ConnectionStateMachine(configuration: configuration.streamRules, now: .now())
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
         (events, output) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .unbounded)
@@ -68,6 +76,10 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         hub.register(self, on: loop)
         metrics.connected(.sse)
         if let userID { hub.identify(self, as: userID, on: loop) }
+        _ = machine.opened(
+            handshake: identity.map { .success($0) }, awaitsToken: false, now: .now(),
+            wallClockMillis: WebSocketConnection.wallClockMillis())
+        armTimer()
         emit(SSEEvent.retry(milliseconds: 1000))
         emit(SSEEvent.event(
             name: "welcome",
@@ -85,54 +97,77 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private func subscribe(_ channel: String, since: StreamPosition?) -> EventLoopFuture<Void> {
         guard open else { return loop.makeSucceededVoidFuture() }
         channels.append(channel)
-        recovering = (channel, SubscriptionRecovery(since: since, maxReplay: configuration.maxReplay, maxBuffered: 10_000))
-        let subscription = hub.subscribe(self, to: channel, on: loop)
-        hub.clientChanged(self)
-        let (history, counts) = (self.history, self.counts)
-        let query = recovering!.merge.historyQuery
-        return subscription.confirmed.flatMap { _ in
-            self.loop.makeFutureWithTask { () -> (HistoryPage?, Int) in
-                let page = try? await history.history(of: channel, after: query.after, limit: query.limit)
-                return (page, await counts.clusterWide(channel))
-            }
-        }.map { page, count in
-            self.subscribed(channel, since: since, page: page, count: count)
-        }.flatMapErrorThrowing { error in
-            // The broker could not confirm: the stream ends with the reason, so the client
-            // reconnects later rather than believing it is subscribed.
-            self.logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            self.emit(SSEEvent.event(
-                name: "error",
-                data: ByteBuffer(bytes: ServerMessage.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")).jsonBytes())
-                    .readableBytesView))
-            self.close(reason: .connectionLost)
+        let query = flow.subscribe(channel, since: since)
+        return joiner.join(self, to: channel, query: query, on: loop).map { answer in
+            self.answered(channel, since: since, answer)
         }
     }
 
-    private func subscribed(_ channel: String, since: StreamPosition?, page: HistoryPage?, count: Int) {
-        guard var merge = recovering?.merge, recovering?.channel == channel else { return }
-        recovering = nil
-        // The application made the user leave the channel meanwhile.
-        guard channels.contains(channel) else { return }
-        let outcome = page.map { merge.historyRead($0) } ?? merge.historyFailed()
-        replayFloor.set(channel, to: outcome.position)
-        if let recovery = outcome.recovery { metrics.recovery(recovered: recovery.recovered) }
-        if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
-        if let since, outcome.recovery?.recovered == true { positions[channel] = since }
-        let subscribed = ServerMessage.subscribed(
-            channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery)
-        emit(SSEEvent.event(name: "subscribed", id: ResumeToken.encode(positions), data: ByteBuffer(bytes: subscribed.jsonBytes()).readableBytesView))
-        if let recovery = outcome.recovery {
-            let report = RecoveryReport(channel: channel, recovery: recovery, position: outcome.position)
-            emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
+    private func answered(_ channel: String, since: StreamPosition?, _ answer: ChannelJoiner.Answer) {
+        let stillSubscribed = channels.contains(channel)
+        switch answer {
+        case .notConfirmed(let error):
+            switch flow.confirmationFailed(channel, error: error, stillSubscribed: stillSubscribed) {
+            case .none:
+                break
+            case .undo(let refusal), .end(let refusal):
+                // The stream ends with the reason, so the client reconnects later rather than
+                // believing it is subscribed.
+                logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(refusal).jsonBytes()).readableBytesView))
+                close(reason: .connectionLost)
+            }
+        case .read(let page, let count):
+            guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return }
+            if let recovery = outcome.recovery { metrics.recovery(recovered: recovery.recovered) }
+            if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
+            if let since, outcome.recovery?.recovered == true { positions[channel] = since }
+            let subscribed = ServerMessage.subscribed(
+                channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery)
+            emit(SSEEvent.event(name: "subscribed", id: ResumeToken.encode(positions), data: ByteBuffer(bytes: subscribed.jsonBytes()).readableBytesView))
+            if let recovery = outcome.recovery {
+                let report = RecoveryReport(channel: channel, recovery: recovery, position: outcome.position)
+                emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
+            }
+            for delivery in outcome.deliveries { deliverFrame(delivery.frame, channel: channel, position: delivery.position) }
         }
-        for delivery in outcome.deliveries { deliverFrame(delivery.frame, channel: channel, position: delivery.position) }
+    }
+
+    // MARK: Deadlines
+
+    private func armTimer() {
+        timer?.cancel()
+        timer = nil
+        guard open, let deadline = machine.nextDeadline else { return }
+        timer = loop.scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            deadlineReached()
+        }
+    }
+
+    /// The token expired: say so, as a WebSocket's close code would, and end the stream.
+    private func deadlineReached() {
+        guard open else { return }
+        switch machine.deadlineReached(now: .now()) {
+        case .close(let code, let reason, let error):
+            logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+            if let error {
+                emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(error).jsonBytes()).readableBytesView))
+            }
+            let message = ServerMessage.disconnect(code: Int(code.rawValue), reason: reason)
+            emit(SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
+            close(reason: DisconnectReason(closing: code))
+        default:
+            armTimer()
+        }
     }
 
     /// Ends the stream (the body task finishes the response); `reason` when the server ends it.
     func close(reason: DisconnectReason = .normal) {
         guard open else { return }
         open = false
+        timer?.cancel()
+        timer = nil
         endReason = endReason ?? reason
         output.finish()
     }
@@ -189,12 +224,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     func flush() {}
 
     func send(_ delivery: Delivery) {
-        guard open else { return }
-        if recovering?.channel == delivery.channel {
-            recovering!.merge.live(delivery)
-            return
-        }
-        guard replayFloor.admits(delivery) else { return }
+        guard open, flow.live(delivery) else { return }
         deliverFrame(delivery.frame, channel: delivery.channel, position: delivery.position)
     }
 
@@ -232,8 +262,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
             guard let index = channels.firstIndex(of: channel) else { return }
             channels.remove(at: index)
             positions[channel] = nil
-            replayFloor.remove(channel)
-            if recovering?.channel == channel { recovering = nil }
+            flow.left(channel)
             hub.unsubscribe(self, from: channel, on: loop)
             hub.clientChanged(self)
             emit(SSEEvent.event(

@@ -28,6 +28,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let shared: SharedConfiguration
         /// `nil` when the node verifies no tokens.
         let verifier: TokenVerifier?
+
+        var joiner: ChannelJoiner { ChannelJoiner(hub: hub, history: history, counts: counts) }
     }
 
     let clientID: String
@@ -46,12 +48,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
-    /// The channel being subscribed while its history is read, and the merge of that history
-    /// with the live publications that arrive meanwhile. At most one: subscribes are
-    /// operations, handled one at a time.
-    private var recovering: (channel: String, merge: SubscriptionRecovery)?
-    /// What finished subscribes already sent, in case the live stream still brings it.
-    private var replayFloor = ReplayFloor()
+    /// The subscribe sequence: the merge of the subscribe in flight (subscribes are
+    /// operations, handled one at a time) and what finished ones already replayed.
+    private var flow: SubscriptionFlow
 
     private var hub: Hub { services.hub }
     private var configuration: HeraldConfiguration { services.shared.configuration }
@@ -75,6 +74,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             requiresToken: services.verifier != nil && !configuration.auth.allowAnonymous, now: now)
         self.machine = ConnectionStateMachine(configuration: configuration.connectionRules, now: now)
         self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
+        self.flow = SubscriptionFlow(maxReplay: configuration.maxReplay, canResubscribe: true)
     }
 
     // MARK: ChannelInboundHandler
@@ -165,11 +165,14 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             subscribe(channel, since: since, loop: loop)
         case .resubscribe(let channel):
             begin(.other)
-            recovering = (channel, SubscriptionRecovery(since: nil, maxReplay: 0, maxBuffered: Self.maxBufferedDuringRecovery))
-            readPosition(channel, localCount: hub.subscriberCount(channel), loop: loop)
+            let query = flow.resubscribe(channel)
+            let loopBound = NIOLoopBound(self, eventLoop: loop)
+            services.joiner.read(channel, query: query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess {
+                loopBound.value.answered(channel, $0)
+            }
         case .unsubscribe(let channel):
             hub.unsubscribe(self, from: channel, on: loop)
-            replayFloor.remove(channel)
+            flow.left(channel)
             hub.clientChanged(self)
             send(.unsubscribed(channel: channel))
         case .publish(let channel, let text):
@@ -202,90 +205,47 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
     }
 
-    /// Live publications buffered per subscribe while its history is read.
-    static let maxBufferedDuringRecovery = 10_000
-
     /// Joins the channel, then reads its position and — with `since` — what the client missed;
     /// `subscribed` goes out once the broker confirmed the subscription (so the client then
-    /// receives every later publication), followed by the replay and the live publications
-    /// that arrived meanwhile, merged without gap or duplicate. If the broker cannot confirm,
-    /// the client gets `error` and the subscription is undone.
+    /// receives every later publication), followed by what ``SubscriptionFlow`` decided. If
+    /// the broker cannot confirm, the client gets `error` and the subscription is undone.
     private func subscribe(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
         begin(.other)
-        recovering = (
-            channel,
-            SubscriptionRecovery(
-                since: since, maxReplay: configuration.maxReplay, maxBuffered: Self.maxBufferedDuringRecovery)
-        )
-        let subscription = hub.subscribe(self, to: channel, on: loop)
-        hub.clientChanged(self)
+        let query = flow.subscribe(channel, since: since)
         logger.trace("subscribed", metadata: ["channel": "\(channel)"])
         let loopBound = NIOLoopBound(self, eventLoop: loop)
-        subscription.confirmed.whenComplete { result in
-            let connection = loopBound.value
-            switch result {
-            case .success:
-                connection.readPosition(channel, localCount: subscription.localCount, loop: loop)
-            case .failure(let error):
-                connection.subscriptionFailed(channel, error, loop: loop)
+        services.joiner.join(self, to: channel, query: query, on: loop).whenSuccess {
+            loopBound.value.answered(channel, $0)
+        }
+    }
+
+    /// Sends what the subscribe to `channel` came to, and ends the operation.
+    private func answered(_ channel: String, _ answer: ChannelJoiner.Answer) {
+        defer { end(held: machine.operationFinished()) }
+        let stillSubscribed = session.subscriptions.contains(channel)
+        switch answer {
+        case .notConfirmed(let error):
+            switch flow.confirmationFailed(channel, error: error, stillSubscribed: stillSubscribed) {
+            case .none: break
+            case .undo(let refusal), .end(let refusal):
+                _ = session.subscriptionFailed(channel)
+                if let loop = context?.eventLoop { hub.unsubscribe(self, from: channel, on: loop) }
+                hub.clientChanged(self)
+                logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                send(.error(refusal))
+            }
+        case .read(let page, let count):
+            if case .failure(let error) = page {
+                logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            }
+            guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return }
+            if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
+            send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
+            if machine.isOpen, let context = outlet.context {
+                for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
+                context.flush()
             }
         }
-    }
-
-    private func subscriptionFailed(_ channel: String, _ error: any Error, loop: any EventLoop) {
-        recovering = nil
-        if session.subscriptionFailed(channel) {
-            hub.unsubscribe(self, from: channel, on: loop)
-            replayFloor.remove(channel)
-            hub.clientChanged(self)
-            logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            send(.error(ProtocolError(.unavailable, "could not subscribe to \(channel): \(error)")))
-        }
-        end(held: machine.operationFinished())
-    }
-
-    /// Reads the channel's history (and, in a cluster, the other nodes' counts), then sends
-    /// `subscribed` and what the merge decided, and ends the operation.
-    private func readPosition(_ channel: String, localCount: Int, loop: any EventLoop) {
-        guard let query = recovering?.merge.historyQuery else { return end(held: machine.operationFinished()) }
-        let (history, counts) = (services.history, services.counts)
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { () -> (Result<HistoryPage, BrokerError>, Int) in
-            let page: Result<HistoryPage, BrokerError>
-            do {
-                page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
-            } catch let error as BrokerError {
-                page = .failure(error)
-            } catch {
-                page = .failure(.unavailable("\(error)"))
-            }
-            let count = counts.isClustered ? await counts.clusterWide(channel) : localCount
-            return (page, count)
-        }.whenSuccess { page, count in
-            loopBound.value.subscribed(channel, count: count, page: page)
-        }
-    }
-
-    private func subscribed(_ channel: String, count: Int, page: Result<HistoryPage, BrokerError>) {
-        guard var merge = recovering?.merge else { return end(held: machine.operationFinished()) }
-        recovering = nil
-        // The application made the user leave the channel meanwhile: nothing to answer.
-        guard session.subscriptions.contains(channel) else { return end(held: machine.operationFinished()) }
-        let outcome: SubscriptionRecovery.Outcome
-        switch page {
-        case .success(let page): outcome = merge.historyRead(page)
-        case .failure(let error):
-            logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            outcome = merge.historyFailed()
-        }
-        if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
-        replayFloor.set(channel, to: outcome.position)
-        send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
-        if machine.isOpen, let context = outlet.context {
-            for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
-            context.flush()
-        }
-        end(held: machine.operationFinished())
     }
 
     /// `presence`: the channel's members, read like a subscribe's history — as an operation,
@@ -362,12 +322,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     @discardableResult
     func write(_ delivery: Delivery) -> Bool {
-        guard machine.isOpen, let context = outlet.context else { return false }
-        if recovering?.channel == delivery.channel {
-            recovering!.merge.live(delivery)
-            return false
-        }
-        guard replayFloor.admits(delivery) else { return false }
+        guard machine.isOpen, let context = outlet.context, flow.live(delivery) else { return false }
         context.write(NIOAny(delivery.frame), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
@@ -379,12 +334,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     func send(_ delivery: Delivery) {
-        guard machine.isOpen else { return }
-        if recovering?.channel == delivery.channel {
-            recovering!.merge.live(delivery)
-            return
-        }
-        guard replayFloor.admits(delivery) else { return }
+        guard machine.isOpen, flow.live(delivery) else { return }
         writeAndFlush(delivery.frame)
     }
 

@@ -1,0 +1,54 @@
+import HeraldCore
+import HeraldProtocol
+import NIOCore
+
+/// The I/O of a subscribe, for every transport: join the channel in the Hub, wait for the
+/// broker to confirm, then read the channel's history page and its subscriber count.
+///
+/// What the answers mean is ``SubscriptionFlow``'s business; this only fetches them and
+/// brings them back to the connection's event loop.
+struct ChannelJoiner: Sendable {
+    /// What a subscribe learned.
+    enum Answer: Sendable {
+        /// The broker confirmed; the history page (or why it could not be read) and the
+        /// cluster-wide subscriber count.
+        case read(Result<HistoryPage, BrokerError>, count: Int)
+        /// The broker could not confirm the subscription.
+        case notConfirmed(String)
+    }
+
+    let hub: Hub
+    let history: any ChannelHistory
+    let counts: SubscriberCounts
+
+    /// Joins `channel` (deliveries start at once), then reads what `query` asks for once the
+    /// broker confirmed. The future completes on `loop`.
+    func join(
+        _ connection: any HubConnection, to channel: String, query: (after: Int64?, limit: Int), on loop: any EventLoop
+    ) -> EventLoopFuture<Answer> {
+        let subscription = hub.subscribe(connection, to: channel, on: loop)
+        hub.clientChanged(connection)
+        return subscription.confirmed.flatMap {
+            read(channel, query: query, localCount: subscription.localCount, on: loop)
+        }.flatMapErrorThrowing { error in
+            .notConfirmed("\(error)")
+        }
+    }
+
+    /// Reads the channel's history page and count (a subscribe to a channel already joined).
+    func read(_ channel: String, query: (after: Int64?, limit: Int), localCount: Int, on loop: any EventLoop) -> EventLoopFuture<Answer> {
+        let (history, counts) = (self.history, self.counts)
+        return loop.makeFutureWithTask { () -> Answer in
+            let page: Result<HistoryPage, BrokerError>
+            do throws(BrokerError) {
+                page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
+            } catch {
+                page = .failure(error)
+            }
+            // Alone, the local count is exact and at hand; in a cluster the others' counts
+            // take a round trip.
+            let count = counts.isClustered ? await counts.clusterWide(channel) : localCount
+            return .read(page, count: count)
+        }
+    }
+}
