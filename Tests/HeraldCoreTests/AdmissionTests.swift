@@ -47,3 +47,48 @@ import Testing
         #expect(gate.openConnections(from: "a") == 0)
     }
 }
+
+/// The one admission of WebSockets and SSE streams: origin first, then the per-address and
+/// rate limits, then the node's cap; a refusal takes nothing, a ticket gives everything back.
+@Suite struct AdmissionDecisionTests {
+    func admission(origins: Set<String> = [], max: Int = 10, perAddress: Int = 5) -> Admission {
+        Admission(
+            allowedOrigins: origins, maxConnections: max, trustedProxies: .none,
+            gate: ConnectionGate(maxPerAddress: perAddress, rate: 1000, burst: 1000), slots: ConnectionSlots())
+    }
+
+    @Test func aForeignOriginIsRefusedBeforeAnyLimitIsTouched() {
+        let admission = admission(origins: ["https://app.example"])
+        let refused = admission.decide(origin: "https://evil.example", peer: "1.2.3.4", forwardedFor: [])
+        #expect(refused.failure == Admission.Refusal(status: 403, error: ProtocolError(.forbidden, "origin https://evil.example is not allowed")))
+        #expect(admission.gate.openConnections(from: "1.2.3.4") == 0)
+        #expect(admission.slots.count == 0)
+        // Allowed origins, and clients that send none (not browsers), are admitted.
+        #expect(admission.decide(origin: "https://app.example", peer: "1.2.3.4", forwardedFor: []).failure == nil)
+        #expect(admission.decide(origin: nil, peer: "1.2.3.4", forwardedFor: []).failure == nil)
+        #expect(admission.slots.count == 2)
+    }
+
+    @Test func limitsAndTheCapAnswer429And503AndTicketsGiveBack() throws {
+        let admission = admission(max: 3, perAddress: 2)
+        let first = try admission.decide(origin: nil, peer: "1.2.3.4", forwardedFor: []).get()
+        _ = try admission.decide(origin: nil, peer: "1.2.3.4", forwardedFor: []).get()
+        let perAddress = admission.decide(origin: nil, peer: "1.2.3.4", forwardedFor: []).failure
+        #expect(perAddress?.status == 429 && perAddress?.error.code == .tooManyConnections && perAddress?.isTransient == true)
+        _ = try admission.decide(origin: nil, peer: "5.6.7.8", forwardedFor: []).get()
+        let full = admission.decide(origin: nil, peer: "9.9.9.9", forwardedFor: []).failure
+        #expect(full?.status == 503 && full?.error.code == .unavailable)
+        // The refused connection's address slot was given back with the refusal.
+        #expect(admission.gate.openConnections(from: "9.9.9.9") == 0)
+        first.release()
+        #expect(admission.slots.count == 2)
+        #expect(admission.gate.openConnections(from: "1.2.3.4") == 1)
+        #expect(admission.decide(origin: nil, peer: "9.9.9.9", forwardedFor: []).failure == nil)
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let failure) = self { failure } else { nil }
+    }
+}

@@ -35,6 +35,10 @@ public final class HeraldNode: Service {
     private let registry: RedisClusterRegistry?
     /// Per-address and rate limits on new WebSocket connections.
     public let gate: ConnectionGate
+    /// The one decision on every new WebSocket and SSE stream (origin, limits, cap).
+    public let admission: Admission
+    /// Connections per address that have not yet sent a complete request head.
+    public let pending: PendingConnections
     /// What `/metrics` shows: this node's own registry (nothing global, so tests can run many).
     public let metricsRegistry: PrometheusCollectorRegistry
     public let metrics: NodeMetrics
@@ -110,7 +114,12 @@ public final class HeraldNode: Service {
         self.publisher = publisher
         self.local = local
         let limits = configuration.connectionLimits
-        self.gate = ConnectionGate(maxPerAddress: limits.maxPerAddress, rate: limits.rate, burst: limits.burst)
+        let gate = ConnectionGate(maxPerAddress: limits.maxPerAddress, rate: limits.rate, burst: limits.burst)
+        self.gate = gate
+        self.admission = Admission(
+            allowedOrigins: Set(configuration.allowedOrigins), maxConnections: configuration.maxConnections,
+            trustedProxies: limits.trustedProxies, gate: gate, slots: slots)
+        self.pending = PendingConnections(maxPerAddress: limits.maxPendingPerAddress, trustedProxies: limits.trustedProxies)
         self.onServerRunning = onServerRunning
     }
 
@@ -199,7 +208,7 @@ public final class HeraldNode: Service {
         UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
         MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker).register(on: router)
         SSEEndpoint(
-            hub: hub, history: broker, counts: counts, slots: slots, gate: gate, verifier: verifier,
+            joiner: ChannelJoiner(hub: hub, history: broker, counts: counts), admission: admission, verifier: verifier,
             configuration: configuration, metrics: metrics, logger: logger
         ).register(on: router)
         WebAssets().register(on: router)
@@ -207,8 +216,8 @@ public final class HeraldNode: Service {
         let configuration = self.configuration
         let logger = self.logger
         let onServerRunning = self.onServerRunning
-        let gate = self.gate
-        let slots = self.slots
+        let admission = self.admission
+        let pending = self.pending
         let fastPublish = configuration.fastPublish
             ? FastPublishHandler.Services(
                 operation: PublishOperation(publisher: publisher, configuration: configuration),
@@ -222,7 +231,7 @@ public final class HeraldNode: Service {
             router: router,
             server: HTTPServerBuilder { responder in
                 let child = HeraldChildChannel(
-                    responder: responder, services: services, slots: slots, gate: gate, fastPublish: fastPublish, logger: logger)
+                    responder: responder, services: services, admission: admission, pending: pending, fastPublish: fastPublish, logger: logger)
                 guard let tls = configuration.tls else { return child }
                 return try TLSChannel(child, tlsConfiguration: tls)
             },

@@ -16,6 +16,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case jwtSecret, jwtPublicKeyFile, allowAnonymous, authTimeout
     case tlsCertFile, tlsKeyFile
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
+    case httpHeaderTimeout, httpIdleTimeout, maxPendingPerIP
     case redisURL, redisPrefix, registryInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
@@ -138,6 +139,21 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .connectionBurst:
             Setting("connection-burst", default: "2000", help: "New WebSocket connections accepted in a burst above --connection-rate.") {
                 $0.connectionLimits.burst = try $1.number(min: 1)
+            }
+        case .httpHeaderTimeout:
+            Setting("http-header-timeout", default: "10",
+                    help: "Seconds a new connection may take to send a complete request head (HTTP request or WebSocket handshake); then it is closed.") {
+                $0.connectionLimits.headerTimeout = try $1.seconds()
+            }
+        case .httpIdleTimeout:
+            Setting("http-idle-timeout", default: "60",
+                    help: "Seconds a keep-alive REST connection may stay idle (or take to send its next request head) before it is closed.") {
+                $0.connectionLimits.idleTimeout = try $1.seconds()
+            }
+        case .maxPendingPerIP:
+            Setting("max-pending-per-ip", default: "1000",
+                    help: "Most connections from one peer address that have not yet sent a complete request head (0: no limit); more are closed at once. Trusted proxies are exempt.") {
+                $0.connectionLimits.maxPendingPerAddress = try $1.int(0...Int.max)
             }
         case .trustedProxies:
             Setting("trusted-proxies",

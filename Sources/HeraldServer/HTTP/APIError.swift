@@ -29,6 +29,12 @@ struct APIError: HTTPResponseError {
         self.error = ProtocolError(code, message)
     }
 
+    /// An admission's refusal of a WebSocket or SSE connection.
+    init(_ refusal: Admission.Refusal) {
+        self.status = HTTPResponse.Status(code: refusal.status)
+        self.error = refusal.error
+    }
+
     /// Worth retrying the same request later: rate limits, a full or a draining node.
     var isTransient: Bool { status == .tooManyRequests || status == .serviceUnavailable }
 

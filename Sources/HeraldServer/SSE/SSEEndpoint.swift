@@ -8,22 +8,20 @@ import NIOCore
 /// `GET /sse?channel=a&channel=b`: the notifications of those channels as Server-Sent Events,
 /// for browsers (`EventSource` reconnects by itself) and proxies that break WebSockets.
 ///
-/// Everything is checked before the stream starts, with the rules WebSocket connections
-/// follow, and refused with a JSON error: no or a bad channel (400), a bad token (401), a
-/// channel the token does not grant or an origin not allowed (403), the per-address and rate
-/// limits (429), the node's connection cap or shutdown (503). `Last-Event-ID` (or
-/// `?lastEventId=`) resumes every channel from the position it names.
+/// Everything is checked before the stream starts, in this order, and refused with a JSON
+/// error: no or a bad channel (400); then the ``Admission`` every WebSocket passes — an origin
+/// not allowed (403), the per-address and rate limits (429), the node's connection cap or
+/// shutdown (503); then the token — a bad one (401), a channel it does not grant (403). A
+/// token's `exp` also ends the stream while it is open (see ``SSEConnection``).
+/// `Last-Event-ID` (or `?lastEventId=`) resumes every channel from the position it names.
 ///
 /// An `EventSource` gives up for good on any status but 200, so the *transient* refusals
 /// (429, 503) of a request that accepts `text/event-stream` are sent as a short stream
 /// instead: `retry:` with a delay, one `error` event with the same code, end of stream. The
 /// browser then reconnects by itself, most likely to another node, with its `Last-Event-ID`.
 struct SSEEndpoint {
-    let hub: Hub
-    let history: any ChannelHistory
-    let counts: SubscriberCounts
-    let slots: ConnectionSlots
-    let gate: ConnectionGate
+    let joiner: ChannelJoiner
+    let admission: Admission
     /// `nil` when the node verifies no tokens.
     let verifier: TokenVerifier?
     let configuration: HeraldConfiguration
@@ -47,9 +45,6 @@ struct SSEEndpoint {
 
     private func stream(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let origin = request.headers[.origin]
-        if let origin, !configuration.allowedOrigins.isEmpty, !configuration.allowedOrigins.contains(origin) {
-            throw APIError(.forbidden, .forbidden, "origin \(origin) is not allowed")
-        }
         var seen = Set<String>()
         let channels = request.uri.queryParameters.getAll("channel").map { String($0) }.filter { seen.insert($0).inserted }
         guard !channels.isEmpty else {
@@ -62,40 +57,35 @@ struct SSEEndpoint {
         }
         for channel in channels { try APIRoutes.validate(channel) }
         let resume = try Self.resumePositions(request)
-        let access = try await self.access(request)
-        for channel in channels where !access.maySubscribe(channel) {
-            throw APIError(.forbidden, .forbidden, "your token does not grant channel \(channel)")
+        // The admission of WebSockets; the place is held until the stream ends.
+        let ticket: Admission.Ticket
+        switch admission.decide(
+            origin: origin, peer: context.remoteAddress?.ipAddress ?? "unknown",
+            forwardedFor: request.headers[values: .xForwardedFor])
+        {
+        case .success(let admitted): ticket = admitted
+        case .failure(let refusal): throw APIError(refusal)
         }
-
-        // The connection limits of WebSockets, taken until the stream ends.
-        let address = ClientAddress.resolve(
-            peer: context.remoteAddress?.ipAddress ?? "unknown", forwardedFor: request.headers[values: .xForwardedFor],
-            trustedProxies: configuration.connectionLimits.trustedProxies)
-        switch gate.admit(address) {
-        case .admitted: break
-        case .tooManyFromAddress(let limit):
-            throw APIError(.tooManyRequests, .tooManyConnections, "at most \(limit) connections per client address")
-        case .tooFast:
-            throw APIError(.tooManyRequests, .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")
-        }
-        guard slots.reserve(max: configuration.maxConnections) else {
-            gate.release(address)
-            let reason = slots.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
-            throw APIError(.serviceUnavailable, .unavailable, reason)
+        // Verified after admission, as a WebSocket's `?token=` is.
+        let access: ChannelAccess
+        do {
+            access = try await self.access(request)
+            for channel in channels where !access.maySubscribe(channel) {
+                throw APIError(.forbidden, .forbidden, "your token does not grant channel \(channel)")
+            }
+        } catch {
+            ticket.release()
+            throw error
         }
 
         let connection = SSEConnection(
-            hub: hub, history: history, counts: counts, configuration: configuration, metrics: metrics, userID: access.userID,
+            joiner: joiner, configuration: configuration, metrics: metrics, identity: access.identity,
             loop: context.eventLoop, logger: logger)
-        let (slots, gate) = (self.slots, self.gate)
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
         // server keeps half-closed HTTP connections open, so there is no earlier signal).
         context.closeFuture.whenComplete { _ in connection.loop.execute { connection.close() } }
         return Response(status: .ok, headers: Self.streamHeaders(origin: origin, configuration), body: ResponseBody { writer in
-            defer {
-                slots.release()
-                gate.release(address)
-            }
+            defer { ticket.release() }
             try? await connection.loop.flatSubmit { connection.start(channels: channels, resume: resume) }.get()
             do {
                 for await chunk in connection.events {

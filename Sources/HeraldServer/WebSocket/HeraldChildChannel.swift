@@ -33,7 +33,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// What the handshake decided for a `/ws` connection.
-    struct Admission {
+    struct Handshake {
         var endpoint: Endpoint
         /// The `?token=` of the handshake, to verify before the upgrade completes.
         var token: String?
@@ -52,8 +52,10 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     /// What every `/ws` connection is built with.
     let services: WebSocketConnection.Services
-    let slots: ConnectionSlots
-    let gate: ConnectionGate
+    /// The decision on every new connection, shared with SSE streams.
+    let admission: Admission
+    /// Connections per address still owing their first request head.
+    let pending: PendingConnections
     /// The REST fast path's shared parts; `nil` with `HERALD_FAST_PUBLISH=false`.
     let fastPublish: FastPublishHandler.Services?
     let logger: Logger
@@ -74,9 +76,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                     case .failure(let refused):
                         rejection.value = refused
                         return channel.eventLoop.makeSucceededFuture(nil)
-                    case .success(let admission):
-                        endpoint.value = admission.endpoint
-                        guard let token = admission.token, let verifier = self.verifier else {
+                    case .success(let handshakeResult):
+                        endpoint.value = handshakeResult.endpoint
+                        guard let token = handshakeResult.token, let verifier = self.verifier else {
                             return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                         }
                         // The upgrade waits for the verdict (off the loop); the connection
@@ -123,6 +125,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
                 configuration: pipelineConfiguration
             )
+            try addDeadline(to: channel)
             return Value(upgradeResult: result, channel: channel)
         }
     }
@@ -146,58 +149,48 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         }
     }
 
-    /// Chooses the WebSocket endpoint for a handshake, or says why it is refused.
-    ///
-    /// Checks run cheapest and least revealing first: origin, path, the per-address and rate
-    /// limits, then the node's connection cap. Token verification comes after all of them.
-    private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Admission, Rejection> {
-        let uri = URI(head.uri)
-        let path = uri.path
-        // Browsers always send Origin on WebSocket handshakes: refuse pages from other sites
-        // (cross-site WebSocket hijacking). Clients without Origin are not browsers.
-        if !configuration.allowedOrigins.isEmpty, let origin = head.headers.first(name: "Origin"),
-            !configuration.allowedOrigins.contains(origin)
-        {
-            return .failure(Rejection(status: .forbidden, error: ProtocolError(.forbidden, "origin \(origin) is not allowed")))
+    /// Every connection has a deadline until it is useful (``RequestHeadDeadline``), and one
+    /// address may hold only so many that are not yet: past that bound it is closed at once.
+    private func addDeadline(to channel: any Channel) throws {
+        let limits = configuration.connectionLimits
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        let admitted = pending.admit(peer)
+        let pipeline = channel.pipeline.syncOperations
+        let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        try pipeline.addHandler(
+            RequestHeadDeadlineHandler(
+                machine: RequestHeadDeadline(headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, now: .now()),
+                pending: pending, address: admitted ? peer : nil),
+            position: .after(decoder))
+        if !admitted {
+            logger.debug("too many pending connections from one address", metadata: ["address": "\(peer)"])
+            channel.close(promise: nil)
         }
+    }
+
+    /// Chooses the WebSocket endpoint for a handshake, or says why it is refused: the path,
+    /// then the ``Admission`` every connection passes. Token verification comes after both.
+    private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Handshake, Rejection> {
+        let uri = URI(head.uri)
         let endpoint: Endpoint
-        switch path {
+        switch uri.path {
         case "/ws": endpoint = .notifications
         case "/ws/echo": endpoint = .echo
         default:
-            return .failure(Rejection(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(path)")))
+            return .failure(Rejection(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(uri.path)")))
         }
         // Both endpoints hold a socket, so both count against every connection limit.
-        let address = clientAddress(head, channel: channel)
-        switch gate.admit(address) {
-        case .admitted:
-            break
-        case .tooManyFromAddress(let limit):
-            return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
-                .tooManyConnections, "at most \(limit) connections per client address")))
-        case .tooFast:
-            return .failure(Rejection(status: .tooManyRequests, error: ProtocolError(
-                .tooManyConnections, "the node accepts new connections at a limited rate; retry shortly")))
-        }
-        guard slots.reserve(max: configuration.maxConnections) else {
-            gate.release(address)
-            let reason = slots.isAccepting ? "connection limit of \(configuration.maxConnections) reached" : "node is shutting down"
-            return .failure(Rejection(status: .serviceUnavailable, error: ProtocolError(.unavailable, reason)))
-        }
-        let (slots, gate) = (self.slots, self.gate)
-        channel.closeFuture.whenComplete { _ in
-            slots.release()
-            gate.release(address)
+        let verdict = admission.decide(
+            origin: head.headers.first(name: "Origin"), peer: channel.remoteAddress?.ipAddress ?? "unknown",
+            forwardedFor: head.headers["X-Forwarded-For"])
+        switch verdict {
+        case .failure(let refusal):
+            return .failure(Rejection(status: HTTPResponse.Status(code: refusal.status), error: refusal.error))
+        case .success(let ticket):
+            channel.closeFuture.whenComplete { _ in ticket.release() }
         }
         let token = endpoint == .notifications ? uri.queryParameters["token"].map(String.init) : nil
-        return .success(Admission(endpoint: endpoint, token: token))
-    }
-
-    private func clientAddress(_ head: HTTPRequestHead, channel: any Channel) -> String {
-        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-        return ClientAddress.resolve(
-            peer: peer, forwardedFor: head.headers["X-Forwarded-For"],
-            trustedProxies: configuration.connectionLimits.trustedProxies)
+        return .success(Handshake(endpoint: endpoint, token: token))
     }
 
     private func installWebSocket(
@@ -205,6 +198,10 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     ) throws {
         let outlet = RawFrameOutlet()
         let pipeline = channel.pipeline.syncOperations
+        // The WebSocket is useful now; its heartbeat rules take over from the HTTP deadlines.
+        if let deadline = try? pipeline.handler(type: RequestHeadDeadlineHandler.self) {
+            pipeline.removeHandler(deadline, promise: nil)
+        }
         // Raw frames must still pass through TLS when there is TLS.
         if let tls = try? pipeline.handler(type: NIOSSLServerHandler.self) {
             try pipeline.addHandler(outlet, position: .after(tls))
