@@ -12,6 +12,16 @@ import NIOSSL
 import NIOHTTP1
 import ServiceLifecycle
 
+/// The two ways a publish can come into a node: ``FastPublishHandler`` ahead of the router
+/// (the default), or Hummingbird's router (`HERALD_FAST_PUBLISH=false`).
+public enum PublishPath: String, Sendable, CaseIterable {
+    case fast, router
+
+    /// The way nodes started by ``withNode(_:broker:_:)`` in this task take publishes; `nil`:
+    /// the default, the fast path.
+    @TaskLocal public static var current: PublishPath?
+}
+
 /// A node running in this process on a free port, for the duration of a test.
 public struct RunningNode: Sendable {
     public let port: Int
@@ -138,9 +148,8 @@ public func withNode<T: Sendable>(
     configuration.port = 0
     configuration.threads = 2
     configuration.logLevel = ProcessInfo.processInfo.environment["HERALD_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
-    // The REST suites run twice in scripts/test: through the fast path (the default) and,
-    // with HERALD_TEST_REST_PATH=router, through Hummingbird's router.
-    configuration.fastPublish = ProcessInfo.processInfo.environment["HERALD_TEST_REST_PATH"] != "router"
+    // Suites marked `.bothPublishPaths` run each test through the fast path and the router.
+    configuration.fastPublish = PublishPath.current != .router
     configure(&configuration)
     let settings = configuration
     return try await HeraldNode.withEventLoopGroup(threads: settings.threads) { eventLoopGroup in

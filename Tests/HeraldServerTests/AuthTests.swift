@@ -8,7 +8,7 @@ import NIOCore
 import Testing
 
 /// Connection tokens end to end: a real node, real sockets, tokens signed by jwt-kit.
-@Suite struct AuthTests {
+@Suite(.bothPublishPaths) struct AuthTests {
     static let secret = Array("herald-test-secret-that-is-long-enough-for-hs256".utf8)
 
     static func token(

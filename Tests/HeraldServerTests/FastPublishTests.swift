@@ -9,8 +9,8 @@ import Testing
 
 /// The REST fast path on the wire: what only a raw HTTP/1.1 connection shows — pipelined
 /// requests mixing fast and routed ones, keep-alive and `Connection: close`, HTTP/1.0 — on
-/// both ways in (the suites of RESTTests and NotifyTests cover the rest, and scripts/test runs
-/// them again with HERALD_TEST_REST_PATH=router).
+/// both ways in (the REST suites cover the rest, each test run through both ways by their
+/// `.bothPublishPaths` trait).
 @Suite struct FastPublishTests {
     /// Writes `requests` in one go on one connection and reads until `responses` complete
     /// responses arrived (or the server closed); returns the raw text.

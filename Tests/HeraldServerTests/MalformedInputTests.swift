@@ -9,7 +9,7 @@ import Testing
 /// Hostile and broken input against `/ws`, one attacker connection per case. Each case must
 /// get its documented answer, the node must stay up, and a bystander on the same node must
 /// receive every notification published between the cases.
-@Suite struct MalformedInputTests {
+@Suite(.bothPublishPaths) struct MalformedInputTests {
     enum Expected {
         /// An `error` message with this code; the connection stays usable.
         case error(ErrorCode)

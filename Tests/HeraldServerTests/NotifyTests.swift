@@ -4,7 +4,7 @@ import HeraldTesting
 import Testing
 
 /// The seed scenario and the publish path, over real sockets.
-@Suite struct NotifyTests {
+@Suite(.bothPublishPaths) struct NotifyTests {
     /// `data` is not decoded and re-encoded: subscribers get the publisher's own JSON text, so
     /// numbers beyond 2^53, escapes and key order survive exactly.
     @Test func dataReachesSubscribersAsThePublisherWroteIt() async throws {

@@ -4,7 +4,7 @@ import HeraldTesting
 import Testing
 
 /// docs/openapi.yaml against the server: the same routes, and each answers as documented.
-@Suite struct OpenAPIRouteTests {
+@Suite(.bothPublishPaths) struct OpenAPIRouteTests {
     /// `METHOD /path` for every operation in the document.
     static func documentedOperations() throws -> [String: Set<Int>] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -4,7 +4,7 @@ import HeraldServer
 import HeraldTesting
 import Testing
 
-@Suite struct RESTTests {
+@Suite(.bothPublishPaths) struct RESTTests {
     func code(_ result: HTTPResult) throws -> JSONValue? {
         try result.object()["code"]
     }

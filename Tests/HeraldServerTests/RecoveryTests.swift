@@ -6,7 +6,7 @@ import HeraldTesting
 import Testing
 
 /// History, positions and recovery on one node (in-memory broker), against real sockets.
-@Suite struct RecoveryTests {
+@Suite(.bothPublishPaths) struct RecoveryTests {
     /// Sends `subscribe` and reads the `subscribed` reply.
     func subscribe(
         _ client: TestWebSocket, _ channel: String, since: StreamPosition? = nil

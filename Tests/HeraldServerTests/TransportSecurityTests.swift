@@ -11,7 +11,7 @@ import NIOSSL
 import Testing
 
 /// TLS and the limits on opening connections, against a real node.
-@Suite struct TransportSecurityTests {
+@Suite(.bothPublishPaths) struct TransportSecurityTests {
     @Test func wssAndHttpsWorkEndToEndWithASelfSignedCertificate() async throws {
         try await withTestKeys { keys in
             let files = try await keys.selfSignedCertificate()

@@ -8,7 +8,7 @@ import Testing
 
 /// What an application addresses to a user (`/api/users/{user}/…`), against one node with
 /// real sockets: every connection of the user, WebSocket and SSE, and nobody else.
-@Suite struct UserTests {
+@Suite(.bothPublishPaths) struct UserTests {
     static func ws(_ node: RunningNode, _ user: String) async throws -> TestWebSocket {
         try await node.connect(path: "/ws?token=\(try await AuthTests.token(user))")
     }

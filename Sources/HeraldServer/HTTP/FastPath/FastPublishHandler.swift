@@ -18,7 +18,7 @@ import NIOHTTP1
 /// responses in request order however requests are pipelined (``FastPublishStateMachine``).
 /// One difference: an HTTP/1.0 request without keep-alive is answered in HTTP/1.0 and the
 /// connection closed, as RFC 9112 says; Hummingbird answers in HTTP/1.1 and keeps it open.
-/// The REST suites run against both ways (`HERALD_TEST_REST_PATH=router` in scripts/test).
+/// The REST suites run every test through both ways (their `.bothPublishPaths` trait).
 final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
