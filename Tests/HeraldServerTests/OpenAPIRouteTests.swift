@@ -31,10 +31,15 @@ import Testing
         return operations
     }
 
-    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() throws {
+    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() async throws {
         let documented = try Self.documentedOperations()
         #expect(documented.count >= 7)
-        #expect(Set(HeraldNode.restRoutes()) == Set(documented.keys))
+        // The JSON API; the event stream, the metrics text and the browser files have pages
+        // of their own (api.md, operations.md, javascript.md).
+        let others: Set = ["GET /sse", "GET /metrics", "GET /herald.js", "HEAD /herald.js", "GET /console"]
+        let routes = try await withNode { $0.node.restRoutes() }
+        #expect(Set(routes).subtracting(others) == Set(documented.keys))
+        #expect(others.isSubset(of: Set(routes)))
     }
 
     @Test func eachOperationAnswersWithADocumentedStatus() async throws {

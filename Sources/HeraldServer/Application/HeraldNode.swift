@@ -5,7 +5,6 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
-import NIOEmbedded
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
@@ -42,6 +41,8 @@ public final class HeraldNode: Service {
     /// What `/metrics` shows: this node's own registry (nothing global, so tests can run many).
     public let metricsRegistry: PrometheusCollectorRegistry
     public let metrics: NodeMetrics
+    /// `herald_http_requests_total`, counted by the router and the publish fast path alike.
+    let requestCounters: RequestMetricsMiddleware.Counters
     /// `nil` with `HERALD_PRESENCE=false`.
     public let presence: (any PresenceStore)?
     private let redisPresence: RedisPresence?
@@ -106,6 +107,7 @@ public final class HeraldNode: Service {
         }
         self.metricsRegistry = metricsRegistry
         self.metrics = metrics
+        self.requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
         self.hub = hub
         self.broker = broker
         self.registry = registry
@@ -168,24 +170,11 @@ public final class HeraldNode: Service {
         try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
     }
 
-    /// The REST routes a node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
-    /// test can hold docs/openapi.yaml to what the router really has. Builds no sockets and
-    /// starts no threads.
-    public static func restRoutes(configuration: HeraldConfiguration = HeraldConfiguration()) -> [String] {
-        let loop = EmbeddedEventLoop()
-        let broker = InMemoryBroker(policy: configuration.history)
-        let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: loop)
-        let counts = SubscriberCounts(hub: hub, cluster: nil)
-        let slots = ConnectionSlots()
-        let publisher = Publisher(broker: broker, counts: counts)
-        let routes = APIRoutes(
-            local: LocalNode(hub: hub, slots: slots, publisher: publisher), publisher: publisher, broker: broker,
-            cluster: nil, slots: slots, configuration: configuration)
-        let router = Router(context: HeraldRequestContext.self)
-        routes.register(on: router)
-        PresenceRoutes(presence: LocalPresence(hub: hub)).register(on: router)
-        UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
-        return router.routes.map { route in
+    /// The REST routes this node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
+    /// test can hold docs/openapi.yaml to what the router really has: the node's own router,
+    /// built and not served.
+    public func restRoutes() -> [String] {
+        makeRouter(verifier: nil).routes.map { route in
             let path = route.path.description.split(separator: "/").map { segment in
                 segment.hasPrefix(":") ? "{\(segment.dropFirst())}" : String(segment)
             }
@@ -193,15 +182,25 @@ public final class HeraldNode: Service {
         }.sorted()
     }
 
-    private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
+    /// The publish chain both ways in share: the fast path and the router's ``PublishRoutes``.
+    private func makePublishEndpoint() -> PublishEndpoint {
+        PublishEndpoint(
+            operation: PublishOperation(publisher: publisher, configuration: configuration),
+            apiKeys: configuration.apiKeys.map { Array($0.utf8) }, cors: CORSPolicy(origins: configuration.corsOrigins),
+            counters: requestCounters, logger: logger)
+    }
+
+    private func makeRouter(verifier: TokenVerifier?) -> Router<HeraldRequestContext> {
         let router = Router(context: HeraldRequestContext.self)
+        // Ahead of the middleware: the publish chain applies the key, CORS, counting and the
+        // log line itself, the same for the router and the fast path (PublishEndpoint).
+        PublishRoutes(endpoint: makePublishEndpoint(), maxBodyBytes: configuration.maxBodyBytes).register(on: router)
         router.middlewares.add(RequestLogMiddleware(level: .info))
-        let requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
         router.middlewares.add(RequestMetricsMiddleware(counters: requestCounters))
         router.middlewares.add(CORSPolicyMiddleware(origins: configuration.corsOrigins))
         router.middlewares.add(APIKeyMiddleware(keys: configuration.apiKeys, metricsPublic: configuration.metricsPublic))
         APIRoutes(
-            local: local, publisher: publisher, broker: broker, cluster: registry, slots: slots,
+            local: local, broker: broker, cluster: registry, slots: slots,
             configuration: configuration
         ).register(on: router)
         PresenceRoutes(presence: presence).register(on: router)
@@ -212,18 +211,17 @@ public final class HeraldNode: Service {
             configuration: configuration, metrics: metrics, logger: logger
         ).register(on: router)
         WebAssets().register(on: router)
+        return router
+    }
 
+    private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
+        let router = makeRouter(verifier: verifier)
         let configuration = self.configuration
         let logger = self.logger
         let onServerRunning = self.onServerRunning
         let admission = self.admission
         let pending = self.pending
-        let fastPublish = configuration.fastPublish
-            ? FastPublishHandler.Services(
-                operation: PublishOperation(publisher: publisher, configuration: configuration),
-                apiKeys: configuration.apiKeys.map { Array($0.utf8) }, cors: CORSPolicy(origins: configuration.corsOrigins),
-                counters: requestCounters, logger: logger)
-            : nil
+        let fastPublish = configuration.fastPublish ? makePublishEndpoint() : nil
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
             metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier)

@@ -5,12 +5,11 @@ import HeraldProtocol
 import Hummingbird
 import NIOCore
 
-/// The REST API: publish, broadcast, and the node's figures.
+/// The REST API's figures and history; publishing is ``PublishRoutes``' (and the fast path's).
 struct APIRoutes {
     /// This node's own figures.
     let local: any LocalNodeState
-    let publisher: Publisher
-    /// For `/health`, `/ready` and `/api/history`; publishing goes through ``publisher``.
+    /// For `/health`, `/ready` and `/api/history`.
     let broker: any Broker
     /// The other nodes' figures; `nil` for a node running alone.
     let cluster: (any ClusterDirectory)?
@@ -22,8 +21,6 @@ struct APIRoutes {
     static let maxPageSize = 1000
 
     func register(on router: Router<HeraldRequestContext>) {
-        router.post("/api/notify/:channel") { request, context in try await notify(request, context) }
-        router.post("/api/broadcast") { request, context in try await broadcast(request, context) }
         router.get("/api/channels") { request, _ in try await channels(request) }
         router.get("/api/stats") { _, _ in try await stats() }
         router.get("/api/clients") { request, _ in try await clients(request) }
@@ -32,25 +29,7 @@ struct APIRoutes {
         router.get("/ready") { _, _ in ready() }
     }
 
-    // MARK: Publishing
-
-    /// The router's way in; the fast path (``FastPublishHandler``) serves the same requests
-    /// with the same ``PublishOperation`` before they get here, unless it is turned off.
-    private func notify(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        try await publish(.notify(channel: context.parameters.get("channel") ?? ""), request, context)
-    }
-
-    private func broadcast(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        try await publish(.broadcast, request, context)
-    }
-
-    private func publish(_ route: FastPublishRoute, _ request: Request, _ context: HeraldRequestContext) async throws -> Response {
-        let operation = PublishOperation(publisher: publisher, configuration: configuration)
-        let body = try? await Self.collectBody(request, limit: configuration.maxBodyBytes)
-        let prepared = try operation.prepare(
-            route, body: body, idempotencyKey: HTTPField.Name("Idempotency-Key").flatMap { request.headers[$0] })
-        return .json(try await operation.run(prepared, on: context.eventLoop).get())
-    }
+    // MARK: History
 
     /// Most characters of an `Idempotency-Key`.
     static let maxIdempotencyKeyLength = 128

@@ -56,8 +56,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     let admission: Admission
     /// Connections per address still owing their first request head.
     let pending: PendingConnections
-    /// The REST fast path's shared parts; `nil` with `HERALD_FAST_PUBLISH=false`.
-    let fastPublish: FastPublishHandler.Services?
+    /// The publish chain the fast path serves ahead of the router; `nil` with
+    /// `HERALD_FAST_PUBLISH=false`.
+    let fastPublish: PublishEndpoint?
     let logger: Logger
 
     var configuration: HeraldConfiguration { services.shared.configuration }
@@ -103,7 +104,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let fastPublish = self.fastPublish, rejection.value == nil {
-                            try channel.pipeline.syncOperations.addHandler(FastPublishHandler(services: fastPublish))
+                            try channel.pipeline.syncOperations.addHandler(FastPublishHandler(endpoint: fastPublish))
                         }
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))

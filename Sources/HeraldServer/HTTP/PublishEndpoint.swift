@@ -1,0 +1,89 @@
+import HTTPTypes
+import HeraldCore
+import HeraldProtocol
+import Logging
+import NIOCore
+
+/// The one way a REST publish (`POST /api/notify/{channel}`, `POST /api/broadcast`) is served,
+/// whichever way it came in — ``FastPublishHandler`` ahead of the router, or the router's
+/// ``PublishRoutes`` (registered ahead of the router's middleware, so nothing runs twice).
+///
+/// Every rule a publish passes is here, in order: the API key; the request itself (channel,
+/// `Idempotency-Key`, body size, JSON — ``PublishOperation``); the publish; then, on every
+/// answer, the CORS headers, `herald_http_requests_total` and the request log line. A new
+/// publish rule (a backend hook, a namespace's publish setting) is added here, once.
+struct PublishEndpoint: Sendable {
+    /// A publish request as both ways in see it.
+    struct Request: Sendable {
+        var route: FastPublishRoute
+        var method: String
+        /// Without the query, for the log line.
+        var path: String
+        var authorization: String?
+        var apiKey: String?
+        var idempotencyKey: String?
+        var origin: String?
+        var remote: SocketAddress?
+        /// `nil` when it was larger than `HERALD_MAX_BODY_BYTES`.
+        var body: ByteBuffer?
+        var requestID: String
+        var start: NIODeadline
+    }
+
+    /// The complete answer: status, JSON body, and the headers it carries (content type, CORS).
+    struct Answer: Sendable {
+        var status: HTTPResponse.Status
+        var body: ByteBuffer
+        var headers: [(HTTPField.Name, String)]
+    }
+
+    let operation: PublishOperation
+    let apiKeys: [[UInt8]]
+    let cors: CORSPolicy
+    let counters: RequestMetricsMiddleware.Counters
+    let logger: Logger
+
+    /// Serves `request` on `loop`. The future never fails: a refusal or a broker that cannot
+    /// publish is an answer with its status and `{"error","code"}` body.
+    func serve(_ request: Request, on loop: any EventLoop) -> EventLoopFuture<Answer> {
+        let prepared: PublishOperation.Prepared
+        do {
+            prepared = try admit(request)
+        } catch {
+            return loop.makeSucceededFuture(answer(request, error))
+        }
+        return operation.run(prepared, on: loop).map { body in
+            answer(request, status: .ok, body: body)
+        }.recover { error in
+            answer(request, error as? APIError ?? APIError(.serviceUnavailable, .unavailable, "\(error)"))
+        }
+    }
+
+    /// The rules before anything is published, in order.
+    private func admit(_ request: Request) throws(APIError) -> PublishOperation.Prepared {
+        if let refusal = APIKeyMiddleware.refusal(
+            keys: apiKeys, authorization: request.authorization, apiKey: request.apiKey, remote: request.remote)
+        {
+            throw refusal
+        }
+        return try operation.prepare(request.route, body: request.body, idempotencyKey: request.idempotencyKey)
+    }
+
+    private func answer(_ request: Request, _ error: APIError) -> Answer {
+        answer(request, status: error.status, body: ByteBuffer(bytes: APIErrorBody(error.error).jsonBytes()))
+    }
+
+    /// What every answer gets: its CORS headers, its count and its log line.
+    private func answer(_ request: Request, status: HTTPResponse.Status, body: ByteBuffer) -> Answer {
+        var headers: [(HTTPField.Name, String)] = [(.contentType, "application/json; charset=utf-8")]
+        headers += cors.headers(for: request.origin)
+        counters.count(route: request.route.pattern, status: status.code)
+        // The log line's metadata is built only when it will be written (the fast path's budget).
+        if logger.logLevel <= .info {
+            RequestLogLine.write(
+            to: logger, level: .info, method: request.method, path: request.path, status: status.code, start: request.start,
+                metadata: ["hb.request.id": "\(request.requestID)"])
+        }
+        return Answer(status: status, body: body, headers: headers)
+    }
+}
