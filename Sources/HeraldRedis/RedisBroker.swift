@@ -177,16 +177,6 @@ public final class RedisBroker: Broker {
         return connection
     }
 
-    public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
-        do {
-            return try await publish(publication, on: loop).get()
-        } catch let error as BrokerError {
-            throw error
-        } catch {
-            throw .unavailable("publish to Redis failed: \(error)")
-        }
-    }
-
     /// One round trip: the publish script (position, history, idempotency, and — in a
     /// cluster — the other nodes' subscriber count, so `delivered` needs no second trip), or a
     /// plain `PUBLISH` when there is nothing to keep or count. Written at once, pipelined
@@ -203,7 +193,7 @@ public final class RedisBroker: Broker {
             ]).map { _ in PublishReceipt(id: publication.id, position: nil) }
         } else {
             let (keys, arguments) = publishScriptInput(publication)
-            reply = LoadedScript(source: RedisScripts.publish).runFuture(keys, arguments, on: connection, sha: scripts)
+            reply = LoadedScript(source: RedisScripts.publish).run(keys, arguments, on: connection, sha: scripts)
                 .flatMapThrowing { try Self.receipt(from: $0) }
         }
         let metrics = self.metrics
@@ -274,7 +264,7 @@ public final class RedisBroker: Broker {
                     ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
                     ByteBuffer(string: String(limit)), ttlMillis,
                 ],
-                on: connection, sha: scripts)
+                on: connection, sha: scripts).get()
             }
         } catch {
             throw .unavailable("reading the history from Redis failed: \(error)")

@@ -287,7 +287,8 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
         let reply = try await LoadedScript(source: Self.countScript).run(
             [ByteBuffer(string: nodesKey)], ["\(prefix):node:", nodeID, channel].map { ByteBuffer(string: $0) },
-            on: connection(), sha: scripts)
+            on: connection(), sha: scripts
+        ).get()
         return reply.int ?? 0
     }
 

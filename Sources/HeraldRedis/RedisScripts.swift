@@ -99,8 +99,23 @@ enum RedisScripts {
 struct LoadedScript: Sendable {
     let source: String
 
-    /// Runs the script; loads it first if this Redis does not know it (a restart flushes them).
-    func run(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) async throws -> RESPValue {
+    /// Runs the script: `EVALSHA` written at once, on the connection's loop; a task only to
+    /// load the script the first time, or again after `NOSCRIPT` (a restart flushes them).
+    func run(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) -> EventLoopFuture<RESPValue> {
+        let loop = connection.eventLoop
+        guard let known = sha.value(for: source) else {
+            return loop.makeFutureWithTask { try await load(keys, arguments, on: connection, sha: sha) }
+        }
+        return connection.sendFuture(Self.command("EVALSHA", known, keys, arguments)).flatMapError { error in
+            guard case RedisConnectionError.server(let message) = error, message.hasPrefix("NOSCRIPT") else {
+                return loop.makeFailedFuture(error)
+            }
+            return loop.makeFutureWithTask { try await load(keys, arguments, on: connection, sha: sha) }
+        }
+    }
+
+    /// Loads the script (unless another call did meanwhile), then runs it.
+    private func load(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) async throws -> RESPValue {
         let known = sha.value(for: source)
         if let known {
             do {
@@ -113,21 +128,6 @@ struct LoadedScript: Sendable {
         else { throw RedisConnectionError.server("SCRIPT LOAD returned no sha") }
         sha.store(loaded, for: source)
         return try await connection.send(Self.command("EVALSHA", loaded, keys, arguments))
-    }
-
-    /// ``run(_:_:on:sha:)`` for callers on an event loop: `EVALSHA` written at once; a task
-    /// only to load the script the first time (or again after `NOSCRIPT`).
-    func runFuture(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) -> EventLoopFuture<RESPValue> {
-        let loop = connection.eventLoop
-        guard let known = sha.value(for: source) else {
-            return loop.makeFutureWithTask { try await run(keys, arguments, on: connection, sha: sha) }
-        }
-        return connection.sendFuture(Self.command("EVALSHA", known, keys, arguments)).flatMapError { error in
-            guard case RedisConnectionError.server(let message) = error, message.hasPrefix("NOSCRIPT") else {
-                return loop.makeFailedFuture(error)
-            }
-            return loop.makeFutureWithTask { try await run(keys, arguments, on: connection, sha: sha) }
-        }
     }
 
     private static func command(_ verb: String, _ sha: String, _ keys: [ByteBuffer], _ arguments: [ByteBuffer]) -> [ByteBuffer] {

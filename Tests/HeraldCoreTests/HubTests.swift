@@ -67,8 +67,8 @@ import Testing
         var kind: String { "recording" }
         var status: BrokerStatus { .up }
         func attach(_ sink: any PublicationSink) {}
-        func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
-            PublishReceipt(id: publication.id, position: nil)
+        func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
+            loop.makeSucceededFuture(PublishReceipt(id: publication.id, position: nil))
         }
         func publishTransient(_ publication: Publication) async throws(BrokerError) {}
         func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {

@@ -37,7 +37,6 @@ import Testing
             self.sink.withLock { $0 = sink }
             inner.attach(Recorder(self))
         }
-        func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt { try await inner.publish(publication) }
         func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
             inner.publish(publication, on: loop)
         }

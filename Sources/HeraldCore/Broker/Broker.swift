@@ -21,20 +21,20 @@ import ServiceLifecycle
 ///   final state after a burst must equal the last call per channel. Interest is *confirmed*
 ///   when the backend says so: ``whenSubscribed(_:on:)`` completes only then, which is what a
 ///   client's `subscribed` waits for.
-/// - **Availability**: `publish` throws ``BrokerError/unavailable(_:)`` instead of dropping a
+/// - **Availability**: `publish` fails with ``BrokerError/unavailable(_:)`` instead of dropping a
 ///   publication silently when it cannot deliver it.
 public protocol Broker: Service, ChannelHistory {
     /// Connects the sink that receives this node's publications. Called once, before `run()`.
     func attach(_ sink: any PublicationSink)
     /// Hands `publication` to every node with interest in its channel (this node included).
-    func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt
-    /// ``publish(_:)`` for callers on an event loop (the REST fast path): completes on `loop`,
-    /// failing with ``BrokerError``. Brokers that can, answer without a Swift task.
+    /// The one publish call: it completes on `loop`, failing with ``BrokerError``, and a
+    /// caller on an event loop (the REST fast path, a socket's `message`) needs no Swift task
+    /// — brokers answer from their own loop (Redis) or at once (in memory).
     func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt>
     /// Hands `publication` to every node with interest in its channel (this node included)
     /// *without* a position and without storing it: for what must not be replayed — a user's
     /// notifications, join and leave events, ``ConnectionSignal``s. Same ordering and delivery
-    /// guarantees as ``publish(_:)`` otherwise.
+    /// guarantees as ``publish(_:on:)`` otherwise.
     func publishTransient(_ publication: Publication) async throws(BrokerError)
     /// Records whether this node wants the publications of `channel`.
     func setInterest(in channel: String, _ interested: Bool)
@@ -65,12 +65,5 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .unavailable(let reason): "broker unavailable: \(reason)"
         }
-    }
-}
-
-extension Broker {
-    /// The default: the async ``publish(_:)`` in a task.
-    public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
-        loop.makeFutureWithTask { try await self.publish(publication) }
     }
 }

@@ -32,10 +32,6 @@ public final class InMemoryBroker: Broker {
         state.withLock { $0.sink = sink }
     }
 
-    public func publish(_ publication: Publication) async throws(BrokerError) -> PublishReceipt {
-        try publishNow(publication)
-    }
-
     /// Everything happens under the lock, at once: no task needed on an event loop.
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         do {

@@ -25,21 +25,10 @@ public final class Publisher: Sendable {
         public var receipt: PublishReceipt
     }
 
-    /// Publishes and says where the publication landed and to how many subscribers.
-    /// - Throws: ``BrokerError/unavailable(_:)`` when nothing was published.
-    public func publish(
-        _ publication: Publication, from source: NodeMetrics.PublicationSource = .rest
-    ) async throws(BrokerError) -> Outcome {
-        var publication = publication
-        publication.acceptedAtMicros = Publication.nowMicros()
-        let local = counts.local(publication.channel)
-        let receipt = try await broker.publish(publication)
-        let others = if let counted = receipt.otherNodesSubscribers { counted } else { await counts.others(publication.channel) }
-        return accepted(receipt, delivered: local + others, from: source)
-    }
-
-    /// The same, for a caller on `loop` (the REST fast path): no Swift task when the broker
-    /// counts the other nodes' subscribers itself, or when there are none.
+    /// Publishes and says where the publication landed and to how many subscribers; fails
+    /// with ``BrokerError/unavailable(_:)`` when nothing was published. Completes on `loop`,
+    /// without a Swift task when the broker counts the other nodes' subscribers itself, or
+    /// when there are none.
     public func publish(
         _ publication: Publication, from source: NodeMetrics.PublicationSource = .rest, on loop: any EventLoop
     ) -> EventLoopFuture<Outcome> {

@@ -278,11 +278,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
         let publication = Publication(
             channel: channel, payload: notification.encoded(), id: notification.id, excludedClient: clientID)
-        let publisher = services.publisher
         let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask {
-            _ = try await publisher.publish(publication, from: .socket)
-        }.whenFailure { error in
+        services.publisher.publish(publication, from: .socket, on: loop).whenFailure { error in
             loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
         }
     }
