@@ -88,19 +88,25 @@ public final class RedisBroker: Broker {
         self.subscriptions = RedisSupervisor(
             url: url, name: "subscribe", group: group, logger: logger, onReconnect: { metrics.redisReconnected("subscribe") }
         ) { key, payload in
-            guard let publication = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
-            received.withLockedValue { $0 }?.call(publication)
+            guard let message = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
+            received.withLockedValue { $0 }?.call(message)
         }
-        received.withLockedValue { $0 = ReceivedCallback { [weak self] publication in self?.received(publication) } }
+        received.withLockedValue { $0 = ReceivedCallback { [weak self] message in self?.received(message) } }
     }
 
     private struct ReceivedCallback: Sendable {
-        let call: @Sendable (Publication) -> Void
+        let call: @Sendable (PublicationEnvelope.Message) -> Void
     }
 
-    /// A pub/sub message: through the gap healer to the Hub.
-    private func received(_ publication: Publication) {
-        gaps.withLock { gaps in perform(gaps.received(publication)) }
+    /// A pub/sub message: a publication through the gap healer to the Hub; a signal to the Hub
+    /// under the healer's lock, so it keeps its place among the channel's transient publications.
+    private func received(_ message: PublicationEnvelope.Message) {
+        switch message {
+        case .publication(let publication):
+            gaps.withLock { gaps in perform(gaps.received(publication)) }
+        case .signal(let signal, let channel):
+            gaps.withLock { _ in sink.withLockedValue { $0 }?.deliver(signal, to: channel) }
+        }
     }
 
     /// Carries out the gap healer's actions; called with its lock held, so deliveries keep
@@ -243,6 +249,17 @@ public final class RedisBroker: Broker {
             try await connection.sendFuture([
                 ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
             ]).get()
+        }
+    }
+
+    public func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError) {
+        let connection = try connected()
+        do {
+            _ = try await metrics.timeRedis(.publish) {
+                try await connection.sendFuture([ByteBuffer(string: "PUBLISH"), key(channel), PublicationEnvelope.encode(signal)]).get()
+            }
+        } catch {
+            throw .unavailable("publish to Redis failed: \(error)")
         }
     }
 

@@ -20,13 +20,21 @@ import Testing
         var shutdownFrames = 0
         var signals: [ConnectionSignal] = []
 
-        init(_ id: String, sequence: UInt64) {
+        /// Counts the payloads this fake transport framed, shared by the connections of a test.
+        let framings: FramingCount
+
+        init(_ id: String, sequence: UInt64, framings: FramingCount = FramingCount()) {
             self.clientID = id
             self.sequence = sequence
+            self.framings = framings
         }
 
         func write(_ delivery: Delivery) -> Bool {
-            written.append(Self.payload(delivery.frame))
+            let frame = delivery.framed(by: FakeConnection.self) { payload in
+                framings.count.add(1, ordering: .relaxed)
+                return payload
+            }
+            written.append(String(buffer: frame))
             defer { unflushed = true }
             return !unflushed
         }
@@ -42,7 +50,7 @@ import Testing
         }
 
         func heartbeat(now: NIODeadline) {}
-        func shutdown(with frame: ByteBuffer) { shutdownFrames += 1 }
+        func shutdown(with message: ServerMessage) { shutdownFrames += 1 }
 
         func info() -> ClientInfo {
             ClientInfo(id: clientID, name: nil, connectedAt: "", subscriptions: [], node: "test")
@@ -52,13 +60,10 @@ import Testing
 
         func handle(_ signal: ConnectionSignal) { signals.append(signal) }
 
-        /// The text of a server frame written by ``ServerFrame`` (short payloads).
-        static func payload(_ frame: ByteBuffer) -> String {
-            var frame = frame
-            _ = frame.readInteger(as: UInt8.self)
-            let length = Int(frame.readInteger(as: UInt8.self) ?? 0)
-            return frame.readString(length: length) ?? ""
-        }
+    }
+
+    final class FramingCount: Sendable {
+        let count = Atomic<Int>(0)
     }
 
     /// Records interest changes; confirms every subscription at once.
@@ -71,6 +76,7 @@ import Testing
             loop.makeSucceededFuture(PublishReceipt(id: publication.id, position: nil))
         }
         func publishTransient(_ publication: Publication) async throws(BrokerError) {}
+        func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError) {}
         func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
             HistoryPage(latest: nil, publications: [], oldest: 0)
         }
@@ -119,7 +125,8 @@ import Testing
     @Test func aPublicationReachesEverySubscriberOnEveryLoopButTheExcludedOne() {
         let loops = TwoLoops()
         let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
-        let connections = (1...4).map { FakeConnection("c\($0)", sequence: UInt64($0)) }
+        let framings = FramingCount()
+        let connections = (1...4).map { FakeConnection("c\($0)", sequence: UInt64($0), framings: framings) }
         for (index, connection) in connections.enumerated() {
             let loop = loops.loops[index % 2]
             hub.register(connection, on: loop)
@@ -134,6 +141,9 @@ import Testing
         #expect(connections.map(\.written) == [["hello"], ["hello"], [], ["hello"]])
         #expect(other.written.isEmpty)
         #expect(hub.messagesDelivered == 3)
+        // The Hub hands out the payload; the transport framed it once per loop, not once per
+        // subscriber.
+        #expect(framings.count.load(ordering: .relaxed) == 2)
     }
 
     @Test func queuedPublicationsAreWrittenInOrderAndFlushedOncePerConnection() {
@@ -172,7 +182,7 @@ import Testing
         let hub = Hub(nodeID: "n", broker: RecordingBroker(), eventLoopGroup: loops)
         let connections = (1...3).map { FakeConnection("c\($0)", sequence: UInt64($0)) }
         for (index, connection) in connections.enumerated() { hub.register(connection, on: loops.loops[index % 2]) }
-        hub.shutdownConnections { ByteBuffer(string: "bye") }
+        hub.shutdownConnections { .serverShutdown(message: "bye") }
         loops.run()
         #expect(connections.map(\.shutdownFrames) == [1, 1, 1])
     }
@@ -208,7 +218,7 @@ import Testing
         #expect(hub.channelCount == 1)
         #expect(log.events.withLock { $0 } == ["+news:p"])
 
-        hub.deliver(Publication(channel: ada, payload: ByteBuffer(), signal: .disconnect))
+        hub.deliver(.disconnect, to: ada)
         hub.deliver(Publication(channel: ada, payload: ByteBuffer(string: "for ada")))
         loops.run()
         #expect(phone.signals == [.disconnect])

@@ -7,7 +7,7 @@ import Testing
 /// however late it arrives; everything after it must.
 @Suite struct ReplayFloorTests {
     private func delivery(_ channel: String, _ offset: Int64?, epoch: String = "e1") -> Delivery {
-        Delivery(channel: channel, position: offset.map { StreamPosition(offset: $0, epoch: epoch) }, frame: ByteBuffer())
+        Delivery(channel: channel, position: offset.map { StreamPosition(offset: $0, epoch: epoch) }, payload: ByteBuffer())
     }
 
     private func admits(_ floor: inout ReplayFloor, _ delivery: Delivery) -> Bool { floor.admits(delivery) }

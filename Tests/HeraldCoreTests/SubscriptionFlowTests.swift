@@ -10,7 +10,7 @@ import Testing
     func delivery(_ channel: String, _ offset: Int64?, epoch: String = "e1") -> Delivery {
         Delivery(
             channel: channel, position: offset.map { StreamPosition(offset: $0, epoch: epoch) },
-            frame: ServerFrame.text(ByteBuffer(string: #"{"n":\#(offset ?? -1)}"#).readableBytesView))
+            payload: ByteBuffer(string: #"{"n":\#(offset ?? -1)}"#))
     }
 
     func page(_ channel: String, latest: Int64, retained: ClosedRange<Int64>, after: Int64) -> HistoryPage {

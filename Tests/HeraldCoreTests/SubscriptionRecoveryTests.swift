@@ -16,7 +16,7 @@ import Testing
 
     func live(_ offset: Int64, epoch: String? = nil) -> Delivery {
         let publication = publication(offset, epoch: epoch)
-        return Delivery(channel: "c", position: publication.position, frame: ServerFrame.text(publication.payload.readableBytesView))
+        return Delivery(publication)
     }
 
     func page(latest: Int64, retained: ClosedRange<Int64>?, after: Int64, epoch: String? = nil) -> HistoryPage {
@@ -27,13 +27,10 @@ import Testing
             oldest: retained?.lowerBound ?? latest + 1)
     }
 
-    /// The offsets in the frames to send, read back from their JSON.
-    func offsets(_ frames: [ByteBuffer]) -> [Int64] {
-        frames.map { frame in
-            var frame = frame
-            frame.moveReaderIndex(forwardBy: 2)
-            let text = frame.readString(length: frame.readableBytes) ?? ""
-            return Int64(text.dropFirst(5).dropLast()) ?? -1
+    /// The offsets in the payloads to send, read back from their JSON.
+    func offsets(_ deliveries: [Delivery]) -> [Int64] {
+        deliveries.map { delivery in
+            Int64(String(buffer: delivery.payload).dropFirst(5).dropLast()) ?? -1
         }
     }
 
@@ -53,7 +50,7 @@ import Testing
         let outcome = merge.historyRead(page(latest: 46, retained: 1...46, after: 41))
         #expect(outcome.position == StreamPosition(offset: 46, epoch: epoch))
         #expect(outcome.recovery == .init(recovered: true, replayed: 5))
-        #expect(offsets(outcome.frames) == [42, 43, 44, 45, 46, 47, 48])
+        #expect(offsets(outcome.deliveries) == [42, 43, 44, 45, 46, 47, 48])
     }
 
     @Test func liveNotificationsBeforeTheHistoryReadAreNotDuplicated() {
@@ -61,7 +58,7 @@ import Testing
         var merge = recovery(since: 10)
         for offset in 11...13 { merge.live(live(Int64(offset))) }
         let outcome = merge.historyRead(page(latest: 13, retained: 1...13, after: 10))
-        #expect(offsets(outcome.frames) == [11, 12, 13])
+        #expect(offsets(outcome.deliveries) == [11, 12, 13])
     }
 
     @Test func nothingMissedIsARecoveryOfNothing() {
@@ -69,7 +66,7 @@ import Testing
         merge.live(live(8))
         let outcome = merge.historyRead(page(latest: 7, retained: 1...7, after: 7))
         #expect(outcome.recovery == .init(recovered: true, replayed: 0))
-        #expect(offsets(outcome.frames) == [8])
+        #expect(offsets(outcome.deliveries) == [8])
     }
 
     @Test func anotherEpochCannotBeRecovered() {
@@ -79,14 +76,14 @@ import Testing
         #expect(outcome.recovery == .init(recovered: false, replayed: 0))
         #expect(outcome.position == StreamPosition(offset: 2, epoch: epoch))
         // Nothing replayed, but nothing live is lost either.
-        #expect(offsets(outcome.frames) == [3])
+        #expect(offsets(outcome.deliveries) == [3])
     }
 
     @Test func anOffsetOlderThanTheRetainedHistoryCannotBeRecovered() {
         var merge = recovery(since: 5)
         let outcome = merge.historyRead(page(latest: 30, retained: 21...30, after: 5))
         #expect(outcome.recovery == .init(recovered: false, replayed: 0))
-        #expect(outcome.frames.isEmpty)
+        #expect(outcome.deliveries.isEmpty)
     }
 
     @Test func aGapLongerThanTheReplayBoundIsNotRecovered() {
@@ -116,7 +113,7 @@ import Testing
         let outcome = merge.historyRead(page(latest: 4, retained: 1...4, after: 3))
         #expect(outcome.recovery == .init(recovered: true, replayed: 1))
         // 4 from the history (the live copy is dropped), then the new epoch's first.
-        #expect(offsets(outcome.frames) == [4, 1])
+        #expect(offsets(outcome.deliveries) == [4, 1])
     }
 
     @Test func aPlainSubscribeGetsThePositionAndTheLiveNotificationsAfterIt() {
@@ -128,7 +125,7 @@ import Testing
         let outcome = merge.historyRead(page(latest: 9, retained: nil, after: 9))
         #expect(outcome.recovery == nil)
         #expect(outcome.position == StreamPosition(offset: 9, epoch: epoch))
-        #expect(offsets(outcome.frames) == [10])
+        #expect(offsets(outcome.deliveries) == [10])
     }
 
     @Test func anUnreadableHistoryPromisesNothingButLosesNoLiveNotification() {
@@ -137,7 +134,7 @@ import Testing
         let outcome = merge.historyFailed()
         #expect(outcome.recovery == .init(recovered: false, replayed: 0))
         #expect(outcome.position == nil)
-        #expect(offsets(outcome.frames) == [3])
+        #expect(offsets(outcome.deliveries) == [3])
     }
 
     @Test func tooManyLiveNotificationsWhileReadingGiveUpTheMerge() {
@@ -145,7 +142,7 @@ import Testing
         for offset in 1...3 { merge.live(live(Int64(offset))) }
         let outcome = merge.historyRead(page(latest: 3, retained: 1...3, after: 0))
         #expect(outcome.recovery == .init(recovered: false, replayed: 0))
-        #expect(outcome.frames.isEmpty)
+        #expect(outcome.deliveries.isEmpty)
     }
 
     @Test func historyOffMeansNoPositionAndNoRecovery() {

@@ -9,22 +9,28 @@ import Testing
 @Suite struct PublicationEnvelopeTests {
     let prefix = Array("h:ch:".utf8)
 
-    func decode(_ payload: String, channel: String = "news") -> Publication? {
+    func message(_ payload: String, channel: String = "news") -> PublicationEnvelope.Message? {
         PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:\(channel)"), payload: ByteBuffer(string: payload), prefix: prefix)
+    }
+
+    func decode(_ payload: String, channel: String = "news") -> Publication? {
+        if case .publication(let publication) = message(payload, channel: channel) { publication } else { nil }
     }
 
     @Test func whatIsEncodedDecodesToTheSamePublication() {
         let plain = Publication(channel: "news", payload: ByteBuffer(string: #"{"a":1}"#), acceptedAtMicros: 1_700_000_000_000_123)
         let excluded = Publication(channel: "news", payload: ByteBuffer(string: "{}"), excludedClient: "c1", acceptedAtMicros: 5)
-        for publication in [plain, excluded] {
+        // A join travels typed: no node has to look into its JSON to know what it is.
+        let join = Publication(channel: "news", payload: ByteBuffer(string: #"{"type":"join"}"#), kind: .message(type: "join"))
+        for publication in [plain, excluded, join] {
             let encoded = PublicationEnvelope.encode(publication)
-            #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:news"), payload: encoded, prefix: prefix) == publication)
+            #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:news"), payload: encoded, prefix: prefix) == .publication(publication))
         }
         for signal in [ConnectionSignal.disconnect, .unsubscribe(channel: "rooms:1")] {
-            let publication = Publication(channel: "#user:ada", payload: ByteBuffer(), signal: signal)
-            let encoded = PublicationEnvelope.encode(publication)
+            let encoded = PublicationEnvelope.encode(signal)
             #expect(
-                PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:#user:ada"), payload: encoded, prefix: prefix)?.signal == signal)
+                PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:#user:ada"), payload: encoded, prefix: prefix)
+                    == .signal(signal, channel: "#user:ada"))
         }
     }
 
@@ -37,15 +43,17 @@ import Testing
         // Three fields (before the time was added) and fields a later version appends.
         #expect(decode("#7 ep1 \n{}")?.position?.offset == 7)
         #expect(decode("#7 ep1  99 future\n{}")?.acceptedAtMicros == 99)
+        // A message of an earlier version without a type is a notification.
+        #expect(decode("!c1 5\n{}")?.kind == .notification)
         #expect(decode("{\"bare\":true}")?.excludedClient == nil)
     }
 
     @Test func malformedMessagesAndForeignChannelsAreDropped() {
-        #expect(decode("#x ep 1\n{}") == nil)
-        #expect(decode("#7\n{}") == nil)
-        #expect(decode("!no newline") == nil)
-        #expect(decode("%reboot") == nil)
-        #expect(decode("%unsubscribe") == nil)
+        #expect(message("#x ep 1\n{}") == nil)
+        #expect(message("#7\n{}") == nil)
+        #expect(message("!no newline") == nil)
+        #expect(message("%reboot") == nil)
+        #expect(message("%unsubscribe") == nil)
         #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "other:news"), payload: ByteBuffer(string: "{}"), prefix: prefix) == nil)
     }
 }

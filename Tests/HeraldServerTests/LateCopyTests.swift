@@ -23,6 +23,9 @@ import Testing
                 broker.last.withLock { $0[publication.channel] = publication }
                 broker.sink.withLock { $0 }?.deliver(publication)
             }
+            func deliver(_ signal: ConnectionSignal, to channel: String) {
+                broker.sink.withLock { $0 }?.deliver(signal, to: channel)
+            }
         }
 
         /// Delivers `channel`'s last publication again, as a late pub/sub copy would arrive.
@@ -41,6 +44,7 @@ import Testing
             inner.publish(publication, on: loop)
         }
         func publishTransient(_ publication: Publication) async throws(BrokerError) { try await inner.publishTransient(publication) }
+        func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError) { try await inner.send(signal, to: channel) }
         func setInterest(in channel: String, _ interested: Bool) { inner.setInterest(in: channel, interested) }
         func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> { inner.whenSubscribed(channel, on: loop) }
         func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {

@@ -33,9 +33,12 @@ public protocol Broker: Service, ChannelHistory {
     func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt>
     /// Hands `publication` to every node with interest in its channel (this node included)
     /// *without* a position and without storing it: for what must not be replayed — a user's
-    /// notifications, join and leave events, ``ConnectionSignal``s. Same ordering and delivery
-    /// guarantees as ``publish(_:on:)`` otherwise.
+    /// notifications, join and leave events. Same ordering and delivery guarantees as
+    /// ``publish(_:on:)`` otherwise.
     func publishTransient(_ publication: Publication) async throws(BrokerError)
+    /// Hands `signal` to every node with interest in `channel` (this node included), in order
+    /// with the channel's transient publications; never stored.
+    func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError)
     /// Records whether this node wants the publications of `channel`.
     func setInterest(in channel: String, _ interested: Bool)
     /// Succeeds on `loop` once publications of `channel` reach this node — at once if the

@@ -69,6 +69,13 @@ public final class InMemoryBroker: Broker {
         }
     }
 
+    public func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError) {
+        try state.withLock { state throws(BrokerError) in
+            guard let sink = state.sink else { throw .unavailable("no hub attached") }
+            sink.deliver(signal, to: channel)
+        }
+    }
+
     public func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
         guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
         let now = NIODeadline.now()

@@ -11,7 +11,7 @@ public struct Publication: Sendable, Equatable {
     /// The channel (already validated by ``ChannelName``).
     public var channel: String
     /// The complete JSON text of the `notification` subscribers receive, encoded once by the
-    /// publishing node. On the way in (``Broker/publish(_:)``) it has no position yet; as
+    /// publishing node. On the way in (``Broker/publish(_:on:)``) it has no position yet; as
     /// delivered to a ``PublicationSink`` it carries `offset` and `epoch` when history is on.
     public var payload: ByteBuffer
     /// Client id that must not receive it: the WebSocket client that posted it with `message`.
@@ -26,14 +26,22 @@ public struct Publication: Sendable, Equatable {
     /// When a node accepted it, in microseconds of Unix time (0: unknown), for the delivery
     /// latency metric; carried between nodes with the publication.
     public var acceptedAtMicros: Int64
-    /// Not a notification but an instruction to the receiving connections (the payload is
-    /// empty); only ever published with ``Broker/publishTransient(_:)``.
-    public var signal: ConnectionSignal?
+    /// What the payload is: a `notification`, or another server message for subscribers.
+    public var kind: Kind
+
+    /// What a publication's payload is, so that no transport has to look inside the JSON.
+    public enum Kind: Sendable, Equatable {
+        /// A `notification`: the channel's content, with a position when history is on.
+        case notification
+        /// Another server message for the channel's subscribers (`join`, `leave`,
+        /// `presence_changed`), named by its `type`; never stored, never positioned.
+        case message(type: String)
+    }
 
     public init(
         channel: String, payload: ByteBuffer, id: String = "", excludedClient: String? = nil,
         idempotencyKey: String? = nil, position: StreamPosition? = nil, acceptedAtMicros: Int64 = 0,
-        signal: ConnectionSignal? = nil
+        kind: Kind = .notification
     ) {
         self.channel = channel
         self.payload = payload
@@ -42,7 +50,7 @@ public struct Publication: Sendable, Equatable {
         self.idempotencyKey = idempotencyKey
         self.position = position
         self.acceptedAtMicros = acceptedAtMicros
-        self.signal = signal
+        self.kind = kind
     }
 
     /// Unix time in microseconds, for ``acceptedAtMicros``.
@@ -79,4 +87,7 @@ public protocol PublicationSink: AnyObject, Sendable {
     /// Called for every publication of a channel this node has interest in, in the channel's
     /// order. Must not block: brokers call it from their I/O threads.
     func deliver(_ publication: Publication)
+    /// Called for every ``ConnectionSignal`` sent to a channel this node has interest in, in
+    /// order with the channel's publications. Must not block.
+    func deliver(_ signal: ConnectionSignal, to channel: String)
 }

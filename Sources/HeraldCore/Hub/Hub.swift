@@ -11,8 +11,9 @@ import Synchronization
 /// answers `subscriberCount`, and lets a publication wake only the loops that have
 /// subscribers of its channel.
 ///
-/// A publication is framed once (``ServerFrame``) and the same buffer is written to every
-/// local subscriber.
+/// A publication's payload is handed to every local subscriber as it is; each transport frames
+/// it once per loop (``Delivery/framed(by:_:)``) and writes the same bytes to every one of its
+/// subscribers there.
 public final class Hub: PublicationSink {
     /// A channel's local subscribers, in total and per shard.
     private struct ChannelCount {
@@ -224,22 +225,24 @@ public final class Hub: PublicationSink {
 
     // MARK: Delivery
 
-    /// Called by the broker: frames the payload once and queues it on every loop that has
-    /// subscribers of the channel (the others are not woken).
+    /// Called by the broker: queues the publication on every loop that has subscribers of the
+    /// channel (the others are not woken).
     public func deliver(_ publication: Publication) {
+        enqueue(.publication(publication), channel: publication.channel)
+    }
+
+    /// Called by the broker: the channel's local connections act on `signal`, in order with
+    /// its publications.
+    public func deliver(_ signal: ConnectionSignal, to channel: String) {
+        enqueue(.signal(signal, channel: channel), channel: channel)
+    }
+
+    private func enqueue(_ item: LoopShard.Pending, channel: String) {
         var wake: [Int] = []
         counts.withLock { counts in
-            guard let entry = counts[publication.channel] else { return }
+            guard let entry = counts[channel] else { return }
             for (index, count) in entry.perShard.enumerated() where count > 0 { wake.append(index) }
         }
-        guard !wake.isEmpty else { return }
-        let item = LoopShard.Pending(
-            delivery: Delivery(
-                channel: publication.channel, position: publication.position,
-                frame: publication.signal == nil ? ServerFrame.text(publication.payload.readableBytesView) : ByteBuffer()),
-            excludedClient: publication.excludedClient, acceptedAtMicros: publication.acceptedAtMicros,
-            signal: publication.signal
-        )
         for index in wake { shards[index].enqueue(item) }
     }
 
@@ -265,11 +268,11 @@ public final class Hub: PublicationSink {
         for shard in shards { shard.startHeartbeat(every: interval) }
     }
 
-    /// Sends each connection a frame from `frame` (`server_shutdown`) and starts its 1001 close.
-    public func shutdownConnections(with frame: @escaping @Sendable () -> ByteBuffer) {
+    /// Sends each connection a message from `message` (`server_shutdown`) and starts its close.
+    public func shutdownConnections(with message: @escaping @Sendable () -> ServerMessage) {
         for shard in shards {
             shard.stopHeartbeat()
-            shard.shutdownAll(with: frame)
+            shard.shutdownAll(with: message)
         }
     }
 

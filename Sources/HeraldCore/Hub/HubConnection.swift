@@ -1,22 +1,60 @@
 import HeraldProtocol
 import NIOCore
 
-/// One publication as the Hub hands it to a connection: the frame, shared by every
-/// subscriber, and what the connection needs to merge it with a replay.
+/// One publication as the Hub hands it to a connection: the server message's JSON, shared by
+/// every recipient whatever its transport, and what the connection needs to merge it with a
+/// replay. Each transport frames it (``framings``).
 public struct Delivery: Sendable {
     public var channel: String
     public var position: StreamPosition?
-    /// The complete WebSocket frame.
-    public var frame: ByteBuffer
+    /// The server message's JSON text (a `notification`, or what ``kind`` names).
+    public var payload: ByteBuffer
+    public var kind: Publication.Kind
+    /// What each transport made of ``payload`` on this loop, so that its other recipients
+    /// there share the same bytes: one framing per publication per transport, not per
+    /// subscriber.
+    public let framings: Framings
 
-    public init(channel: String, position: StreamPosition?, frame: ByteBuffer) {
+    public init(
+        channel: String, position: StreamPosition?, payload: ByteBuffer, kind: Publication.Kind = .notification,
+        framings: Framings = Framings()
+    ) {
         self.channel = channel
         self.position = position
-        self.frame = frame
+        self.payload = payload
+        self.kind = kind
+        self.framings = framings
+    }
+
+    /// A delivery of `publication`, with nothing framed yet.
+    public init(_ publication: Publication) {
+        self.init(
+            channel: publication.channel, position: publication.position, payload: publication.payload, kind: publication.kind)
+    }
+
+    /// The bytes `transport` makes of the payload, made once per delivery.
+    public func framed(by transport: AnyObject.Type, _ make: (ByteBuffer) -> ByteBuffer) -> ByteBuffer {
+        framings.bytes(for: ObjectIdentifier(transport)) { make(payload) }
     }
 }
 
-/// A WebSocket connection as the Hub sees it.
+/// The bytes each transport made of one delivery. Confined to the event loop the delivery was
+/// made for (a Hub shard's drain, or a connection's replay), which is why it may be
+/// `@unchecked Sendable`; one or two entries, so a list beats a dictionary.
+public final class Framings: @unchecked Sendable {
+    private var entries: [(key: ObjectIdentifier, bytes: ByteBuffer)] = []
+
+    public init() {}
+
+    func bytes(for key: ObjectIdentifier, _ make: () -> ByteBuffer) -> ByteBuffer {
+        for entry in entries where entry.key == key { return entry.bytes }
+        let bytes = make()
+        entries.append((key, bytes))
+        return bytes
+    }
+}
+
+/// A client connection as the Hub sees it, whatever its transport.
 ///
 /// Every method is called on the connection's own event loop only; implementations are not
 /// thread-safe and need not be.
@@ -25,7 +63,7 @@ public protocol HubConnection: AnyObject {
     var clientID: String { get }
     /// Node-local, monotonically increasing number; orders `/api/clients` pages.
     var sequence: UInt64 { get }
-    /// Queues a publication's frame without flushing.
+    /// Queues a publication without flushing.
     /// - Returns: `true` when this is the first write since the last ``flush()``, so the
     ///   caller collects each connection to flush exactly once per batch.
     @discardableResult
@@ -36,8 +74,8 @@ public protocol HubConnection: AnyObject {
     func send(_ delivery: Delivery)
     /// Periodic heartbeat check: send a ping, or close a connection that went silent.
     func heartbeat(now: NIODeadline)
-    /// Sends `frame` (the `server_shutdown` message) and closes with 1001.
-    func shutdown(with frame: ByteBuffer)
+    /// Sends `message` (`server_shutdown`) and closes (1001 for a WebSocket).
+    func shutdown(with message: ServerMessage)
     /// A snapshot for `/api/clients`.
     func info() -> ClientInfo
     /// The connection as presence shows it.

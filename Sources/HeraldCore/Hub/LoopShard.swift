@@ -7,14 +7,11 @@ import Synchronization
 /// Confined to `eventLoop`: every stored property is read and written only there, which is
 /// why the class can be `@unchecked Sendable` — except ``inbox``, the one lock. Publications
 /// from any thread arrive through ``enqueue(_:)`` and are delivered in batches: one drain
-/// writes every queued frame, then flushes each touched connection once.
+/// writes every queued publication, then flushes each touched connection once.
 final class LoopShard: @unchecked Sendable {
-    struct Pending: Sendable {
-        var delivery: Delivery
-        var excludedClient: String?
-        /// For the latency metric; 0 when unknown.
-        var acceptedAtMicros: Int64 = 0
-        var signal: ConnectionSignal?
+    enum Pending: Sendable {
+        case publication(Publication)
+        case signal(ConnectionSignal, channel: String)
     }
 
     let eventLoop: any EventLoop
@@ -77,7 +74,7 @@ final class LoopShard: @unchecked Sendable {
         if !set.isEmpty { members[channel] = set }
     }
 
-    /// Queues a frame for the local subscribers of `channel`; safe from any thread.
+    /// Queues a publication or signal for the local members of its channel; safe from any thread.
     func enqueue(_ item: Pending) {
         let schedule = inbox.withLock { inbox in
             inbox.items.append(item)
@@ -99,24 +96,27 @@ final class LoopShard: @unchecked Sendable {
         }
         var count = 0
         defer { recordLatency(of: batch) }
-        if batch.contains(where: { $0.signal != nil }) {
+        if batch.count == 1, case .publication(let publication) = batch[0] {
+            let delivery = Delivery(publication)
+            count = forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
+        } else if batch.contains(where: { if case .signal = $0 { true } else { false } }) {
             // Rare (a user's disconnect or unsubscribe): one at a time, in order.
             for item in batch {
-                if let signal = item.signal {
-                    _ = forEachRecipient(of: item) { $0.handle(signal) }
-                } else {
-                    count += forEachRecipient(of: item) { $0.send(item.delivery) }
+                switch item {
+                case .signal(let signal, let channel):
+                    _ = forEachRecipient(of: channel, excluding: nil) { $0.handle(signal) }
+                case .publication(let publication):
+                    let delivery = Delivery(publication)
+                    count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
                 }
             }
-        } else if batch.count == 1 {
-            let item = batch[0]
-            count = forEachRecipient(of: item) { $0.send(item.delivery) }
         } else {
             // Several publications queued up: write them all, then flush each connection once.
             var touched: [any HubConnection] = []
-            for item in batch {
-                count += forEachRecipient(of: item) { connection in
-                    if connection.write(item.delivery) { touched.append(connection) }
+            for case .publication(let publication) in batch {
+                let delivery = Delivery(publication)
+                count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { connection in
+                    if connection.write(delivery) { touched.append(connection) }
                 }
             }
             for connection in touched { connection.flush() }
@@ -127,23 +127,23 @@ final class LoopShard: @unchecked Sendable {
         }
     }
 
-    /// One latency sample per publication and loop: when its frames were written here.
+    /// One latency sample per publication and loop: when it was written here.
     private func recordLatency(of batch: [Pending]) {
         var now: Int64?
-        for item in batch where item.acceptedAtMicros > 0 && item.signal == nil {
+        for case .publication(let publication) in batch where publication.acceptedAtMicros > 0 {
             let current = now ?? Publication.nowMicros()
             now = current
-            metrics.deliveryLatency.recordNanoseconds(max(current - item.acceptedAtMicros, 0) * 1000)
+            metrics.deliveryLatency.recordNanoseconds(max(current - publication.acceptedAtMicros, 0) * 1000)
         }
     }
 
-    private func forEachRecipient(of item: Pending, _ body: (any HubConnection) -> Void) -> Int {
-        guard let set = members[item.delivery.channel]?.connections else { return 0 }
+    private func forEachRecipient(of channel: String, excluding excluded: String?, _ body: (any HubConnection) -> Void) -> Int {
+        guard let set = members[channel]?.connections else { return 0 }
         var count = 0
         // `set` is a copy: a signal (or a failed write) that closes a connection changes the
         // members while we go through them.
         for connection in set {
-            if let excluded = item.excludedClient, connection.clientID == excluded { continue }
+            if let excluded, connection.clientID == excluded { continue }
             body(connection)
             count += 1
         }
@@ -166,9 +166,9 @@ final class LoopShard: @unchecked Sendable {
         }
     }
 
-    func shutdownAll(with frame: @escaping @Sendable () -> ByteBuffer) {
+    func shutdownAll(with message: @escaping @Sendable () -> ServerMessage) {
         eventLoop.execute {
-            for connection in Array(self.connections.values) { connection.shutdown(with: frame()) }
+            for connection in Array(self.connections.values) { connection.shutdown(with: message()) }
         }
     }
 

@@ -73,7 +73,7 @@ public final class Publisher: Sendable {
     public func signal(user: String, _ signal: ConnectionSignal) async throws(BrokerError) -> Int {
         let channel = UserChannel.name(of: user)
         let connections = await counts.clusterWide(channel)
-        try await broker.publishTransient(Publication(channel: channel, payload: ByteBuffer(), signal: signal))
+        try await broker.send(signal, to: channel)
         return connections
     }
 

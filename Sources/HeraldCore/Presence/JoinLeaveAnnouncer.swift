@@ -77,7 +77,8 @@ public final class JoinLeaveAnnouncer: MembershipObserver, Service {
             for message in messages {
                 do {
                     try await broker.publishTransient(
-                        Publication(channel: channel, payload: ByteBuffer(bytes: message.jsonBytes())))
+                        Publication(
+                            channel: channel, payload: ByteBuffer(bytes: message.jsonBytes()), kind: .message(type: message.type)))
                 } catch {
                     logger.debug("could not announce presence change", metadata: ["channel": "\(channel)", "error": "\(error)"])
                     break

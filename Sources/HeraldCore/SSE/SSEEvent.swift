@@ -44,40 +44,9 @@ public enum SSEEvent {
         ByteBuffer(string: ": \(text)\n\n")
     }
 
-    /// The `type` of a server message's JSON, found without parsing it: the value of the first
-    /// `"type":"…"` (inside a JSON string every quote is escaped, so a member's name cannot
-    /// fake it). Notifications put it first.
-    public static func messageType(of payload: ByteBuffer) -> String? {
-        let bytes = payload.readableBytesView
-        let needle = Array(#""type":""#.utf8)
-        guard bytes.count > needle.count else { return nil }
-        var index = bytes.startIndex
-        while index <= bytes.endIndex - needle.count {
-            if bytes[index] == needle[0], bytes[index..<index + needle.count].elementsEqual(needle) {
-                let start = index + needle.count
-                guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-                return String(decoding: bytes[start..<end], as: UTF8.self)
-            }
-            index += 1
-        }
-        return nil
-    }
-
     /// The reconnection delay `EventSource` should use, in milliseconds.
     public static func retry(milliseconds: Int) -> ByteBuffer {
         ByteBuffer(string: "retry: \(milliseconds)\n\n")
-    }
-
-    /// The payload of a server WebSocket frame built by ``ServerFrame`` (unmasked): the JSON
-    /// a WebSocket subscriber receives, shared, without copying.
-    public static func payload(ofFrame frame: ByteBuffer) -> ByteBuffer {
-        guard let length = frame.getInteger(at: frame.readerIndex + 1, as: UInt8.self) else { return ByteBuffer() }
-        let header = switch length & 0x7F {
-        case 126: 4
-        case 127: 10
-        default: 2
-        }
-        return frame.getSlice(at: frame.readerIndex + header, length: frame.readableBytes - header) ?? ByteBuffer()
     }
 
     private static func writeLine(_ line: ByteBufferView.SubSequence, into buffer: inout ByteBuffer) {

@@ -20,9 +20,6 @@ public struct SubscriptionRecovery: Sendable {
         /// What to write after `subscribed`, in order: replayed notifications, then the
         /// buffered live ones that follow them.
         public var deliveries: [Delivery]
-
-        /// The frames of ``deliveries``.
-        public var frames: [ByteBuffer] { deliveries.map(\.frame) }
     }
 
     public let since: StreamPosition?
@@ -69,9 +66,7 @@ public struct SubscriptionRecovery: Sendable {
                 position: latest, recovery: .init(recovered: false, replayed: 0),
                 deliveries: overflowed ? [] : live(after: latest))
         }
-        let replayed = replay.map { publication in
-            Delivery(channel: publication.channel, position: publication.position, frame: ServerFrame.text(publication.payload.readableBytesView))
-        }
+        let replayed = replay.map(Delivery.init)
         return Outcome(
             position: latest, recovery: .init(recovered: true, replayed: replay.count),
             deliveries: replayed + live(after: latest))

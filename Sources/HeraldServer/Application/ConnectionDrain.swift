@@ -21,7 +21,7 @@ struct ConnectionDrain: Service {
         // over the next moments instead of arriving at the other nodes all at once.
         let spread = max(Int(min(configuration.shutdownGrace.nanoseconds, 2_000_000_000) / 1_000_000), 1)
         hub.shutdownConnections {
-            ServerFrame.message(.serverShutdown(message: "Server is shutting down", reconnectAfter: Int.random(in: 0..<spread)))
+            .serverShutdown(message: "Server is shutting down", reconnectAfter: Int.random(in: 0..<spread))
         }
         await slots.waitUntilEmpty(timeout: .nanoseconds(configuration.shutdownGrace.nanoseconds))
     }

@@ -129,7 +129,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
                 let report = RecoveryReport(channel: channel, recovery: recovery, position: outcome.position)
                 emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
             }
-            for delivery in outcome.deliveries { deliverFrame(delivery.frame, channel: channel, position: delivery.position) }
+            for delivery in outcome.deliveries { deliver(delivery) }
         }
     }
 
@@ -200,17 +200,17 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         queued.subtract(bytes, ordering: .relaxed)
     }
 
-    /// A notification frame (the WebSocket frame every subscriber shares) as an event whose
-    /// id carries the positions of every channel of the stream.
-    /// Anything else (`join`, `leave`, `presence_changed`) is a named event without an id.
-    private func deliverFrame(_ frame: ByteBuffer, channel: String, position: StreamPosition?) {
-        let payload = SSEEvent.payload(ofFrame: frame)
-        if position == nil, let name = SSEEvent.messageType(of: payload), name != "notification" {
-            emit(SSEEvent.event(name: name, data: payload.readableBytesView))
-            return
+    /// A notification as an unnamed event whose id carries the positions of every channel of
+    /// the stream; any other message (`join`, `leave`, `presence_changed`) as an event named by
+    /// its type, without an id. The id differs per stream, so nothing here is shared.
+    private func deliver(_ delivery: Delivery) {
+        switch delivery.kind {
+        case .message(let type):
+            emit(SSEEvent.event(name: type, data: delivery.payload.readableBytesView))
+        case .notification:
+            if let position = delivery.position { positions[delivery.channel] = position }
+            emit(SSEEvent.event(id: positions.isEmpty ? nil : ResumeToken.encode(positions), data: delivery.payload.readableBytesView))
         }
-        if let position { positions[channel] = position }
-        emit(SSEEvent.event(id: positions.isEmpty ? nil : ResumeToken.encode(positions), data: payload.readableBytesView))
     }
 
     // MARK: HubConnection
@@ -225,7 +225,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     func send(_ delivery: Delivery) {
         guard open, flow.live(delivery) else { return }
-        deliverFrame(delivery.frame, channel: delivery.channel, position: delivery.position)
+        deliver(delivery)
     }
 
     func heartbeat(now: NIODeadline) {
@@ -233,15 +233,14 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         emit(SSEEvent.comment("keep-alive"))
     }
 
-    func shutdown(with frame: ByteBuffer) {
+    func shutdown(with message: ServerMessage) {
         guard open else { return }
-        let payload = SSEEvent.payload(ofFrame: frame)
         // The goodbye's delay hint becomes EventSource's reconnection delay, so a rolling
         // restart's browsers come back spread out, as WebSocket clients do.
-        if case .serverShutdown(_, let after?) = try? ServerMessage.decode(payload.readableBytesView) {
+        if case .serverShutdown(_, let after?) = message {
             emit(SSEEvent.retry(milliseconds: max(after, 50)))
         }
-        emit(SSEEvent.event(name: "server_shutdown", data: payload.readableBytesView))
+        emit(SSEEvent.event(name: "server_shutdown", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
         close(reason: .shutdown)
     }
 

@@ -242,7 +242,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
             send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
             if machine.isOpen, let context = outlet.context {
-                for frame in outcome.frames { context.write(NIOAny(frame), promise: nil) }
+                for delivery in outcome.deliveries { context.write(NIOAny(Self.frame(delivery)), promise: nil) }
                 context.flush()
             }
         }
@@ -320,7 +320,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     @discardableResult
     func write(_ delivery: Delivery) -> Bool {
         guard machine.isOpen, let context = outlet.context, flow.live(delivery) else { return false }
-        context.write(NIOAny(delivery.frame), promise: nil)
+        context.write(NIOAny(Self.frame(delivery)), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
     }
@@ -332,7 +332,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func send(_ delivery: Delivery) {
         guard machine.isOpen, flow.live(delivery) else { return }
-        writeAndFlush(delivery.frame)
+        writeAndFlush(Self.frame(delivery))
     }
 
     func heartbeat(now: NIODeadline) {
@@ -341,9 +341,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         perform(action)
     }
 
-    func shutdown(with frame: ByteBuffer) {
+    func shutdown(with message: ServerMessage) {
         guard machine.isOpen else { return }
-        writeAndFlush(frame)
+        send(message)
         perform(machine.shutdown(now: .now()))
     }
 
@@ -369,6 +369,12 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     // MARK: Output
+
+    /// The text frame of a delivery: built once per publication on this loop and shared by
+    /// every WebSocket subscriber here (the same buffer, written by reference).
+    static func frame(_ delivery: Delivery) -> ByteBuffer {
+        delivery.framed(by: WebSocketConnection.self) { ServerFrame.text($0.readableBytesView) }
+    }
 
     /// Sends a message while the connection is open (nothing may follow our close frame).
     private func send(_ message: ServerMessage) {
