@@ -13,7 +13,7 @@ import Synchronization
 /// - **Publish** goes out on a command connection, pipelined: every PUBLISH is written at
 ///   once and its reply matched in order, so throughput is not one round trip per message.
 /// - **Interest** is per channel: this node SUBSCRIBEs to `<prefix>:ch:<channel>` only while
-///   one of its sockets wants the channel. ``SubscriptionStateMachine`` tracks wanted and
+///   one of its sockets wants the channel. ``InterestStateMachine`` tracks wanted and
 ///   confirmed channels; changes are coalesced on the broker's event loop and sent as one
 ///   SUBSCRIBE/UNSUBSCRIBE per batch (up to ``batchSize`` channels each), and a channel counts
 ///   as subscribed only once Redis confirmed it — which is what ``whenSubscribed(_:on:)``, and
@@ -31,7 +31,7 @@ public final class RedisBroker: Broker {
 
     private struct State {
         var pubsub: RedisConnection?
-        var machine = SubscriptionStateMachine()
+        var machine = InterestStateMachine()
         /// Promises of ``whenSubscribed(_:on:)`` callers, by channel.
         var waiters: [String: [EventLoopPromise<Void>]] = [:]
         var flushScheduled = false
@@ -323,7 +323,7 @@ public final class RedisBroker: Broker {
 
     public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
-        let readiness = state.withLock { state -> SubscriptionStateMachine.Readiness in
+        let readiness = state.withLock { state -> InterestStateMachine.Readiness in
             let readiness = state.machine.readiness(of: channel)
             if readiness == .pending { state.waiters[channel, default: []].append(promise) }
             return readiness
@@ -343,7 +343,7 @@ public final class RedisBroker: Broker {
 
     /// Sends what the machine says is due, in batches.
     private func flush() {
-        let work = state.withLock { state -> (RedisConnection, SubscriptionStateMachine.Commands)? in
+        let work = state.withLock { state -> (RedisConnection, InterestStateMachine.Commands)? in
             state.flushScheduled = false
             guard let connection = state.pubsub, connection.isActive else { return nil }
             return (connection, state.machine.flush())
@@ -352,7 +352,7 @@ public final class RedisBroker: Broker {
         send(due, on: connection)
     }
 
-    private func send(_ due: SubscriptionStateMachine.Commands, on connection: RedisConnection) {
+    private func send(_ due: InterestStateMachine.Commands, on connection: RedisConnection) {
         guard !due.isEmpty else { return }
         logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
         for batch in due.subscribe.chunks(of: Self.batchSize) {
@@ -376,10 +376,10 @@ public final class RedisBroker: Broker {
         var retryDelay: Duration?
         var confirmed: [String] = []
         var dropped: [String] = []
-        let next = state.withLock { state -> SubscriptionStateMachine.Commands in
+        let next = state.withLock { state -> InterestStateMachine.Commands in
             // Replies from a connection that is gone were settled by pubsubClosed already.
             guard state.pubsub === connection else { return .init() }
-            let outcome: SubscriptionStateMachine.Settled
+            let outcome: InterestStateMachine.Settled
             switch (subscribe, result) {
             case (true, .success):
                 outcome = state.machine.subscribeSucceeded(channels)

@@ -139,7 +139,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
 
     // MARK: PresenceStore
 
-    public func members(of channel: String, after cursor: String?, limit: Int) async throws(BrokerError) -> PresencePage {
+    public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
         guard let connection = supervisor.connection else { throw .unavailable("Redis is unreachable") }
         let reply: RESPValue
         do {

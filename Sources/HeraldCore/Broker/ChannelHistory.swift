@@ -3,10 +3,19 @@ import NIOCore
 
 /// A channel's retained history, as a broker keeps it: the seam recovery reads from.
 ///
-/// Contract: offsets of one epoch are consecutive and never given twice; ``HistoryPage``
-/// answers for one epoch only, and says whether it covers everything after the offset asked
-/// for — a page that does not (the history was trimmed or expired meanwhile) must never be
-/// taken for a complete one.
+/// Contract:
+/// - **Offsets** of one epoch are consecutive and never given twice; ``HistoryPage`` answers
+///   for one epoch only, and says whether it covers everything after the offset asked for — a
+///   page that does not (the history was trimmed or expired meanwhile) must never be taken for
+///   a complete one.
+/// - **What a read may change**, and nothing else (it never stores, trims or reorders
+///   publications):
+///   - a channel with no current epoch (never published to, or forgotten after its TTL) gets
+///     one at the read, atomically with it, so the position answered stays valid for the
+///     publications that follow (both brokers);
+///   - the broker may remember the position answered as the point from which its delivery of
+///     the channel to this node must be gap-free (the Redis broker seeds its gap healer with
+///     it: a subscriber was just promised everything after it).
 public protocol ChannelHistory: Sendable {
     /// The channel's latest position and the publications after `offset` (oldest first, at
     /// most `limit`); with `offset` `nil`, only the latest position.

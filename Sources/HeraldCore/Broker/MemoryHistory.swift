@@ -81,7 +81,8 @@ struct MemoryHistory {
 
     /// The channel's latest position and up to `limit` notifications after `offset`. A channel
     /// never published to (or forgotten) gets its epoch now, so the position a subscriber is
-    /// given stays valid for what comes next.
+    /// given stays valid for what comes next — the one write a read may make
+    /// (``ChannelHistory``'s contract).
     mutating func page(of name: String, after offset: Int64?, limit: Int, now: NIODeadline) -> HistoryPage {
         let channel = current(name, now: now)
         channels[name] = channel

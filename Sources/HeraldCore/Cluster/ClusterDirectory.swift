@@ -40,11 +40,3 @@ public struct NodeStats: Codable, Sendable, Equatable {
         self.uptimeSeconds = uptimeSeconds
     }
 }
-
-/// Told by the Hub about every change the registry mirrors. Called on event-loop threads,
-/// so implementations only record the change and return.
-public protocol HubObserver: AnyObject, Sendable {
-    func channelCountChanged(_ channel: String)
-    func clientChanged(_ info: ClientInfo, sequence: UInt64)
-    func clientRemoved(id: String, sequence: UInt64)
-}

@@ -6,7 +6,7 @@ public struct LocalPresence: PresenceStore {
         self.hub = hub
     }
 
-    public func members(of channel: String, after cursor: String?, limit: Int) async throws(BrokerError) -> PresencePage {
+    public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
         let (members, total) = await hub.members(of: channel, after: cursor, limit: limit)
         return PresencePage(members: members, total: total, nextCursor: members.count == limit ? members.last?.clientId : nil)
     }
@@ -16,7 +16,7 @@ public struct LocalPresence: PresenceStore {
 public struct DisabledPresence: PresenceStore {
     public init() {}
 
-    public func members(of channel: String, after cursor: String?, limit: Int) async throws(BrokerError) -> PresencePage {
+    public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
         throw .unavailable("presence is off on this node (HERALD_PRESENCE=false)")
     }
 }

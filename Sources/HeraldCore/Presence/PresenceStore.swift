@@ -13,7 +13,7 @@ import HeraldProtocol
 ///   `total` counts the whole channel.
 /// - **Bounded**: an answer holds at most `limit` members, and costs no scan of other channels.
 public protocol PresenceStore: Sendable {
-    func members(of channel: String, after cursor: String?, limit: Int) async throws(BrokerError) -> PresencePage
+    func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage
 }
 
 /// Told by the Hub of every membership change of a public channel, on the connection's event

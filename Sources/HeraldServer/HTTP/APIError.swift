@@ -35,6 +35,22 @@ struct APIError: HTTPResponseError {
         self.error = refusal.error
     }
 
+    /// A backend (the broker, the cluster registry, presence) could not answer: 503
+    /// `unavailable` — the one mapping every route uses. An `APIError` passes through as it is.
+    static func unavailable(_ error: any Error, _ what: String? = nil) -> APIError {
+        if let error = error as? APIError { return error }
+        return APIError(.serviceUnavailable, .unavailable, what.map { "\($0): \(error)" } ?? "\(error)")
+    }
+
+    /// Runs `body`; what it throws becomes ``unavailable(_:_:)``.
+    static func whileAvailable<T>(_ what: String? = nil, _ body: () async throws -> T) async throws(APIError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw unavailable(error, what)
+        }
+    }
+
     /// Worth retrying the same request later: rate limits, a full or a draining node.
     var isTransient: Bool { status == .tooManyRequests || status == .serviceUnavailable }
 

@@ -16,10 +16,6 @@ struct APIRoutes {
     let slots: ConnectionSlots
     let configuration: HeraldConfiguration
 
-    /// Page size bounds for the listing endpoints.
-    static let defaultPageSize = 100
-    static let maxPageSize = 1000
-
     func register(on router: Router<HeraldRequestContext>) {
         router.get("/api/channels") { request, _ in try await channels(request) }
         router.get("/api/stats") { _, _ in try await stats() }
@@ -31,26 +27,12 @@ struct APIRoutes {
 
     // MARK: History
 
-    /// Most characters of an `Idempotency-Key`.
-    static let maxIdempotencyKeyLength = 128
-
-    /// An `Idempotency-Key`: 1–128 visible ASCII characters, or none.
-    static func idempotencyKey(_ key: String?) throws(APIError) -> String? {
-        guard let key else { return nil }
-        guard !key.isEmpty, key.utf8.count <= maxIdempotencyKeyLength, key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw APIError(
-                .badRequest, .invalidField,
-                "Idempotency-Key must be 1–\(maxIdempotencyKeyLength) visible ASCII characters")
-        }
-        return key
-    }
-
     /// `GET /api/history/{channel}?since=N&limit=M`: the notifications after offset N (oldest
     /// first, as delivered on the socket) and the channel's latest position.
     private func history(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let channel = context.parameters.get("channel") ?? ""
-        try Self.validate(channel)
-        let limit = try Self.pageSize(request)
+        try RequestValidation.channel(channel)
+        let limit = try RequestValidation.pageSize(request)
         var since: Int64 = 0
         if let raw = request.uri.queryParameters["since"] {
             guard let value = Int64(String(raw)), value >= 0 else {
@@ -61,19 +43,14 @@ struct APIRoutes {
         guard configuration.history.isOn else {
             throw APIError(.notFound, .notFound, "this node keeps no history (HERALD_HISTORY_SIZE=0)")
         }
-        let page: HistoryPage
-        do {
-            page = try await broker.history(of: channel, after: since, limit: limit)
-        } catch {
-            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
-        }
+        let page = try await APIError.whileAvailable { try await broker.history(of: channel, after: since, limit: limit) }
         return .json(HistoryResponse(channel: channel, page: page, since: since).encoded())
     }
 
     // MARK: Figures
 
     private func channels(_ request: Request) async throws -> Response {
-        let limit = try Self.pageSize(request)
+        let limit = try RequestValidation.pageSize(request)
         let cursor = request.uri.queryParameters["cursor"].map(String.init) ?? ""
         var counts = local.channelCounts()
         if let cluster {
@@ -109,7 +86,7 @@ struct APIRoutes {
     /// Clients of the whole cluster, node by node (ordered by node id), then by connection
     /// sequence. The cursor `<sequence>@<node>` names the last row of the previous page.
     private func clients(_ request: Request) async throws -> Response {
-        let limit = try Self.pageSize(request)
+        let limit = try RequestValidation.pageSize(request)
         var cursorNode = ""
         var cursorSequence: UInt64 = 0
         if let raw = request.uri.queryParameters["cursor"] {
@@ -144,11 +121,7 @@ struct APIRoutes {
 
     /// Runs a registry query; Redis trouble becomes a 503 rather than a 500.
     private func clusterCall<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw APIError(.serviceUnavailable, .unavailable, "cluster registry unavailable: \(error)")
-        }
+        try await APIError.whileAvailable("cluster registry unavailable", body)
     }
 
     private func ready() -> Response {
@@ -172,30 +145,5 @@ struct APIRoutes {
             HealthResponse(
                 status: status.isUp ? "ok" : "degraded", node: local.nodeID, broker: broker.kind,
                 brokerStatus: description))
-    }
-
-    // MARK: Input
-
-    static func validate(_ channel: String) throws(APIError) {
-        if let problem = ChannelName.problem(with: channel) {
-            throw APIError(.badRequest, .invalidChannel, problem)
-        }
-    }
-
-    static func pageSize(_ request: Request) throws -> Int {
-        guard let raw = request.uri.queryParameters["limit"] else { return defaultPageSize }
-        guard let limit = Int(String(raw)), (1...maxPageSize).contains(limit) else {
-            throw APIError(.badRequest, .invalidField, "limit must be a whole number from 1 to \(maxPageSize)")
-        }
-        return limit
-    }
-
-    /// Reads a request body of at most `limit` bytes.
-    static func collectBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
-        do {
-            return try await request.body.collect(upTo: limit)
-        } catch {
-            throw APIError(.badRequest, .payloadTooLarge, "body larger than \(limit) bytes")
-        }
     }
 }

@@ -21,16 +21,11 @@ struct PresenceRoutes {
 
     private func members(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let channel = context.parameters.get("channel") ?? ""
-        try APIRoutes.validate(channel)
-        let limit = try APIRoutes.pageSize(request)
+        try RequestValidation.channel(channel)
+        let limit = try RequestValidation.pageSize(request)
         let cursor = request.uri.queryParameters["cursor"].map(String.init)
         guard let presence else { throw APIError(.notFound, .notFound, "presence is off on this node (HERALD_PRESENCE=false)") }
-        let page: PresencePage
-        do {
-            page = try await presence.members(of: channel, after: cursor, limit: limit)
-        } catch {
-            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
-        }
+        let page = try await APIError.whileAvailable { try await presence.members(of: channel, after: cursor, limit: limit) }
         return .json(PresenceResponse(channel: channel, members: page.members, total: page.total, nextCursor: page.nextCursor))
     }
 }

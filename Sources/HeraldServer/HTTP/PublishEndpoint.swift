@@ -55,7 +55,7 @@ struct PublishEndpoint: Sendable {
         return operation.run(prepared, on: loop).map { body in
             answer(request, status: .ok, body: body)
         }.recover { error in
-            answer(request, error as? APIError ?? APIError(.serviceUnavailable, .unavailable, "\(error)"))
+            answer(request, APIError.unavailable(error))
         }
     }
 

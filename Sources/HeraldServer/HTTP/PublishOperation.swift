@@ -25,8 +25,8 @@ struct PublishOperation: Sendable {
     /// Checks a request: the channel, the `Idempotency-Key`, the body (`nil` when it was over
     /// `HERALD_MAX_BODY_BYTES`), then the JSON — the router's order.
     func prepare(_ route: FastPublishRoute, body: ByteBuffer?, idempotencyKey: String?) throws(APIError) -> Prepared {
-        if case .notify(let channel) = route { try APIRoutes.validate(channel) }
-        let key = try APIRoutes.idempotencyKey(idempotencyKey)
+        if case .notify(let channel) = route { try RequestValidation.channel(channel) }
+        let key = try RequestValidation.idempotencyKey(idempotencyKey)
         guard let body else {
             throw APIError(.badRequest, .payloadTooLarge, "body larger than \(configuration.maxBodyBytes) bytes")
         }
@@ -42,7 +42,7 @@ struct PublishOperation: Sendable {
             guard channels.count <= Self.maxBroadcastChannels else {
                 throw APIError(.badRequest, .invalidField, "at most \(Self.maxBroadcastChannels) channels per broadcast")
             }
-            for channel in channels { try APIRoutes.validate(channel) }
+            for channel in channels { try RequestValidation.channel(channel) }
             return Prepared(route: route, notification: request.notification(on: ""), channels: channels, idempotencyKey: key)
         }
     }
@@ -63,7 +63,7 @@ struct PublishOperation: Sendable {
             }
         }
         return chain.map { Self.response(prepared, $0) }.flatMapErrorThrowing { error in
-            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
+            throw APIError.unavailable(error)
         }
     }
 

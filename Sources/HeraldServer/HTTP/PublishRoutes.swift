@@ -22,7 +22,7 @@ struct PublishRoutes {
 
     private func publish(_ route: FastPublishRoute, _ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let start = NIODeadline.now()
-        let body = try? await APIRoutes.collectBody(request, limit: maxBodyBytes)
+        let body = try? await RequestValidation.body(request, limit: maxBodyBytes)
         let answer = try await endpoint.serve(
             PublishEndpoint.Request(
                 route: route, method: request.method.rawValue, path: request.uri.path,

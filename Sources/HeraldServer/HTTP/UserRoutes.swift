@@ -45,10 +45,10 @@ struct UserRoutes {
     private func notify(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let user = try Self.user(context)
         let body = try PublishRequest.parse(
-            try await APIRoutes.collectBody(request, limit: configuration.maxBodyBytes), requiringChannels: false)
+            try await RequestValidation.body(request, limit: configuration.maxBodyBytes), requiringChannels: false)
         var notification = body.notification(on: "")
         notification.fields.user = user
-        let delivered = try await unavailableAs503 {
+        let delivered = try await APIError.whileAvailable {
             try await publisher.notify(user: user, payload: notification.encoded(), id: notification.id)
         }
         return .json(NotifyResponse(user: user, delivered: delivered, id: notification.id))
@@ -56,28 +56,18 @@ struct UserRoutes {
 
     private func disconnect(_ context: HeraldRequestContext) async throws -> Response {
         let user = try Self.user(context)
-        let connections = try await unavailableAs503 { try await publisher.signal(user: user, .disconnect) }
+        let connections = try await APIError.whileAvailable { try await publisher.signal(user: user, .disconnect) }
         return .json(DisconnectResponse(user: user, disconnected: connections))
     }
 
     /// Body `{"channel": C}`.
     private func unsubscribe(_ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let user = try Self.user(context)
-        let bytes = try await APIRoutes.collectBody(request, limit: configuration.maxBodyBytes)
+        let bytes = try await RequestValidation.body(request, limit: configuration.maxBodyBytes)
         let channel = try ChannelField.parse(bytes)
-        try APIRoutes.validate(channel)
-        let connections = try await unavailableAs503 { try await publisher.signal(user: user, .unsubscribe(channel: channel)) }
+        try RequestValidation.channel(channel)
+        let connections = try await APIError.whileAvailable { try await publisher.signal(user: user, .unsubscribe(channel: channel)) }
         return .json(UnsubscribeResponse(user: user, channel: channel, connections: connections))
-    }
-
-    private func unavailableAs503<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
-        }
     }
 
     /// The `{user}` path segment: 1–256 bytes, no control characters.

@@ -55,7 +55,7 @@ struct SSEEndpoint {
                 .badRequest, .tooManySubscriptions,
                 "at most \(min(Self.maxChannels, configuration.sessionLimits.maxSubscriptions)) channels per stream")
         }
-        for channel in channels { try APIRoutes.validate(channel) }
+        for channel in channels { try RequestValidation.channel(channel) }
         let resume = try Self.resumePositions(request)
         // The admission of WebSockets; the place is held until the stream ends.
         let ticket: Admission.Ticket

@@ -254,13 +254,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         begin(.other)
         let store = services.presence
         let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { () -> Result<PresencePage, BrokerError> in
-            do {
+        loop.makeFutureWithTask { () -> Result<PresencePage, PresenceError> in
+            do throws(PresenceError) {
                 return .success(try await store.members(of: channel, after: nil, limit: ServerMessage.maxPresenceMembers))
-            } catch let error as BrokerError {
-                return .failure(error)
             } catch {
-                return .failure(.unavailable("\(error)"))
+                return .failure(error)
             }
         }.whenSuccess { result in
             let connection = loopBound.value

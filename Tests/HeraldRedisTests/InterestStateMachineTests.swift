@@ -2,8 +2,8 @@
 import Testing
 
 /// Redis interest without Redis: what is sent, and what a reply settles.
-@Suite struct SubscriptionStateMachineTests {
-    typealias Machine = SubscriptionStateMachine
+@Suite struct InterestStateMachineTests {
+    typealias Machine = InterestStateMachine
 
     func connected() -> Machine {
         var machine = Machine()

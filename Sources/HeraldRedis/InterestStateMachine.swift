@@ -1,15 +1,16 @@
 import HeraldProtocol
 
-/// Which Redis channels this node's pub/sub connection should be subscribed to, which it is,
-/// and which commands are in flight — as a pure state machine (postgres-nio's
-/// `ListenStateMachine` is the model).
+/// This node's interest in Redis channels — which its pub/sub connection should be subscribed
+/// to, which it is, and which commands are in flight — as a pure state machine (postgres-nio's
+/// `ListenStateMachine` is the model). Not to be confused with a client's subscribe
+/// (``SubscriptionFlow``): this is the node's side, one entry per channel.
 ///
 /// Per channel it keeps what the Hub *wants* and what Redis has *confirmed*. A SUBSCRIBE or
 /// UNSUBSCRIBE is in flight for a channel at most once; its reply (one push per channel, or an
 /// error reply for the whole command) moves the channel on, and a change of mind while a
 /// command is in flight is acted on when the reply comes. Nothing is assumed: a channel
 /// counts as subscribed only once Redis said so.
-struct SubscriptionStateMachine {
+struct InterestStateMachine {
     enum Confirmation: Equatable {
         case unsubscribed
         case subscribing
