@@ -40,10 +40,8 @@ enum PublicationEnvelope {
 
     /// Decodes a pub/sub message; `nil` when the Redis channel is not one of ours or the
     /// message is malformed.
-    static func decode(key: ByteBuffer, payload: ByteBuffer, prefix: [UInt8]) -> Message? {
-        let keyBytes = key.readableBytesView
-        guard keyBytes.count > prefix.count, keyBytes.starts(with: prefix) else { return nil }
-        let channel = String(decoding: keyBytes.dropFirst(prefix.count), as: UTF8.self)
+    static func decode(key: ByteBuffer, payload: ByteBuffer, keys: RedisKeys) -> Message? {
+        guard let channel = keys.channel(ofPubSub: key) else { return nil }
         var payload = payload
         switch payload.readableBytesView.first {
         case UInt8(ascii: "!"):

@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// - **Publish** goes out on a command connection, pipelined: every PUBLISH is written at
 ///   once and its reply matched in order, so throughput is not one round trip per message.
-/// - **Interest** is per channel: this node SUBSCRIBEs to `<prefix>:ch:<channel>` only while
+/// - **Interest** is per channel: this node SUBSCRIBEs to `<prefix>:ch:{<channel>}` only while
 ///   one of its sockets wants the channel. ``InterestStateMachine`` tracks wanted and
 ///   confirmed channels; changes are coalesced on the broker's event loop and sent as one
 ///   SUBSCRIBE/UNSUBSCRIBE per batch (up to ``batchSize`` channels each), and a channel counts
@@ -40,7 +40,7 @@ public final class RedisBroker: Broker {
     }
 
     public let url: RedisURL
-    public let prefix: String
+    public let keys: RedisKeys
     public let policy: HistoryPolicy
     private let logger: Logger
     private let scripts = ScriptCache()
@@ -55,7 +55,6 @@ public final class RedisBroker: Broker {
     private let state = Mutex(State())
     /// Set once by `attach`, read on every incoming message.
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
-    private let channelPrefix: [UInt8]
     private let metrics: NodeMetrics
     /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
     private let counting: RedisSubscriberCounting?
@@ -63,20 +62,18 @@ public final class RedisBroker: Broker {
     /// - Parameter counting: the registry's keys, so the publish script counts the other
     ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
-        url: RedisURL, prefix: String, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger,
+        url: RedisURL, keys: RedisKeys, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger,
         metrics: NodeMetrics = NodeMetrics(), counting: RedisSubscriberCounting? = nil
     ) {
         self.counting = counting
         self.url = url
-        self.prefix = prefix
+        self.keys = keys
         self.policy = policy
         self.logger = logger
         self.metrics = metrics
         self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = group.next()
-        let channelPrefix = Array("\(prefix):ch:".utf8)
-        self.channelPrefix = channelPrefix
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
         self.sink = sink
         self.commands = RedisSupervisor(
@@ -88,7 +85,7 @@ public final class RedisBroker: Broker {
         self.subscriptions = RedisSupervisor(
             url: url, name: "subscribe", group: group, logger: logger, onReconnect: { metrics.redisReconnected("subscribe") }
         ) { key, payload in
-            guard let message = PublicationEnvelope.decode(key: key, payload: payload, prefix: channelPrefix) else { return }
+            guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
             received.withLockedValue { $0 }?.call(message)
         }
         received.withLockedValue { $0 = ReceivedCallback { [weak self] message in self?.received(message) } }
@@ -174,8 +171,6 @@ public final class RedisBroker: Broker {
 
     // MARK: Publishing and history
 
-    private func streamKey(_ channel: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):hist:\(channel)") }
-    private func metaKey(_ channel: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):meta:\(channel)") }
     private var ttlMillis: ByteBuffer { ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)) }
 
     private func connected() throws(BrokerError) -> RedisConnection {
@@ -183,24 +178,42 @@ public final class RedisBroker: Broker {
         return connection
     }
 
-    /// One round trip: the publish script (position, history, idempotency, and — in a
-    /// cluster — the other nodes' subscriber count, so `delivered` needs no second trip), or a
-    /// plain `PUBLISH` when there is nothing to keep or count. Written at once, pipelined
-    /// behind other publishes on the command connection, without a Swift task.
+    /// One round trip: the publish script (position, history, idempotency — the channel's
+    /// keys only), or a plain `PUBLISH` when there is nothing to keep; in a cluster the count
+    /// of the other nodes' subscribers goes in the same write, so `delivered` needs no second
+    /// trip. Written at once, pipelined behind other publishes on the command connection,
+    /// without a Swift task.
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         guard let connection = commands.connection else {
             return loop.makeFailedFuture(BrokerError.unavailable("Redis at \(url.host):\(url.port) is unreachable"))
         }
         let start = NIODeadline.now()
-        let reply: EventLoopFuture<PublishReceipt>
-        if !policy.isOn, publication.idempotencyKey == nil, counting == nil {
-            reply = connection.sendFuture([
-                ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
-            ]).map { _ in PublishReceipt(id: publication.id, position: nil) }
+        let plain = !policy.isOn && publication.idempotencyKey == nil
+        var commands: [PipelinedCommand] = []
+        if plain {
+            commands.append(.plain([
+                ByteBuffer(string: "PUBLISH"), keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
+            ]))
         } else {
             let (keys, arguments) = publishScriptInput(publication)
-            reply = LoadedScript(source: RedisScripts.publish).run(keys, arguments, on: connection, sha: scripts)
-                .flatMapThrowing { try Self.receipt(from: $0) }
+            commands.append(.script(LoadedScript(source: RedisScripts.publish), keys: keys, arguments: arguments))
+        }
+        if let counting {
+            commands.append(.script(
+                LoadedScript(source: RedisScripts.countOthers), keys: counting.scriptKeys(),
+                arguments: counting.arguments(publication.channel)))
+        }
+        let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
+        var reply = replies[0].flatMapThrowing { published in
+            plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: published)
+        }
+        if replies.count > 1 {
+            // The count is a figure, not the publish: if it fails, `delivered` counts this node only.
+            reply = reply.and(replies[1].map(\.int).recover { _ in nil }).map { receipt, others in
+                var receipt = receipt
+                receipt.otherNodesSubscribers = receipt.duplicate ? nil : others
+                return receipt
+            }
         }
         let metrics = self.metrics
         return reply.hop(to: loop).flatMapErrorThrowing { error in
@@ -209,10 +222,11 @@ public final class RedisBroker: Broker {
     }
 
     private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
-        let idempotency = publication.idempotencyKey.map { "\(prefix):idem:\(publication.channel):\($0)" } ?? ""
+        let channel = publication.channel
         let keys = [
-            streamKey(publication.channel), metaKey(publication.channel), ByteBuffer(string: idempotency),
-            key(publication.channel), ByteBuffer(string: counting?.nodesKey ?? ""),
+            self.keys.stream(channel), self.keys.meta(channel),
+            publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer(),
+            self.keys.pubsub(channel),
         ]
         let arguments = [
             publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
@@ -220,19 +234,16 @@ public final class RedisBroker: Broker {
             ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
             ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
             ByteBuffer(string: String(publication.acceptedAtMicros)),
-            ByteBuffer(string: counting?.nodeKeyPrefix ?? ""), ByteBuffer(string: counting?.nodeID ?? ""),
-            ByteBuffer(string: publication.channel),
         ]
         return (keys, arguments)
     }
 
     static func receipt(from reply: RESPValue) throws -> PublishReceipt {
-        guard let fields = reply.array, fields.count == 5, let id = fields[1].string, let offset = fields[2].int,
-            let epoch = fields[3].string, let others = fields[4].int
+        guard let fields = reply.array, fields.count == 4, let id = fields[1].string, let offset = fields[2].int,
+            let epoch = fields[3].string
         else { throw RedisConnectionError.server("unexpected reply to the publish script: \(reply)") }
         let position = epoch.isEmpty ? nil : StreamPosition(offset: Int64(offset), epoch: epoch)
-        return PublishReceipt(
-            id: id, position: position, duplicate: fields[0].int == 1, otherNodesSubscribers: others < 0 ? nil : others)
+        return PublishReceipt(id: id, position: position, duplicate: fields[0].int == 1)
     }
 
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {
@@ -276,7 +287,7 @@ public final class RedisBroker: Broker {
         do {
             reply = try await metrics.timeRedis(.history) {
               try await LoadedScript(source: RedisScripts.history).run(
-                [streamKey(channel), metaKey(channel)],
+                [keys.stream(channel), keys.meta(channel)],
                 [
                     ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
                     ByteBuffer(string: String(limit)), ttlMillis,
@@ -435,7 +446,7 @@ public final class RedisBroker: Broker {
     }
 
     private func key(_ channel: String) -> ByteBuffer {
-        ByteBuffer(bytes: channelPrefix + Array(channel.utf8))
+        keys.pubsub(channel)
     }
 }
 

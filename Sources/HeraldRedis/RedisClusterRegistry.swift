@@ -8,12 +8,12 @@ import Synchronization
 
 /// The cluster registry in Redis: who is alive, and each node's channel counts and clients.
 ///
-/// Keys (all under the deployment's prefix, each node writing only its own):
-/// - `<p>:nodes` — set of node ids that ever registered (pruned by readers);
-/// - `<p>:node:<id>` — the node's ``NodeStats`` as JSON, expiring after ``ttl``;
-/// - `<p>:node:<id>:channels` — hash channel → local subscribers;
-/// - `<p>:node:<id>:clients` — sorted set client id by connection sequence (for paging);
-/// - `<p>:node:<id>:clientinfo` — hash client id → ``ClientInfo`` JSON.
+/// Keys (named by ``RedisKeys``, one slot per deployment, each node writing only its own):
+/// - `<p>:{<p>}:nodes` — set of node ids that ever registered (pruned by readers);
+/// - `<p>:{<p>}:node:<id>` — the node's ``NodeStats`` as JSON, expiring after ``ttl``;
+/// - `…:node:<id>:channels` — hash channel → local subscribers;
+/// - `…:node:<id>:clients` — sorted set client id by connection sequence (for paging);
+/// - `…:node:<id>:clientinfo` — hash client id → ``ClientInfo`` JSON.
 ///
 /// A node rewrites its stats and refreshes every expiry each ``interval`` (a heartbeat), and
 /// sends changes within ``flushDelay`` of them happening. A node that dies stops refreshing,
@@ -33,7 +33,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     public let interval: TimeAmount
     public var ttl: TimeAmount { .nanoseconds(interval.nanoseconds * 3) }
     public let flushDelay = TimeAmount.milliseconds(20)
-    private let prefix: String
+    private let keys: RedisKeys
     private let supervisor: RedisSupervisor
     private let logger: Logger
     private let loop: any EventLoop
@@ -43,11 +43,11 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let scripts = ScriptCache()
 
     public init(
-        nodeID: String, url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, logger: Logger,
+        nodeID: String, url: RedisURL, keys: RedisKeys, interval: TimeAmount, group: any EventLoopGroup, logger: Logger,
         metrics: NodeMetrics = NodeMetrics()
     ) {
         self.nodeID = nodeID
-        self.prefix = prefix
+        self.keys = keys
         self.interval = interval
         self.logger = logger
         self.loop = group.next()
@@ -66,16 +66,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 
     // MARK: Keys
 
-    /// Where this registry keeps the nodes' channel counts, for the publish script.
+    /// Where this registry keeps the nodes' channel counts, for the broker's count after a publish.
     public var subscriberCounting: RedisSubscriberCounting {
-        RedisSubscriberCounting(nodesKey: nodesKey, nodeKeyPrefix: "\(prefix):node:", nodeID: nodeID)
+        RedisSubscriberCounting(keys: keys, nodeID: nodeID)
     }
 
-    private var nodesKey: String { "\(prefix):nodes" }
-    private func nodeKey(_ id: String) -> String { "\(prefix):node:\(id)" }
-    private func channelsKey(_ id: String) -> String { "\(prefix):node:\(id):channels" }
-    private func clientsKey(_ id: String) -> String { "\(prefix):node:\(id):clients" }
-    private func clientInfoKey(_ id: String) -> String { "\(prefix):node:\(id):clientinfo" }
+    private var nodesKey: String { keys.nodes }
+    private func nodeKey(_ id: String) -> String { keys.node(id) }
+    private func channelsKey(_ id: String) -> String { keys.nodeChannels(id) }
+    private func clientsKey(_ id: String) -> String { keys.nodeClients(id) }
+    private func clientInfoKey(_ id: String) -> String { keys.nodeClientInfo(id) }
 
     // MARK: Service
 
@@ -285,22 +285,12 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     /// and user notification (a REST publish counts inside the publish script instead);
     /// called by `EVALSHA`, the script sent once per connection.
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
-        let reply = try await LoadedScript(source: Self.countScript).run(
-            [ByteBuffer(string: nodesKey)], ["\(prefix):node:", nodeID, channel].map { ByteBuffer(string: $0) },
-            on: connection(), sha: scripts
+        let counting = subscriberCounting
+        let reply = try await LoadedScript(source: RedisScripts.countOthers).run(
+            counting.scriptKeys(), counting.arguments(channel), on: connection(), sha: scripts
         ).get()
         return reply.int ?? 0
     }
-
-    private static let countScript = """
-        local total = 0
-        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-          if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. id) == 1 then
-            total = total + tonumber(redis.call('HGET', ARGV[1] .. id .. ':channels', ARGV[3]) or '0')
-          end
-        end
-        return total
-        """
 
     public func remoteChannelCounts() async throws -> [String: Int] {
         let nodes = try await otherLiveNodes
@@ -377,11 +367,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 }
 
-/// The registry's keys as the publish script reads them: the node set, the prefix of each
-/// node's key (`<prefix>:node:<id>`, whose `:channels` hash holds its counts), and the node
-/// whose own count the caller knows exactly.
+/// How the other nodes' subscribers of a channel are counted (``RedisScripts/countOthers``):
+/// the registry's keys, and the node whose own count the caller knows exactly.
 public struct RedisSubscriberCounting: Sendable {
-    public var nodesKey: String
-    public var nodeKeyPrefix: String
+    public var keys: RedisKeys
     public var nodeID: String
+
+    /// The count script's keys.
+    func scriptKeys() -> [ByteBuffer] { [ByteBuffer(string: keys.nodes)] }
+
+    func arguments(_ channel: String) -> [ByteBuffer] {
+        [keys.nodePrefix, nodeID, channel].map { ByteBuffer(string: $0) }
+    }
 }

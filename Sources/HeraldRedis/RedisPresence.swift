@@ -29,7 +29,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     public let flushDelay = TimeAmount.milliseconds(20)
     /// Most operations in one script call (each is 2 or 3 arguments).
     static let batchSize = 300
-    private let prefix: String
+    private let redisKeys: RedisKeys
     private let supervisor: RedisSupervisor
     private let metrics: NodeMetrics
     private let logger: Logger
@@ -37,9 +37,9 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     private let state = Mutex(State())
 
     public init(
-        url: RedisURL, prefix: String, interval: TimeAmount, group: any EventLoopGroup, metrics: NodeMetrics, logger: Logger
+        url: RedisURL, keys: RedisKeys, interval: TimeAmount, group: any EventLoopGroup, metrics: NodeMetrics, logger: Logger
     ) {
-        self.prefix = prefix
+        self.redisKeys = keys
         self.interval = interval
         self.metrics = metrics
         self.logger = logger
@@ -49,7 +49,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     }
 
     private func keys(_ channel: String) -> [ByteBuffer] {
-        ["pres", "presn", "presi"].map { ByteBuffer(string: "\(prefix):\($0):\(channel)") }
+        redisKeys.presence(channel)
     }
 
     // MARK: MembershipObserver

@@ -1,9 +1,9 @@
 /// The Lua scripts behind presence in Redis.
 ///
-/// Keys of a channel (under the deployment prefix): `<p>:pres:<channel>` — sorted set of
-/// client ids scored by when each entry expires (ms, Redis' clock); `<p>:presn:<channel>` —
-/// the same ids with score 0, so `ZRANGEBYLEX` pages them in id order; `<p>:presi:<channel>`
-/// — hash client id → member JSON. Each node refreshes its members' expiry every registry
+/// Keys of a channel (``RedisKeys``, the channel's slot): `<p>:pres:{<channel>}` — sorted set
+/// of client ids scored by when each entry expires (ms, Redis' clock); `<p>:presn:{<channel>}`
+/// — the same ids with score 0, so `ZRANGEBYLEX` pages them in id order;
+/// `<p>:presi:{<channel>}` — hash client id → member JSON. Each node refreshes its members' expiry every registry
 /// heartbeat, and the keys' own TTL with it, so the entries of a node that died vanish within
 /// three heartbeats (readers drop them) and a channel nobody is in leaves no keys behind.
 /// Scripts are sent with `EVAL` (Redis caches them by hash), so a batch is written in call

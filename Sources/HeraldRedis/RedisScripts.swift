@@ -10,27 +10,23 @@ import RedisBridge
 /// loaded once per connection (`SCRIPT LOAD`) and called by `EVALSHA`; after a Redis restart
 /// the first call answers `NOSCRIPT` and the script is loaded again.
 ///
-/// Keys of a channel (under the deployment prefix): `<p>:hist:<channel>` — a stream whose entry
-/// ids are the offsets (`N-0`), field `d` the notification JSON with its position;
-/// `<p>:meta:<channel>` — hash `e` (epoch), `s` (latest offset); `<p>:idem:<channel>:<key>` —
-/// "id offset epoch" of the publication an idempotency key produced.
+/// The publish and history scripts touch only the keys of one channel (``RedisKeys``: stream,
+/// meta, idempotency key, pub/sub channel — one Redis Cluster slot); the count of the other
+/// nodes' subscribers is a script of its own over the registry's keys, written in the same
+/// round trip as the publish.
 enum RedisScripts {
-    /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel, the registry's node set
-    /// (or "": nothing to count).
+    /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel — all of one channel.
     /// ARGV: notification JSON without position, history size (0: off), ttl (ms), epoch
     /// candidate, idempotency window (ms), notification id, excluded client id (or ""), the
-    /// moment it was accepted (µs of Unix time, for the latency metric), the registry's node
-    /// key prefix, this node's id, the channel. Returns {duplicate (0/1), id, offset, epoch,
-    /// subscribers on the other live nodes (-1: not counted)}: counting here saves `delivered`
-    /// a round trip of its own (the registry's keys are read, not declared: Redis Cluster is
-    /// not supported, as for the registry itself).
+    /// moment it was accepted (µs of Unix time, for the latency metric). Returns {duplicate
+    /// (0/1), id, offset, epoch}.
     static let publish = """
         local idem = KEYS[3]
         if idem ~= '' then
           local prior = redis.call('GET', idem)
           if prior then
             local id, offset, epoch = string.match(prior, '^(%S+) (%d+) ?(%S*)$')
-            return {1, id, tonumber(offset), epoch, -1}
+            return {1, id, tonumber(offset), epoch}
           end
         end
         local size = tonumber(ARGV[2])
@@ -56,16 +52,19 @@ enum RedisScripts {
         if idem ~= '' then
           redis.call('SET', idem, ARGV[6] .. ' ' .. offset .. ' ' .. epoch, 'PX', ARGV[5])
         end
-        local others = -1
-        if KEYS[5] ~= '' then
-          others = 0
-          for _, node in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-            if node ~= ARGV[10] and redis.call('EXISTS', ARGV[9] .. node) == 1 then
-              others = others + tonumber(redis.call('HGET', ARGV[9] .. node .. ':channels', ARGV[11]) or '0')
-            end
+        return {0, ARGV[6], offset, epoch}
+        """
+
+    /// The subscribers of a channel on the other live nodes, from the registry.
+    /// KEYS: the node set. ARGV: the node key prefix, this node's id, the channel.
+    static let countOthers = """
+        local total = 0
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+          if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. id) == 1 then
+            total = total + tonumber(redis.call('HGET', ARGV[1] .. id .. ':channels', ARGV[3]) or '0')
           end
         end
-        return {0, ARGV[6], offset, epoch, others}
+        return total
         """
 
     /// KEYS: stream, meta. ARGV: epoch candidate, after offset (-1: position only), limit,
@@ -130,8 +129,55 @@ struct LoadedScript: Sendable {
         return try await connection.send(Self.command("EVALSHA", loaded, keys, arguments))
     }
 
-    private static func command(_ verb: String, _ sha: String, _ keys: [ByteBuffer], _ arguments: [ByteBuffer]) -> [ByteBuffer] {
+    static func command(_ verb: String, _ sha: String, _ keys: [ByteBuffer], _ arguments: [ByteBuffer]) -> [ByteBuffer] {
         [ByteBuffer(string: verb), ByteBuffer(string: sha), ByteBuffer(string: String(keys.count))] + keys + arguments
+    }
+}
+
+/// One command of a pipeline: plain, or a script called by `EVALSHA`.
+enum PipelinedCommand {
+    case plain([ByteBuffer])
+    case script(LoadedScript, keys: [ByteBuffer], arguments: [ByteBuffer])
+
+    /// Writes `commands` in one write — one round trip — and returns their replies in order.
+    /// A script this Redis is not known to have yet sends the calls one by one instead (the
+    /// first loads it); a `NOSCRIPT` reply (Redis restarted meanwhile) reruns only that
+    /// script, which Redis did not run, so nothing runs twice.
+    static func send(_ commands: [PipelinedCommand], on connection: RedisConnection, sha: ScriptCache) -> [EventLoopFuture<RESPValue>] {
+        var encoded: [[ByteBuffer]] = []
+        for command in commands {
+            switch command {
+            case .plain(let arguments):
+                encoded.append(arguments)
+            case .script(let script, let keys, let arguments):
+                guard let known = sha.value(for: script.source) else { return oneByOne(commands, on: connection, sha: sha) }
+                encoded.append(LoadedScript.command("EVALSHA", known, keys, arguments))
+            }
+        }
+        let replies = connection.sendFutures(encoded)
+        return zip(commands, replies).map { command, reply in
+            guard case .script(let script, let keys, let arguments) = command else { return reply }
+            return reply.flatMapError { error in
+                guard case RedisConnectionError.server(let message) = error, message.hasPrefix("NOSCRIPT") else {
+                    return connection.eventLoop.makeFailedFuture(error)
+                }
+                return script.run(keys, arguments, on: connection, sha: sha)
+            }
+        }
+    }
+
+    private static func oneByOne(_ commands: [PipelinedCommand], on connection: RedisConnection, sha: ScriptCache) -> [EventLoopFuture<RESPValue>] {
+        var previous = connection.eventLoop.makeSucceededVoidFuture()
+        return commands.map { command in
+            let reply = previous.flatMap { () -> EventLoopFuture<RESPValue> in
+                switch command {
+                case .plain(let arguments): connection.sendFuture(arguments)
+                case .script(let script, let keys, let arguments): script.run(keys, arguments, on: connection, sha: sha)
+                }
+            }
+            previous = reply.map { _ in }.recover { _ in }
+            return reply
+        }
     }
 }
 

@@ -64,6 +64,15 @@ public final class RedisConnection: Sendable {
         return replies
     }
 
+    /// Several commands in one write (one flush), their replies as futures in order: a
+    /// pipeline for callers on an event loop.
+    public func sendFutures(_ commands: [[ByteBuffer]]) -> [EventLoopFuture<RESPValue>] {
+        guard commands.count > 1 else { return commands.map { writeCommand($0, flush: true) } }
+        let futures = commands.map { writeCommand($0, flush: false) }
+        channel.flush()
+        return futures
+    }
+
     /// The reply as a future, for callers on an event loop.
     public func sendFuture(_ arguments: [ByteBuffer]) -> EventLoopFuture<RESPValue> {
         writeCommand(arguments, flush: true)

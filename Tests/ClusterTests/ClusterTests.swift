@@ -52,7 +52,7 @@ import Testing
         try await withRedis { redis in
             try await withCluster(2, redis: redis) { nodes in
                 let prefix = nodes[0].configuration.redisPrefix
-                let key = "\(prefix):ch:only-here"
+                let key = "\(prefix):ch:{only-here}"
                 let client = try await nodes[0].subscriber("only-here")
                 try await waitUntil("one Redis subscription to \(key)") {
                     try await redis.command("PUBSUB", "NUMSUB", key).array?.last?.int == 1

@@ -43,7 +43,7 @@ import Testing
         try await withRedis { redis in
             try await HeraldNode.withEventLoopGroup(threads: 1) { group in
                 let registry = RedisClusterRegistry(
-                    nodeID: "late", url: redis.url, prefix: "reg", interval: .seconds(30), group: group,
+                    nodeID: "late", url: redis.url, keys: RedisKeys(prefix: "reg"), interval: .seconds(30), group: group,
                     logger: Logger(label: "registry-test"))
                 let local = LateSubscriber()
                 local.watch(registry)
@@ -54,7 +54,7 @@ import Testing
                     // The heartbeat is 30 s away: only the registration and its follow-up
                     // flush can write the count.
                     try await waitUntil("the late subscription in the node's counts", timeout: .seconds(5)) {
-                        (try? await redis.command("HGET", "reg:node:late:channels", "news").string) == "1"
+                        (try? await redis.command("HGET", RedisKeys(prefix: "reg").nodeChannels("late"), "news").string) == "1"
                     }
                 }
             }

@@ -7,10 +7,10 @@ import Testing
 
 /// How publications travel through Redis pub/sub, and what a reader accepts.
 @Suite struct PublicationEnvelopeTests {
-    let prefix = Array("h:ch:".utf8)
+    let keys = RedisKeys(prefix: "h")
 
     func message(_ payload: String, channel: String = "news") -> PublicationEnvelope.Message? {
-        PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:\(channel)"), payload: ByteBuffer(string: payload), prefix: prefix)
+        PublicationEnvelope.decode(key: keys.pubsub(channel), payload: ByteBuffer(string: payload), keys: keys)
     }
 
     func decode(_ payload: String, channel: String = "news") -> Publication? {
@@ -24,12 +24,12 @@ import Testing
         let join = Publication(channel: "news", payload: ByteBuffer(string: #"{"type":"join"}"#), kind: .message(type: "join"))
         for publication in [plain, excluded, join] {
             let encoded = PublicationEnvelope.encode(publication)
-            #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:news"), payload: encoded, prefix: prefix) == .publication(publication))
+            #expect(PublicationEnvelope.decode(key: keys.pubsub("news"), payload: encoded, keys: keys) == .publication(publication))
         }
         for signal in [ConnectionSignal.disconnect, .unsubscribe(channel: "rooms:1")] {
             let encoded = PublicationEnvelope.encode(signal)
             #expect(
-                PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:#user:ada"), payload: encoded, prefix: prefix)
+                PublicationEnvelope.decode(key: keys.pubsub("#user:ada"), payload: encoded, keys: keys)
                     == .signal(signal, channel: "#user:ada"))
         }
     }
@@ -54,6 +54,7 @@ import Testing
         #expect(message("!no newline") == nil)
         #expect(message("%reboot") == nil)
         #expect(message("%unsubscribe") == nil)
-        #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "other:news"), payload: ByteBuffer(string: "{}"), prefix: prefix) == nil)
+        #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "other:news"), payload: ByteBuffer(string: "{}"), keys: keys) == nil)
+        #expect(PublicationEnvelope.decode(key: ByteBuffer(string: "h:ch:news"), payload: ByteBuffer(string: "{}"), keys: keys) == nil)
     }
 }

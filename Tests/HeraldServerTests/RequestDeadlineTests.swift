@@ -16,6 +16,7 @@ import Testing
         struct Connection: Sendable {
             let channel: any Channel
             let inbox: Inbox<ByteBuffer>
+            /// Taken before connecting.
             let opened: NIODeadline
         }
 
@@ -32,13 +33,16 @@ import Testing
         @discardableResult
         func open(writing bytes: String) async throws -> Int {
             let inbox = Inbox<ByteBuffer>()
+            // Before connecting: the node cannot have accepted the connection (and started
+            // its deadline) earlier than this.
+            let opened = NIODeadline.now()
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox: inbox)) }
                 }
                 .connect(host: "127.0.0.1", port: port).get()
             let index = connections.withLockedValue { connections in
-                connections.append(Connection(channel: channel, inbox: inbox, opened: .now()))
+                connections.append(Connection(channel: channel, inbox: inbox, opened: opened))
                 return connections.count - 1
             }
             channel.closeFuture.whenComplete { [closedAt] _ in closedAt.withLockedValue { $0[index] = .now() } }

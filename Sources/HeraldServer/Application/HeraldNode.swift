@@ -72,12 +72,12 @@ public final class HeraldNode: Service {
         let metrics = NodeMetrics(factory: factory)
         let registry = configuration.redisURL.map { url in
             RedisClusterRegistry(
-                nodeID: configuration.nodeID, url: url, prefix: configuration.redisPrefix,
+                nodeID: configuration.nodeID, url: url, keys: RedisKeys(prefix: configuration.redisPrefix),
                 interval: configuration.registryInterval, group: eventLoopGroup, logger: logger, metrics: metrics)
         }
         let broker = broker ?? configuration.redisURL.map { url in
             RedisBroker(
-                url: url, prefix: configuration.redisPrefix, policy: configuration.history, group: eventLoopGroup,
+                url: url, keys: RedisKeys(prefix: configuration.redisPrefix), policy: configuration.history, group: eventLoopGroup,
                 logger: logger, metrics: metrics, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
@@ -90,7 +90,7 @@ public final class HeraldNode: Service {
         var redisPresence: RedisPresence?
         if configuration.presence, let url = configuration.redisURL {
             let store = RedisPresence(
-                url: url, prefix: configuration.redisPrefix, interval: configuration.registryInterval, group: eventLoopGroup,
+                url: url, keys: RedisKeys(prefix: configuration.redisPrefix), interval: configuration.registryInterval, group: eventLoopGroup,
                 metrics: metrics, logger: logger)
             hub.addMembershipObserver(store)
             redisPresence = store
