@@ -39,8 +39,8 @@ public final class RedisBroker: Broker {
         var retryBackoff = Backoff(base: .milliseconds(100), cap: .seconds(5))
     }
 
-    public let url: RedisURL
-    public let keys: RedisKeys
+    public let topology: RedisTopology
+    private var keys: RedisKeys { topology.keys }
     public let policy: HistoryPolicy
     private let logger: Logger
     private let scripts = ScriptCache()
@@ -62,29 +62,25 @@ public final class RedisBroker: Broker {
     /// - Parameter counting: the registry's keys, so the publish script counts the other
     ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
-        url: RedisURL, keys: RedisKeys, policy: HistoryPolicy = HistoryPolicy(), group: any EventLoopGroup, logger: Logger,
-        metrics: NodeMetrics = NodeMetrics(), counting: RedisSubscriberCounting? = nil
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), counting: RedisSubscriberCounting? = nil
     ) {
+        let (logger, metrics, keys) = (topology.logger, topology.metrics, topology.keys)
+        self.topology = topology
         self.counting = counting
-        self.url = url
-        self.keys = keys
         self.policy = policy
         self.logger = logger
         self.metrics = metrics
         self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
-        self.loop = group.next()
+        self.loop = topology.nextLoop()
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
         self.sink = sink
-        self.commands = RedisSupervisor(
-            url: url, name: "publish", group: group, logger: logger, onReconnect: { metrics.redisReconnected("publish") })
+        self.commands = topology.link("publish")
         // The callback sits in a struct: a bare closure in the box would be re-abstracted on
         // every `withLockedValue` (its inout write-back wraps it in two more thunks), so each
         // message would call through a chain one link longer than the last.
         let received = NIOLockedValueBox<ReceivedCallback?>(nil)
-        self.subscriptions = RedisSupervisor(
-            url: url, name: "subscribe", group: group, logger: logger, onReconnect: { metrics.redisReconnected("subscribe") }
-        ) { key, payload in
+        self.subscriptions = topology.link("subscribe") { key, payload in
             guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
             received.withLockedValue { $0 }?.call(message)
         }
@@ -141,7 +137,7 @@ public final class RedisBroker: Broker {
 
     public var status: BrokerStatus {
         if commands.connection != nil, subscriptions.connection != nil { return .up }
-        return .degraded("Redis at \(url.host):\(url.port) is unreachable")
+        return .degraded(topology.unreachable)
     }
 
     public func attach(_ sink: any PublicationSink) {
@@ -174,7 +170,7 @@ public final class RedisBroker: Broker {
     private var ttlMillis: ByteBuffer { ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)) }
 
     private func connected() throws(BrokerError) -> RedisConnection {
-        guard let connection = commands.connection else { throw .unavailable("Redis at \(url.host):\(url.port) is unreachable") }
+        guard let connection = commands.connection else { throw .unavailable(topology.unreachable) }
         return connection
     }
 
@@ -185,7 +181,7 @@ public final class RedisBroker: Broker {
     /// without a Swift task.
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         guard let connection = commands.connection else {
-            return loop.makeFailedFuture(BrokerError.unavailable("Redis at \(url.host):\(url.port) is unreachable"))
+            return loop.makeFailedFuture(BrokerError.unavailable(topology.unreachable))
         }
         let start = NIODeadline.now()
         let plain = !policy.isOn && publication.idempotencyKey == nil
@@ -342,7 +338,7 @@ public final class RedisBroker: Broker {
         switch readiness {
         case .ready: promise.succeed()
         case .pending: break
-        case .unavailable: promise.fail(BrokerError.unavailable("Redis at \(url.host):\(url.port) is unreachable"))
+        case .unavailable: promise.fail(BrokerError.unavailable(topology.unreachable))
         }
         return promise.futureResult
     }

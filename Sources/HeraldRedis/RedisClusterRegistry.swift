@@ -33,6 +33,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     public let interval: TimeAmount
     public var ttl: TimeAmount { .nanoseconds(interval.nanoseconds * 3) }
     public let flushDelay = TimeAmount.milliseconds(20)
+    private let topology: RedisTopology
     private let keys: RedisKeys
     private let supervisor: RedisSupervisor
     private let logger: Logger
@@ -43,16 +44,16 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let scripts = ScriptCache()
 
     public init(
-        nodeID: String, url: RedisURL, keys: RedisKeys, interval: TimeAmount, group: any EventLoopGroup, logger: Logger,
-        metrics: NodeMetrics = NodeMetrics()
+        nodeID: String, topology: RedisTopology, interval: TimeAmount
     ) {
+        self.topology = topology
+        let (keys, logger) = (topology.keys, topology.logger)
         self.nodeID = nodeID
         self.keys = keys
         self.interval = interval
         self.logger = logger
-        self.loop = group.next()
-        self.supervisor = RedisSupervisor(
-            url: url, name: "registry", group: group, logger: logger, onReconnect: { metrics.redisReconnected("registry") })
+        self.loop = topology.nextLoop()
+        self.supervisor = topology.link("registry")
     }
 
     /// Starts mirroring this node's state; the Hub tells of changes through ``HubObserver``.
@@ -179,8 +180,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     /// heartbeat TTL removes the entries anyway.
     private func deregister() async {
         guard
-            let connection = try? await RedisConnection.connect(
-                to: supervisor.url, group: loop, connectTimeout: Self.deregisterTimeout)
+            let connection = try? await topology.connectOnce(on: loop, timeout: Self.deregisterTimeout)
         else { return }
         defer { connection.close() }
         let deadline = loop.scheduleTask(in: Self.deregisterTimeout) { connection.close() }

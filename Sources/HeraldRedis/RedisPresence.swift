@@ -29,6 +29,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     public let flushDelay = TimeAmount.milliseconds(20)
     /// Most operations in one script call (each is 2 or 3 arguments).
     static let batchSize = 300
+    private let topology: RedisTopology
     private let redisKeys: RedisKeys
     private let supervisor: RedisSupervisor
     private let metrics: NodeMetrics
@@ -37,15 +38,16 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     private let state = Mutex(State())
 
     public init(
-        url: RedisURL, keys: RedisKeys, interval: TimeAmount, group: any EventLoopGroup, metrics: NodeMetrics, logger: Logger
+        topology: RedisTopology, interval: TimeAmount
     ) {
+        self.topology = topology
+        let (keys, metrics, logger) = (topology.keys, topology.metrics, topology.logger)
         self.redisKeys = keys
         self.interval = interval
         self.metrics = metrics
         self.logger = logger
-        self.loop = group.next()
-        self.supervisor = RedisSupervisor(
-            url: url, name: "presence", group: group, logger: logger, onReconnect: { metrics.redisReconnected("presence") })
+        self.loop = topology.nextLoop()
+        self.supervisor = topology.link("presence")
     }
 
     private func keys(_ channel: String) -> [ByteBuffer] {
@@ -211,8 +213,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
             return all
         }
         guard !removals.isEmpty,
-            let connection = try? await RedisConnection.connect(
-                to: supervisor.url, group: loop, connectTimeout: Self.goodbyeTimeout)
+            let connection = try? await topology.connectOnce(on: loop, timeout: Self.goodbyeTimeout)
         else { return }
         defer { connection.close() }
         let deadline = loop.scheduleTask(in: Self.goodbyeTimeout) { connection.close() }

@@ -43,8 +43,9 @@ import Testing
         try await withRedis { redis in
             try await HeraldNode.withEventLoopGroup(threads: 1) { group in
                 let registry = RedisClusterRegistry(
-                    nodeID: "late", url: redis.url, keys: RedisKeys(prefix: "reg"), interval: .seconds(30), group: group,
-                    logger: Logger(label: "registry-test"))
+                    nodeID: "late",
+                    topology: RedisTopology(url: redis.url, prefix: "reg", group: group, logger: Logger(label: "registry-test")),
+                    interval: .seconds(30))
                 let local = LateSubscriber()
                 local.watch(registry)
                 registry.attach(local, hub: Hub(nodeID: "late", broker: InMemoryBroker(), eventLoopGroup: group))

@@ -70,15 +70,15 @@ public final class HeraldNode: Service {
         var factory = PrometheusMetricsFactory(registry: metricsRegistry)
         for label in NodeMetrics.latencyLabels { factory.durationHistogramBuckets[label] = NodeMetrics.latencyBuckets }
         let metrics = NodeMetrics(factory: factory)
-        let registry = configuration.redisURL.map { url in
-            RedisClusterRegistry(
-                nodeID: configuration.nodeID, url: url, keys: RedisKeys(prefix: configuration.redisPrefix),
-                interval: configuration.registryInterval, group: eventLoopGroup, logger: logger, metrics: metrics)
+        // Where Redis is, for the broker, the registry and presence alike.
+        let topology = configuration.redisURL.map { url in
+            RedisTopology(url: url, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger, metrics: metrics)
         }
-        let broker = broker ?? configuration.redisURL.map { url in
-            RedisBroker(
-                url: url, keys: RedisKeys(prefix: configuration.redisPrefix), policy: configuration.history, group: eventLoopGroup,
-                logger: logger, metrics: metrics, counting: registry?.subscriberCounting)
+        let registry = topology.map { topology in
+            RedisClusterRegistry(nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval)
+        }
+        let broker = broker ?? topology.map { topology in
+            RedisBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)
@@ -88,10 +88,8 @@ public final class HeraldNode: Service {
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
         var redisPresence: RedisPresence?
-        if configuration.presence, let url = configuration.redisURL {
-            let store = RedisPresence(
-                url: url, keys: RedisKeys(prefix: configuration.redisPrefix), interval: configuration.registryInterval, group: eventLoopGroup,
-                metrics: metrics, logger: logger)
+        if configuration.presence, let topology {
+            let store = RedisPresence(topology: topology, interval: configuration.registryInterval)
             hub.addMembershipObserver(store)
             redisPresence = store
         }
