@@ -58,6 +58,12 @@ public struct ClientSession: Sendable {
         self.bucket = TokenBucket(rate: limits.rateLimit, burst: limits.rateBurst, now: now)
     }
 
+    /// The transport subscribed the client to `channel` without a message — an SSE stream's
+    /// `?channel=`, checked already against the same rules (name, grant, limit).
+    public mutating func subscribedByTransport(_ channel: String) {
+        subscriptions.insert(channel)
+    }
+
     /// The broker could not confirm a subscription the session accepted: it is undone.
     /// - Returns: whether the channel was still subscribed.
     public mutating func subscriptionFailed(_ channel: String) -> Bool {

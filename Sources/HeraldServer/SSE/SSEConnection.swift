@@ -14,10 +14,10 @@ import Synchronization
 /// reader. Every notification's `id:` is the ``ResumeToken`` of every channel of the stream,
 /// so the `Last-Event-ID` of a reconnecting `EventSource` resumes them all.
 ///
-/// The rules are the WebSocket connection's, from the same machines: ``SubscriptionFlow`` for
-/// the subscribe sequence and ``ConnectionStateMachine`` for the token's expiry — when `exp`
-/// passes, the stream gets an `error` event (`token_expired`) and a `disconnect` event with
-/// 4002, then ends.
+/// A thin transport for a ``Session``, the rules a WebSocket follows: the subscribe sequence,
+/// the token's expiry — when `exp` passes, the stream gets an `error` event (`token_expired`)
+/// and a `disconnect` event with 4002, then ends — the slow consumer, the application's
+/// signals. It decides nothing but how to write what the session says as events.
 final class SSEConnection: HubConnection, @unchecked Sendable {
     let clientID: String
     let sequence: UInt64
@@ -27,7 +27,6 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private let configuration: HeraldConfiguration
     private let metrics: NodeMetrics
     private let identity: ClientIdentity?
-    private var userID: String? { identity?.userID }
     private var logger: Logger
     private let connectedAt = HeraldNotification.timestampNow()
     private let output: AsyncStream<ByteBuffer>.Continuation
@@ -36,32 +35,32 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private let queued = Atomic<Int>(0)
 
     // Confined to `loop`.
-    private var channels: [String] = []
     private var positions: [String: StreamPosition] = [:]
-    private var flow: SubscriptionFlow
-    /// The token's deadline; the stream's other rules (heartbeat, close) are its own.
-    private var machine: ConnectionStateMachine
+    /// The client's session; the stream's keep-alive comments are its own (they need no answer).
+    private var state: Session
     private var timer: Scheduled<Void>?
     private var open = true
     /// Why the stream ends, when the server ends it (else the client went away).
     private var endReason: DisconnectReason?
     private var lastWrite = NIODeadline.now()
 
-    /// - Parameter identity: the verified token, if the stream has one (its `exp` ends the stream).
+    /// - Parameter access: what the stream's token (or its absence) allows.
     init(
-        joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics, identity: ClientIdentity?,
+        joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics, access: ChannelAccess,
         loop: any EventLoop, logger: Logger
     ) {
+        let clientID = RandomID.make()
         self.metrics = metrics
-        self.clientID = RandomID.make()
+        self.clientID = clientID
         self.hub = joiner.hub
         self.sequence = joiner.hub.nextSequence()
         self.joiner = joiner
         self.configuration = configuration
-        self.identity = identity
+        self.identity = access.identity
         self.loop = loop
-        self.flow = SubscriptionFlow(maxReplay: configuration.maxReplay, canResubscribe: false)
-        self.machine = ConnectionStateMachine(configuration: configuration.streamRules, now: .now())
+        self.state = Session(
+            clientID: clientID, transport: .sse, rules: configuration.streamRules, limits: configuration.sessionLimits,
+            maxReplay: configuration.maxReplay, access: access, now: .now())
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
         (events, output) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .unbounded)
@@ -76,10 +75,8 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         hub.register(self, on: loop)
         metrics.connected(.sse)
         if let userID { hub.identify(self, as: userID, on: loop) }
-        _ = machine.opened(
-            handshake: identity.map { .success($0) }, awaitsToken: false, now: .now(),
-            wallClockMillis: WebSocketConnection.wallClockMillis())
-        armTimer()
+        perform(state.opened(
+            handshake: identity.map { .success($0) }, now: .now(), wallClockMillis: WebSocketConnection.wallClockMillis()))
         emit(SSEEvent.retry(milliseconds: 1000))
         emit(SSEEvent.event(
             name: "welcome",
@@ -92,45 +89,70 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         return chain
     }
 
-    /// One channel: join, wait for the broker, read the history, send `subscribed` (and
-    /// `recovery` when resuming), the replay, and the live notifications that came meanwhile.
+    private var userID: String? { identity?.userID }
+
+    /// One channel: join, wait for the broker, read the history, then what the session says:
+    /// `subscribed` (and `recovery` when resuming), the replay, and the live notifications
+    /// that came meanwhile.
     private func subscribe(_ channel: String, since: StreamPosition?) -> EventLoopFuture<Void> {
         guard open else { return loop.makeSucceededVoidFuture() }
-        channels.append(channel)
-        let query = flow.subscribe(channel, since: since)
+        state.client.subscribedByTransport(channel)
+        let query = state.subscribing(channel, since: since)
         return joiner.join(self, to: channel, query: query, on: loop).map { answer in
-            self.answered(channel, since: since, answer)
+            if case .notConfirmed(let error) = answer {
+                self.logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            }
+            self.perform(self.state.answered(channel, answer), since: since)
         }
     }
 
-    private func answered(_ channel: String, since: StreamPosition?, _ answer: ChannelJoiner.Answer) {
-        let stillSubscribed = channels.contains(channel)
-        switch answer {
-        case .notConfirmed(let error):
-            switch flow.confirmationFailed(channel, error: error, stillSubscribed: stillSubscribed) {
-            case .none:
-                break
-            case .undo(let refusal), .end(let refusal):
+    /// Writes what the session decided as events.
+    /// - Parameter since: where the client resumes the channel being answered, if it does.
+    private func perform(_ actions: [Session.Action], since: StreamPosition? = nil) {
+        for action in actions {
+            switch action {
+            case .send(.unsubscribed(let channel)):
+                emit(SSEEvent.event(
+                    name: "unsubscribed", id: positions.isEmpty ? nil : ResumeToken.encode(positions),
+                    data: ByteBuffer(bytes: ServerMessage.unsubscribed(channel: channel).jsonBytes()).readableBytesView))
+            case .send(let message):
+                emit(SSEEvent.event(name: message.type, data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
+            case .subscribed(let channel, let count, let position, let recovery, let deliveries):
+                if let recovery { metrics.recovery(recovered: recovery.recovered) }
+                if let position, recovery?.recovered != true { positions[channel] = position }
+                if let since, recovery?.recovered == true { positions[channel] = since }
+                let subscribed = ServerMessage.subscribed(channel: channel, subscriberCount: count, position: position, recovery: recovery)
+                emit(SSEEvent.event(
+                    name: "subscribed", id: ResumeToken.encode(positions), data: ByteBuffer(bytes: subscribed.jsonBytes()).readableBytesView))
+                if let recovery {
+                    let report = RecoveryReport(channel: channel, recovery: recovery, position: position)
+                    emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
+                }
+                for delivery in deliveries { deliver(delivery) }
+            case .leave(let channel):
+                positions[channel] = nil
+                hub.unsubscribe(self, from: channel, on: loop)
+                hub.clientChanged(self)
+            case .close(let code, let reason, let error):
+                // An EventSource reconnects after any end of stream; the `disconnect` event
+                // tells herald.js (and the page) what a WebSocket close code would.
+                logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
+                if let error {
+                    emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(error).jsonBytes()).readableBytesView))
+                }
+                let message = ServerMessage.disconnect(code: Int(code.rawValue), reason: reason)
+                emit(SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
+                close(reason: state.lifecycle.disconnectReason ?? DisconnectReason(closing: code))
+            case .end(let error, let reason):
                 // The stream ends with the reason, so the client reconnects later rather than
                 // believing it is subscribed.
-                logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(refusal).jsonBytes()).readableBytesView))
-                close(reason: .connectionLost)
+                emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(error).jsonBytes()).readableBytesView))
+                close(reason: reason)
+            case .closeSocket:
+                close(reason: state.lifecycle.disconnectReason ?? .normal)
             }
-        case .read(let page, let count):
-            guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return }
-            if let recovery = outcome.recovery { metrics.recovery(recovered: recovery.recovered) }
-            if let position = outcome.position, outcome.recovery?.recovered != true { positions[channel] = position }
-            if let since, outcome.recovery?.recovered == true { positions[channel] = since }
-            let subscribed = ServerMessage.subscribed(
-                channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery)
-            emit(SSEEvent.event(name: "subscribed", id: ResumeToken.encode(positions), data: ByteBuffer(bytes: subscribed.jsonBytes()).readableBytesView))
-            if let recovery = outcome.recovery {
-                let report = RecoveryReport(channel: channel, recovery: recovery, position: outcome.position)
-                emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
-            }
-            for delivery in outcome.deliveries { deliver(delivery) }
         }
+        armTimer()
     }
 
     // MARK: Deadlines
@@ -138,27 +160,11 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     private func armTimer() {
         timer?.cancel()
         timer = nil
-        guard open, let deadline = machine.nextDeadline else { return }
+        guard open, let deadline = state.nextDeadline else { return }
         timer = loop.scheduleTask(deadline: deadline) { [self] in
             timer = nil
-            deadlineReached()
-        }
-    }
-
-    /// The token expired: say so, as a WebSocket's close code would, and end the stream.
-    private func deadlineReached() {
-        guard open else { return }
-        switch machine.deadlineReached(now: .now()) {
-        case .close(let code, let reason, let error):
-            logger.debug("closing", metadata: ["code": "\(code.rawValue)", "reason": "\(reason)"])
-            if let error {
-                emit(SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(error).jsonBytes()).readableBytesView))
-            }
-            let message = ServerMessage.disconnect(code: Int(code.rawValue), reason: reason)
-            emit(SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
-            close(reason: DisconnectReason(closing: code))
-        default:
-            armTimer()
+            guard open else { return }
+            perform(state.deadlineReached(now: .now()))
         }
     }
 
@@ -176,7 +182,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     func finished() {
         loop.preconditionInEventLoop()
         open = false
-        hub.unregister(self, channels: Set(channels), on: loop)
+        hub.unregister(self, channels: state.client.subscriptions, on: loop)
         metrics.disconnected(.sse, reason: endReason ?? .normal)
     }
 
@@ -188,7 +194,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         let total = queued.add(bytes.readableBytes, ordering: .relaxed).newValue
         guard total <= configuration.sendQueueBytes else {
             logger.notice("dropping slow SSE consumer", metadata: ["queued": "\(total)"])
-            close(reason: .slowConsumer)
+            perform(state.writabilityLost())
             return
         }
         lastWrite = .now()
@@ -224,7 +230,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     func flush() {}
 
     func send(_ delivery: Delivery) {
-        guard open, flow.live(delivery) else { return }
+        guard open, state.live(delivery) else { return }
         deliver(delivery)
     }
 
@@ -250,29 +256,12 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     func handle(_ signal: ConnectionSignal) {
         guard open else { return }
-        switch signal {
-        case .disconnect:
-            // An EventSource reconnects after any end of stream; the event tells herald.js
-            // (and the page) not to. Revoke the user's tokens to keep them out.
-            let message = ServerMessage.disconnect(code: Int(CloseCode.disconnectedByServer.rawValue), reason: "disconnected by the server")
-            emit(SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView))
-            close(reason: .serverDisconnect)
-        case .unsubscribe(let channel):
-            guard let index = channels.firstIndex(of: channel) else { return }
-            channels.remove(at: index)
-            positions[channel] = nil
-            flow.left(channel)
-            hub.unsubscribe(self, from: channel, on: loop)
-            hub.clientChanged(self)
-            emit(SSEEvent.event(
-                name: "unsubscribed", id: positions.isEmpty ? nil : ResumeToken.encode(positions),
-                data: ByteBuffer(bytes: ServerMessage.unsubscribed(channel: channel).jsonBytes()).readableBytesView))
-        }
+        perform(state.signal(signal, now: .now()))
     }
 
     func info() -> ClientInfo {
         ClientInfo(
-            id: clientID, name: nil, connectedAt: connectedAt, subscriptions: channels.sorted(), node: hub.nodeID,
+            id: clientID, name: nil, connectedAt: connectedAt, subscriptions: state.client.subscriptions.sorted(), node: hub.nodeID,
             userId: userID)
     }
 }

@@ -79,7 +79,7 @@ struct SSEEndpoint {
         }
 
         let connection = SSEConnection(
-            joiner: joiner, configuration: configuration, metrics: metrics, identity: access.identity,
+            joiner: joiner, configuration: configuration, metrics: metrics, access: access,
             loop: context.eventLoop, logger: logger)
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
         // server keeps half-closed HTTP connections open, so there is no earlier signal).

@@ -5,17 +5,10 @@ import NIOCore
 /// The I/O of a subscribe, for every transport: join the channel in the Hub, wait for the
 /// broker to confirm, then read the channel's history page and its subscriber count.
 ///
-/// What the answers mean is ``SubscriptionFlow``'s business; this only fetches them and
-/// brings them back to the connection's event loop.
+/// What the answers mean is the ``Session``'s business; this only fetches them and brings
+/// them back to the connection's event loop.
 struct ChannelJoiner: Sendable {
-    /// What a subscribe learned.
-    enum Answer: Sendable {
-        /// The broker confirmed; the history page (or why it could not be read) and the
-        /// cluster-wide subscriber count.
-        case read(Result<HistoryPage, BrokerError>, count: Int)
-        /// The broker could not confirm the subscription.
-        case notConfirmed(String)
-    }
+    typealias Answer = Session.SubscribeAnswer
 
     let hub: Hub
     let history: any ChannelHistory

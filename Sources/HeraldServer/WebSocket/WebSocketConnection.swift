@@ -6,9 +6,10 @@ import Logging
 import NIOCore
 import NIOWebSocket
 
-/// Serves one `/ws` client: runs its frames through ``FrameAssembler``, its lifecycle through
-/// ``ConnectionStateMachine`` and its messages through ``ClientSession``, and carries out what
-/// they decide against the ``Hub`` and the socket.
+/// Serves one `/ws` client: a thin transport for its ``Session``. It runs frames through
+/// ``FrameAssembler``, hands the session's machines the events only a WebSocket has (frames,
+/// messages held behind an operation), and carries out what the session decides against the
+/// ``Hub`` and the socket — the same session rules an SSE stream follows.
 ///
 /// A plain NIO handler on the connection's event loop — no task, no actor hop, no lock on the
 /// delivery path. The Hub writes publication frames through ``write(_:)`` directly.
@@ -38,8 +39,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private let services: Services
     private let outlet: RawFrameOutlet
     private var logger: Logger
-    private var machine: ConnectionStateMachine
-    private var session: ClientSession
+    /// The client's session: lifecycle, client rules, subscribe sequence.
+    private var state: Session
     private var assembler: FrameAssembler
     private var context: ChannelHandlerContext?
     /// The handshake's `?token=` verdict, acted on when the connection opens.
@@ -48,9 +49,6 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
-    /// The subscribe sequence: the merge of the subscribe in flight (subscribes are
-    /// operations, handled one at a time) and what finished ones already replayed.
-    private var flow: SubscriptionFlow
 
     private var hub: Hub { services.hub }
     private var configuration: HeraldConfiguration { services.shared.configuration }
@@ -69,12 +67,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         self.logger[metadataKey: "client"] = "\(clientID)"
         var access = services.verifier == nil ? ChannelAccess.open : .anonymous
         if case .success(let identity) = handshake { access = .token(identity) }
-        self.session = ClientSession(
-            clientID: clientID, limits: configuration.sessionLimits, access: access,
+        self.state = Session(
+            clientID: clientID, transport: .websocket, rules: configuration.connectionRules, limits: configuration.sessionLimits,
+            maxReplay: configuration.maxReplay, access: access,
             requiresToken: services.verifier != nil && !configuration.auth.allowAnonymous, now: now)
-        self.machine = ConnectionStateMachine(configuration: configuration.connectionRules, now: now)
         self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
-        self.flow = SubscriptionFlow(maxReplay: configuration.maxReplay, canResubscribe: true)
     }
 
     // MARK: ChannelInboundHandler
@@ -84,11 +81,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         hub.register(self, on: context.eventLoop)
         services.metrics.connected(.websocket)
         logger.debug("client connected")
-        let opened = machine.opened(
-            handshake: handshake, awaitsToken: session.awaitsToken, now: .now(), wallClockMillis: Self.wallClockMillis())
-        if opened == .none {
+        let opened = state.opened(handshake: handshake, now: .now(), wallClockMillis: Self.wallClockMillis())
+        if opened.isEmpty {
             send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
-            if let user = session.access.userID { hub.identify(self, as: user, on: context.eventLoop) }
+            if let user = state.client.access.userID { hub.identify(self, as: user, on: context.eventLoop) }
         }
         perform(opened)
     }
@@ -105,7 +101,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        switch machine.frameReceived(isClose: frame.opcode == .connectionClose, now: .now()) {
+        switch state.lifecycle.frameReceived(isClose: frame.opcode == .connectionClose, now: .now()) {
         case .ignore: return
         case .closeSocket: context.close(promise: nil); return
         case .process: break
@@ -120,7 +116,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .pong(let payload):
             writeAndFlush(ServerFrame.pong(payload.readableBytesView))
         case .peerClosed(let code):
-            perform(machine.peerClosed(code: code))
+            perform(state.lifecycle.peerClosed(code: code))
         case .fail(let code, let reason):
             close(code, reason: reason)
         }
@@ -128,11 +124,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if !context.channel.isWritable {
-            let action = machine.writabilityLost()
-            if action != .none {
+            let actions = state.writabilityLost()
+            if !actions.isEmpty {
                 logger.notice("dropping slow consumer", metadata: ["queued": "\(configuration.sendQueueBytes)"])
             }
-            perform(action)
+            perform(actions)
         }
         context.fireChannelWritabilityChanged()
     }
@@ -140,9 +136,9 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     // MARK: Messages
 
     private func textReceived(_ buffer: ByteBuffer) {
-        switch machine.textReceived(buffer, now: .now()) {
+        switch state.lifecycle.textReceived(buffer, now: .now()) {
         case .handle(let text):
-            let action = session.textReceived(
+            let action = state.client.textReceived(
                 text.readableBytesView, now: .now(), wallClockMillis: Self.wallClockMillis())
             handle(action)
         case .held:
@@ -159,21 +155,20 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             send(message)
             if case .nameSet = message {
                 hub.clientChanged(self)
-                hub.renamed(self, channels: session.subscriptions)
+                hub.renamed(self, channels: state.client.subscriptions)
             }
         case .subscribe(let channel, let since):
             subscribe(channel, since: since, loop: loop)
         case .resubscribe(let channel):
             begin(.other)
-            let query = flow.resubscribe(channel)
+            let query = state.resubscribing(channel)
             let loopBound = NIOLoopBound(self, eventLoop: loop)
             services.joiner.read(channel, query: query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess {
                 loopBound.value.answered(channel, $0)
             }
         case .unsubscribe(let channel):
-            hub.unsubscribe(self, from: channel, on: loop)
-            flow.left(channel)
-            hub.clientChanged(self)
+            state.left(channel)
+            leave(channel)
             send(.unsubscribed(channel: channel))
         case .publish(let channel, let text):
             post(text, to: channel, loop: loop)
@@ -184,7 +179,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .none:
             break
         case .close(let code, let reason, let error):
-            perform(machine.close(code, reason: reason, error: error, now: .now()))
+            perform(state.lifecycle.close(code, reason: reason, error: error, now: .now()))
         }
     }
 
@@ -193,14 +188,14 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// Starts an operation: later messages wait, and the socket is not read meanwhile (only
     /// what one read brought can pile up).
     private func begin(_ operation: ConnectionStateMachine.Operation) {
-        machine.operationStarted(operation)
+        state.lifecycle.operationStarted(operation)
         try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
     }
 
     /// Ends the operation and handles what arrived behind it, in order.
     private func end(held: [ByteBuffer]) {
         for message in held { textReceived(message) }
-        guard !machine.isBusy, machine.isOpen else { return }
+        guard !state.lifecycle.isBusy, state.isOpen else { return }
         // Turning autoRead back on issues the read that was held back.
         try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
     }
@@ -211,7 +206,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// the broker cannot confirm, the client gets `error` and the subscription is undone.
     private func subscribe(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
         begin(.other)
-        let query = flow.subscribe(channel, since: since)
+        let query = state.subscribing(channel, since: since)
         logger.trace("subscribed", metadata: ["channel": "\(channel)"])
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         services.joiner.join(self, to: channel, query: query, on: loop).whenSuccess {
@@ -219,33 +214,18 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         }
     }
 
-    /// Sends what the subscribe to `channel` came to, and ends the operation.
-    private func answered(_ channel: String, _ answer: ChannelJoiner.Answer) {
-        defer { end(held: machine.operationFinished()) }
-        let stillSubscribed = session.subscriptions.contains(channel)
+    /// Carries out what the subscribe to `channel` came to, and ends the operation.
+    private func answered(_ channel: String, _ answer: Session.SubscribeAnswer) {
         switch answer {
         case .notConfirmed(let error):
-            switch flow.confirmationFailed(channel, error: error, stillSubscribed: stillSubscribed) {
-            case .none: break
-            case .undo(let refusal), .end(let refusal):
-                _ = session.subscriptionFailed(channel)
-                if let loop = context?.eventLoop { hub.unsubscribe(self, from: channel, on: loop) }
-                hub.clientChanged(self)
-                logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-                send(.error(refusal))
-            }
-        case .read(let page, let count):
-            if case .failure(let error) = page {
-                logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
-            }
-            guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return }
-            if let recovery = outcome.recovery { services.metrics.recovery(recovered: recovery.recovered) }
-            send(.subscribed(channel: channel, subscriberCount: count, position: outcome.position, recovery: outcome.recovery))
-            if machine.isOpen, let context = outlet.context {
-                for delivery in outcome.deliveries { context.write(NIOAny(Self.frame(delivery)), promise: nil) }
-                context.flush()
-            }
+            logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
+        case .read(.failure(let error), _):
+            logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
+        case .read:
+            break
         }
+        perform(state.answered(channel, answer))
+        end(held: state.lifecycle.operationFinished())
     }
 
     /// `presence`: the channel's members, read like a subscribe's history — as an operation,
@@ -266,14 +246,14 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             case .success(let page): connection.send(.presence(channel: channel, members: page.members, total: page.total))
             case .failure(let error): connection.send(.error(ProtocolError(.unavailable, "could not read presence: \(error)")))
             }
-            connection.end(held: connection.machine.operationFinished())
+            connection.end(held: connection.state.lifecycle.operationFinished())
         }
     }
 
     /// A client `message`: published like a REST notification, minus the sender.
     private func post(_ text: String, to channel: String, loop: any EventLoop) {
         let notification = OutgoingNotification(HeraldNotification(
-            channel: channel, body: text, from: clientID, fromName: session.name, fromUser: session.access.userID))
+            channel: channel, body: text, from: clientID, fromName: state.client.name, fromUser: state.client.access.userID))
         let publication = Publication(
             channel: channel, payload: notification.encoded(), id: notification.id, excludedClient: clientID)
         let loopBound = NIOLoopBound(self, eventLoop: loop)
@@ -296,14 +276,14 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func authenticated(_ verdict: Result<ClientIdentity, ProtocolError>) {
-        let outcome = machine.authenticationFinished(verdict, now: .now(), wallClockMillis: Self.wallClockMillis())
+        let outcome = state.lifecycle.authenticationFinished(verdict, now: .now(), wallClockMillis: Self.wallClockMillis())
         switch outcome {
         case .ignore:
             break
         case .refused(let action):
             perform(action)
         case .accepted(let identity, let held):
-            session.authenticated(identity)
+            state.client.authenticated(identity)
             logger[metadataKey: "user"] = "\(identity.userID)"
             send(.authenticated(userId: identity.userID, expiresAt: identity.expiresAtMillis))
             if let loop = context?.eventLoop { hub.identify(self, as: identity.userID, on: loop) }
@@ -317,7 +297,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     @discardableResult
     func write(_ delivery: Delivery) -> Bool {
-        guard machine.isOpen, let context = outlet.context, flow.live(delivery) else { return false }
+        guard let context = outlet.context, state.live(delivery) else { return false }
         context.write(NIOAny(Self.frame(delivery)), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
@@ -329,41 +309,36 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     func send(_ delivery: Delivery) {
-        guard machine.isOpen, flow.live(delivery) else { return }
+        guard state.live(delivery) else { return }
         writeAndFlush(Self.frame(delivery))
     }
 
     func heartbeat(now: NIODeadline) {
-        let action = machine.heartbeat(now: now, wallClockMillis: Self.wallClockMillis())
-        if case .close = action { logger.debug("heartbeat timeout") }
-        perform(action)
+        let actions = state.heartbeat(now: now, wallClockMillis: Self.wallClockMillis())
+        if actions.contains(where: { if case .close = $0 { true } else { false } }) { logger.debug("heartbeat timeout") }
+        perform(actions)
     }
 
     func shutdown(with message: ServerMessage) {
-        guard machine.isOpen else { return }
+        guard state.isOpen else { return }
         send(message)
-        perform(machine.shutdown(now: .now()))
+        perform(state.lifecycle.shutdown(now: .now()))
     }
 
     var member: PresenceMember {
-        PresenceMember(clientId: clientID, user: session.access.userID, name: session.name, node: hub.nodeID, connectedAt: connectedAt)
+        PresenceMember(
+            clientId: clientID, user: state.client.access.userID, name: state.client.name, node: hub.nodeID, connectedAt: connectedAt)
     }
 
     func handle(_ signal: ConnectionSignal) {
-        guard machine.isOpen else { return }
-        switch signal {
-        case .disconnect:
-            logger.info("disconnected by the application")
-            close(.disconnectedByServer, reason: "disconnected by the server")
-        case .unsubscribe(let channel):
-            handle(session.serverUnsubscribed(channel))
-        }
+        if signal == .disconnect, state.isOpen { logger.info("disconnected by the application") }
+        perform(state.signal(signal, now: .now()))
     }
 
     func info() -> ClientInfo {
         ClientInfo(
-            id: clientID, name: session.name, connectedAt: connectedAt,
-            subscriptions: session.subscriptions.sorted(), node: hub.nodeID, userId: session.access.userID)
+            id: clientID, name: state.client.name, connectedAt: connectedAt,
+            subscriptions: state.client.subscriptions.sorted(), node: hub.nodeID, userId: state.client.access.userID)
     }
 
     // MARK: Output
@@ -376,7 +351,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     /// Sends a message while the connection is open (nothing may follow our close frame).
     private func send(_ message: ServerMessage) {
-        guard machine.isOpen else { return }
+        guard state.isOpen else { return }
         writeAndFlush(ServerFrame.message(message))
     }
 
@@ -391,10 +366,45 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func close(_ code: CloseCode, reason: String) {
-        perform(machine.close(code, reason: reason, error: nil, now: .now()))
+        perform(state.lifecycle.close(code, reason: reason, error: nil, now: .now()))
     }
 
-    /// Carries out what the machine decided, then re-arms the timer for its next deadline.
+    /// Carries out what the session decided, then re-arms the timer for its next deadline.
+    private func perform(_ actions: [Session.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let message):
+                send(message)
+            case .subscribed(let channel, let count, let position, let recovery, let deliveries):
+                if let recovery { services.metrics.recovery(recovered: recovery.recovered) }
+                send(.subscribed(channel: channel, subscriberCount: count, position: position, recovery: recovery))
+                if state.isOpen, let context = outlet.context {
+                    for delivery in deliveries { context.write(NIOAny(Self.frame(delivery)), promise: nil) }
+                    context.flush()
+                }
+            case .leave(let channel):
+                leave(channel)
+            case .close(let code, let reason, let error):
+                perform(.close(code, reason: reason, error: error))
+            case .end(let error, _):
+                // Not decided for WebSockets (a client subscribes again by itself); close as
+                // an unavailable server would.
+                perform(.close(.goingAway, reason: error.code.rawValue, error: error))
+            case .closeSocket:
+                perform(.closeSocket)
+            }
+        }
+        armTimer()
+    }
+
+    /// Leaves `channel` in the Hub.
+    private func leave(_ channel: String) {
+        guard let loop = context?.eventLoop else { return }
+        hub.unsubscribe(self, from: channel, on: loop)
+        hub.clientChanged(self)
+    }
+
+    /// Carries out what the lifecycle decided, then re-arms the timer for its next deadline.
     private func perform(_ action: ConnectionStateMachine.Action) {
         switch action {
         case .none:
@@ -415,7 +425,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func armTimer() {
-        let next = machine.nextDeadline
+        let next = state.nextDeadline
         guard next != timer?.deadline else { return }
         timer?.task.cancel()
         timer = nil
@@ -424,18 +434,18 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         timer = (next, loop.scheduleTask(deadline: next) {
             let connection = loopBound.value
             connection.timer = nil
-            connection.perform(connection.machine.deadlineReached(now: .now()))
+            connection.perform(connection.state.deadlineReached(now: .now()))
         })
     }
 
     /// Leaves the Hub exactly once, whichever way the connection ends.
     private func finish() {
-        let first = machine.channelClosed()
+        let first = state.lifecycle.channelClosed()
         timer?.task.cancel()
         timer = nil
         guard first, let loop = context?.eventLoop else { return }
-        hub.unregister(self, channels: session.subscriptions, on: loop)
-        services.metrics.disconnected(.websocket, reason: machine.disconnectReason ?? .connectionLost)
+        hub.unregister(self, channels: state.client.subscriptions, on: loop)
+        services.metrics.disconnected(.websocket, reason: state.lifecycle.disconnectReason ?? .connectionLost)
         logger.debug("client disconnected")
     }
 

@@ -1,0 +1,177 @@
+import HeraldProtocol
+import NIOCore
+
+/// One client's session, whatever its transport, as a pure state machine: the rules a
+/// WebSocket and an SSE stream share, written once.
+///
+/// It nests the machines that each own one concern (postgres-nio's `ConnectionStateMachine`
+/// is the model): ``lifecycle`` (open, closing, the deadlines: auth, token expiry, heartbeat,
+/// slow consumer), ``client`` (what the client may do and has: access, name, subscriptions,
+/// rate) and the subscribe sequence (``SubscriptionFlow``: the recovery merge and the replay
+/// floor). Rules that involve more than one of them are its own methods, taking events with
+/// the time passed in and returning ``Action``s; a transport performs those — frames and
+/// writes, closes, reads from the broker — and decides nothing. Events only one transport has
+/// (WebSocket frames, the messages held behind an operation) go to the nested machines
+/// directly.
+public struct Session: Sendable {
+    /// How the client is connected; the rules differ only where the transport cannot do
+    /// something (an SSE client cannot subscribe again on the same stream).
+    public enum Transport: Sendable, Equatable {
+        case websocket
+        case sse
+    }
+
+    /// What a subscribe learned from the broker (``ChannelJoiner`` in the server reads it).
+    public enum SubscribeAnswer: Sendable {
+        /// The broker confirmed; the history page (or why it could not be read) and the
+        /// cluster-wide subscriber count.
+        case read(Result<HistoryPage, BrokerError>, count: Int)
+        /// The broker could not confirm the subscription.
+        case notConfirmed(String)
+    }
+
+    public enum Action: Sendable {
+        /// Send this message.
+        case send(ServerMessage)
+        /// `subscribed` for a channel: the reply, then the deliveries (replay and the live ones
+        /// that arrived meanwhile), in order. `recovery` is `nil` for a plain subscribe.
+        case subscribed(channel: String, count: Int, position: StreamPosition?, recovery: ServerMessage.Recovery?, deliveries: [Delivery])
+        /// Leave `channel` in the Hub (a subscription undone or ended by the application).
+        case leave(String)
+        /// Send `error` (if any), then close the connection with `code` (a WebSocket close
+        /// frame; for SSE a `disconnect` event that tells the client not to come back as is).
+        case close(CloseCode, reason: String, error: ProtocolError?)
+        /// Send `error`, then end the connection so that the client reconnects by itself (an
+        /// SSE stream whose subscribe failed).
+        case end(ProtocolError, reason: DisconnectReason)
+        /// Close the socket now, without a goodbye (a slow consumer, the close handshake done).
+        case closeSocket
+    }
+
+    public let transport: Transport
+    public var lifecycle: ConnectionStateMachine
+    public var client: ClientSession
+    private var flow: SubscriptionFlow
+
+    /// - Parameters:
+    ///   - access: `.token` when the handshake carried a valid token; otherwise `.open` (the
+    ///     node verifies no tokens) or `.anonymous`.
+    ///   - requiresToken: anonymous connections must authenticate with their first message.
+    public init(
+        clientID: String, transport: Transport, rules: ConnectionStateMachine.Configuration, limits: SessionLimits,
+        maxReplay: Int, access: ChannelAccess, requiresToken: Bool = false, now: NIODeadline
+    ) {
+        self.transport = transport
+        self.lifecycle = ConnectionStateMachine(configuration: rules, now: now)
+        self.client = ClientSession(clientID: clientID, limits: limits, access: access, requiresToken: requiresToken, now: now)
+        self.flow = SubscriptionFlow(maxReplay: maxReplay, canResubscribe: transport == .websocket)
+    }
+
+    // MARK: Lifecycle
+
+    /// The connection is open (the WebSocket handshake completed; the SSE stream started).
+    /// - Parameter handshake: the verdict on the handshake's token, if it carried one.
+    /// - Returns: nothing to go on (send `welcome`), or the refusal.
+    public mutating func opened(handshake: Result<ClientIdentity, ProtocolError>?, now: NIODeadline, wallClockMillis: Int64) -> [Action] {
+        Self.actions(lifecycle.opened(handshake: handshake, awaitsToken: client.awaitsToken, now: now, wallClockMillis: wallClockMillis))
+    }
+
+    /// The transport's timer fired at ``nextDeadline``: auth timeout, token expiry, the end of
+    /// the close handshake.
+    public mutating func deadlineReached(now: NIODeadline) -> [Action] {
+        Self.actions(lifecycle.deadlineReached(now: now))
+    }
+
+    /// The periodic heartbeat: a `ping` to send, or a silent client to close.
+    public mutating func heartbeat(now: NIODeadline, wallClockMillis: Int64) -> [Action] {
+        Self.actions(lifecycle.heartbeat(now: now, wallClockMillis: wallClockMillis))
+    }
+
+    /// The client stopped reading: its outbound queue passed its bound.
+    public mutating func writabilityLost() -> [Action] {
+        Self.actions(lifecycle.writabilityLost())
+    }
+
+    /// The earliest moment ``deadlineReached(now:)`` has something to do.
+    public var nextDeadline: NIODeadline? { lifecycle.nextDeadline }
+
+    /// Whether messages and publications may still be written.
+    public var isOpen: Bool { lifecycle.isOpen }
+
+    // MARK: Subscribes
+
+    /// The client subscribes to `channel` (accepted by ``client``; for SSE, named by the
+    /// stream). The transport joins the channel in the Hub; live publications of it are
+    /// held until ``answered(_:_:)``.
+    /// - Returns: what to ask the channel's history for.
+    public mutating func subscribing(_ channel: String, since: StreamPosition?) -> (after: Int64?, limit: Int) {
+        flow.subscribe(channel, since: since)
+    }
+
+    /// A `subscribe` to a channel the connection is in already: answered again, no replay.
+    public mutating func resubscribing(_ channel: String) -> (after: Int64?, limit: Int) {
+        flow.resubscribe(channel)
+    }
+
+    /// What the broker said about the subscribe to `channel`.
+    public mutating func answered(_ channel: String, _ answer: SubscribeAnswer) -> [Action] {
+        let stillSubscribed = client.subscriptions.contains(channel)
+        switch answer {
+        case .notConfirmed(let error):
+            switch flow.confirmationFailed(channel, error: error, stillSubscribed: stillSubscribed) {
+            case .none:
+                return []
+            case .undo(let refusal):
+                _ = client.subscriptionFailed(channel)
+                return [.leave(channel), .send(.error(refusal))]
+            case .end(let refusal):
+                _ = client.subscriptionFailed(channel)
+                return [.leave(channel), .end(refusal, reason: .connectionLost)]
+            }
+        case .read(let page, let count):
+            guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return [] }
+            return [.subscribed(
+                channel: channel, count: count, position: outcome.position, recovery: outcome.recovery,
+                deliveries: outcome.deliveries)]
+        }
+    }
+
+    /// A live publication for the client.
+    /// - Returns: whether to write it now (`false`: held for a subscribe's merge, or already
+    ///   sent by a replay, or the connection is closing).
+    public mutating func live(_ delivery: Delivery) -> Bool {
+        lifecycle.isOpen && flow.live(delivery)
+    }
+
+    /// The client unsubscribed (already taken off ``client``'s subscriptions).
+    public mutating func left(_ channel: String) {
+        flow.left(channel)
+    }
+
+    // MARK: Signals
+
+    /// The application acted on the connection's user.
+    public mutating func signal(_ signal: ConnectionSignal, now: NIODeadline) -> [Action] {
+        guard lifecycle.isOpen else { return [] }
+        switch signal {
+        case .disconnect:
+            return Self.actions(lifecycle.close(.disconnectedByServer, reason: "disconnected by the server", error: nil, now: now))
+        case .unsubscribe(let channel):
+            guard case .unsubscribe = client.serverUnsubscribed(channel) else { return [] }
+            flow.left(channel)
+            return [.leave(channel), .send(.unsubscribed(channel: channel))]
+        }
+    }
+
+    /// The lifecycle's decision as session actions.
+    static func actions(_ action: ConnectionStateMachine.Action) -> [Action] {
+        switch action {
+        case .none: []
+        case .send(let message): [.send(message)]
+        case .close(let code, let reason, let error): [.close(code, reason: reason, error: error)]
+        // The events handled here never answer a peer's close frame (the transport does, as
+        // it receives one); closing the socket is what is left of either.
+        case .answerClose, .closeSocket: [.closeSocket]
+        }
+    }
+}
