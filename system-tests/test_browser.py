@@ -225,3 +225,37 @@ def test_the_console_asks_for_a_token_when_the_node_requires_one_and_connects_wi
         wait_until("the console's subscription", lambda: http("GET", node.url + "/api/channels")[1]["total"] == 1)
         node.publish("news", "seen with a token")
         WebDriverWait(page, 15).until(lambda d: "seen with a token" in feed_titles(d))
+
+
+def test_herald_js_over_sse_comes_back_with_a_fresh_token_when_its_token_expires(page):
+    secret = "browser-test-secret-long-enough-for-hs256"
+    with running_node("--jwt-secret", secret) as node:
+        page.get(node.url + "/health")
+        # The first token lives two seconds; the stream must end at its exp (an SSE stream
+        # enforces it like a WebSocket), and herald.js must come back with the next one.
+        tokens = [hs256_token(secret, "ada", seconds=2), hs256_token(secret, "ada", seconds=300)]
+        js(page, """
+            const { Herald } = await import('/herald.js');
+            window.got = [];
+            window.errors = [];
+            window.tokenCalls = 0;
+            window.herald = new Herald(args[0], {
+                transport: 'sse', backoffBase: 50, backoffCap: 200,
+                getToken: async () => args[1][Math.min(window.tokenCalls++, args[1].length - 1)],
+            });
+            herald.on('error', (error) => window.errors.push(error));
+            window.subscribedCount = 0;
+            herald.on('subscribed', () => { window.subscribedCount += 1; });
+            herald.subscribe('news', (notification) => window.got.push(notification));
+            await until(() => window.subscribedCount >= 1, 'the first subscribed');
+            return true;
+        """, node.ws, tokens)
+        node.publish("news", "before expiry")
+        assert wait_for_titles(page, 1) == ["before expiry"]
+        js(page, "await until(() => window.tokenCalls >= 2 && window.subscribedCount >= 2, 'a reconnect with a fresh token', 15000); return true;")
+        node.publish("news", "after expiry")
+        assert wait_for_titles(page, 2) == ["before expiry", "after expiry"]
+        assert js(page, "return window.herald.state;") == "connected"
+        # Told once why the stream ended, as a WebSocket client is before its close 4002.
+        assert [error["code"] for error in js(page, "return window.errors;")] == ["token_expired"]
+
