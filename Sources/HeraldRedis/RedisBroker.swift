@@ -186,17 +186,18 @@ public final class RedisBroker: Broker {
         let start = NIODeadline.now()
         let plain = !policy.isOn && publication.idempotencyKey == nil
         var commands: [PipelinedCommand] = []
+        commands.reserveCapacity(2)
         if plain {
             commands.append(.plain([
                 ByteBuffer(string: "PUBLISH"), keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]))
         } else {
             let (keys, arguments) = publishScriptInput(publication)
-            commands.append(.script(LoadedScript(source: RedisScripts.publish), keys: keys, arguments: arguments))
+            commands.append(.script(LoadedScript.publish, keys: keys, arguments: arguments))
         }
         if let counting {
             commands.append(.script(
-                LoadedScript(source: RedisScripts.countOthers), keys: counting.scriptKeys(),
+                LoadedScript.countOthers, keys: counting.scriptKeys(),
                 arguments: counting.arguments(publication.channel)))
         }
         let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
@@ -282,7 +283,7 @@ public final class RedisBroker: Broker {
         let reply: RESPValue
         do {
             reply = try await metrics.timeRedis(.history) {
-              try await LoadedScript(source: RedisScripts.history).run(
+              try await LoadedScript.history.run(
                 [keys.stream(channel), keys.meta(channel)],
                 [
                     ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),

@@ -286,7 +286,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     /// called by `EVALSHA`, the script sent once per connection.
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
         let counting = subscriberCounting
-        let reply = try await LoadedScript(source: RedisScripts.countOthers).run(
+        let reply = try await LoadedScript.countOthers.run(
             counting.scriptKeys(), counting.arguments(channel), on: connection(), sha: scripts
         ).get()
         return reply.int ?? 0
@@ -370,13 +370,27 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
 /// How the other nodes' subscribers of a channel are counted (``RedisScripts/countOthers``):
 /// the registry's keys, and the node whose own count the caller knows exactly.
 public struct RedisSubscriberCounting: Sendable {
-    public var keys: RedisKeys
-    public var nodeID: String
+    public let keys: RedisKeys
+    public let nodeID: String
+    /// What every count passes, encoded once: the node set; the node key prefix and this node.
+    private let nodesKey: ByteBuffer
+    private let fixedArguments: [ByteBuffer]
+
+    public init(keys: RedisKeys, nodeID: String) {
+        self.keys = keys
+        self.nodeID = nodeID
+        self.nodesKey = ByteBuffer(string: keys.nodes)
+        var fixed = [ByteBuffer(string: keys.nodePrefix), ByteBuffer(string: nodeID)]
+        fixed.reserveCapacity(3)
+        self.fixedArguments = fixed
+    }
 
     /// The count script's keys.
-    func scriptKeys() -> [ByteBuffer] { [ByteBuffer(string: keys.nodes)] }
+    func scriptKeys() -> [ByteBuffer] { [nodesKey] }
 
     func arguments(_ channel: String) -> [ByteBuffer] {
-        [keys.nodePrefix, nodeID, channel].map { ByteBuffer(string: $0) }
+        var arguments = fixedArguments
+        arguments.append(ByteBuffer(string: channel))
+        return arguments
     }
 }

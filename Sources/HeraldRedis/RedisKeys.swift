@@ -21,9 +21,12 @@ import NIOCore
 /// | `<p>:{<p>}:node:<id>` | string | a node's stats; its `:channels`, `:clients`, `:clientinfo` beside it |
 public struct RedisKeys: Sendable, Equatable {
     public let prefix: String
+    /// `<p>:ch:{`, kept: every pub/sub message is matched against it.
+    private let pubsubHead: [UInt8]
 
     public init(prefix: String) {
         self.prefix = prefix
+        self.pubsubHead = Array("\(prefix):ch:{".utf8)
     }
 
     // MARK: A channel's keys (one slot per channel)
@@ -48,8 +51,6 @@ public struct RedisKeys: Sendable, Equatable {
         guard bytes.count > head.count + 1, bytes.starts(with: head), bytes.last == UInt8(ascii: "}") else { return nil }
         return String(decoding: bytes.dropFirst(head.count).dropLast(), as: UTF8.self)
     }
-
-    private var pubsubHead: [UInt8] { Array("\(prefix):ch:{".utf8) }
 
     // MARK: The registry's keys (one slot per deployment)
 

@@ -96,13 +96,20 @@ enum RedisScripts {
 
 /// A script loaded on one connection, called by `EVALSHA`, reloaded after `NOSCRIPT`.
 struct LoadedScript: Sendable {
+    /// A short name the sha is cached under: looking a script up by its source would hash
+    /// the whole text on every call (measured: on every publish).
+    let name: String
     let source: String
+
+    static let publish = LoadedScript(name: "publish", source: RedisScripts.publish)
+    static let history = LoadedScript(name: "history", source: RedisScripts.history)
+    static let countOthers = LoadedScript(name: "countOthers", source: RedisScripts.countOthers)
 
     /// Runs the script: `EVALSHA` written at once, on the connection's loop; a task only to
     /// load the script the first time, or again after `NOSCRIPT` (a restart flushes them).
     func run(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) -> EventLoopFuture<RESPValue> {
         let loop = connection.eventLoop
-        guard let known = sha.value(for: source) else {
+        guard let known = sha.value(for: name) else {
             return loop.makeFutureWithTask { try await load(keys, arguments, on: connection, sha: sha) }
         }
         return connection.sendFuture(Self.command("EVALSHA", known, keys, arguments)).flatMapError { error in
@@ -115,7 +122,7 @@ struct LoadedScript: Sendable {
 
     /// Loads the script (unless another call did meanwhile), then runs it.
     private func load(_ keys: [ByteBuffer], _ arguments: [ByteBuffer], on connection: RedisConnection, sha: ScriptCache) async throws -> RESPValue {
-        let known = sha.value(for: source)
+        let known = sha.value(for: name)
         if let known {
             do {
                 return try await connection.send(Self.command("EVALSHA", known, keys, arguments))
@@ -125,7 +132,7 @@ struct LoadedScript: Sendable {
         }
         guard let loaded = try await connection.send([ByteBuffer(string: "SCRIPT"), ByteBuffer(string: "LOAD"), ByteBuffer(string: source)]).string
         else { throw RedisConnectionError.server("SCRIPT LOAD returned no sha") }
-        sha.store(loaded, for: source)
+        sha.store(loaded, for: name)
         return try await connection.send(Self.command("EVALSHA", loaded, keys, arguments))
     }
 
@@ -150,7 +157,7 @@ enum PipelinedCommand {
             case .plain(let arguments):
                 encoded.append(arguments)
             case .script(let script, let keys, let arguments):
-                guard let known = sha.value(for: script.source) else { return oneByOne(commands, on: connection, sha: sha) }
+                guard let known = sha.value(for: script.name) else { return oneByOne(commands, on: connection, sha: sha) }
                 encoded.append(LoadedScript.command("EVALSHA", known, keys, arguments))
             }
         }
@@ -185,6 +192,6 @@ enum PipelinedCommand {
 final class ScriptCache: Sendable {
     private let shas = NIOLockedValueBox<[String: String]>([:])
 
-    func value(for source: String) -> String? { shas.withLockedValue { $0[source] } }
-    func store(_ sha: String, for source: String) { shas.withLockedValue { $0[source] = sha } }
+    func value(for name: String) -> String? { shas.withLockedValue { $0[name] } }
+    func store(_ sha: String, for name: String) { shas.withLockedValue { $0[name] = sha } }
 }

@@ -40,16 +40,19 @@ public struct Delivery: Sendable {
 
 /// The bytes each transport made of one delivery. Confined to the event loop the delivery was
 /// made for (a Hub shard's drain, or a connection's replay), which is why it may be
-/// `@unchecked Sendable`; one or two entries, so a list beats a dictionary.
+/// `@unchecked Sendable`. The first transport's bytes are kept inline — most deliveries reach
+/// one transport — so a publication costs one allocation here, not two.
 public final class Framings: @unchecked Sendable {
-    private var entries: [(key: ObjectIdentifier, bytes: ByteBuffer)] = []
+    private var first: (key: ObjectIdentifier, bytes: ByteBuffer)?
+    private var others: [(key: ObjectIdentifier, bytes: ByteBuffer)] = []
 
     public init() {}
 
     func bytes(for key: ObjectIdentifier, _ make: () -> ByteBuffer) -> ByteBuffer {
-        for entry in entries where entry.key == key { return entry.bytes }
+        if let first, first.key == key { return first.bytes }
+        for entry in others where entry.key == key { return entry.bytes }
         let bytes = make()
-        entries.append((key, bytes))
+        if first == nil { first = (key, bytes) } else { others.append((key, bytes)) }
         return bytes
     }
 }

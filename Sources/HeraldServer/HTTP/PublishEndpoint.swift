@@ -26,7 +26,8 @@ struct PublishEndpoint: Sendable {
         var remote: SocketAddress?
         /// `nil` when it was larger than `HERALD_MAX_BODY_BYTES`.
         var body: ByteBuffer?
-        var requestID: String
+        /// Formatted only if the log line is written (a `RequestID` from the fast path).
+        var requestID: any CustomStringConvertible & Sendable
         var start: NIODeadline
     }
 

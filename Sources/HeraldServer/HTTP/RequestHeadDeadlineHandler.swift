@@ -17,7 +17,7 @@ final class RequestHeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHa
     private let pending: PendingConnections
     /// The peer address while it counts among the pending; `nil` once released.
     private var pendingAddress: String?
-    private var timer: Scheduled<Void>?
+    private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
     /// - Parameter address: the peer's address, if the connection took a place among the pending.
     init(machine: RequestHeadDeadline, pending: PendingConnections, address: String?) {
@@ -31,13 +31,13 @@ final class RequestHeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
+        timer?.task.cancel()
         timer = nil
         releasePending()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
+        timer?.task.cancel()
         timer = nil
         releasePending()
         context.fireChannelInactive()
@@ -59,17 +59,24 @@ final class RequestHeadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHa
         context.write(data, promise: promise)
     }
 
+    /// Keeps one timer for the machine's deadline, lazily: a request served meanwhile only
+    /// moves the deadline later, and the timer, when it fires, checks it and waits again for
+    /// the new one. A keep-alive connection answering thousands of requests schedules a timer
+    /// about once per timeout, not once per request (measured on the publish path). Only a
+    /// deadline earlier than the timer's reschedules it.
     private func arm(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
         guard let deadline = machine.deadline else { return }
+        if let timer {
+            guard deadline < timer.deadline else { return }
+            timer.task.cancel()
+        }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+        timer = (deadline, context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = loopBound.value
             handler.timer = nil
             guard handler.machine.deadlineReached(now: .now()) else { return handler.arm(context: context) }
             context.close(promise: nil)
-        }
+        })
     }
 
     private func releasePending() {

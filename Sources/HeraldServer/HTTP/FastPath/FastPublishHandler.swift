@@ -93,7 +93,7 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
             route: route, method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }),
             authorization: head.headers.first(name: "Authorization"), apiKey: head.headers.first(name: "X-API-Key"),
             idempotencyKey: head.headers.first(name: "Idempotency-Key"), origin: head.headers.first(name: "Origin"),
-            remote: context.channel.remoteAddress, body: body, requestID: "\(RequestID())", start: .now())
+            remote: context.channel.remoteAddress, body: body, requestID: RequestID(), start: .now())
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         endpoint.serve(request, on: context.eventLoop).whenSuccess { answer in
             let handler = loopBound.value
