@@ -17,8 +17,9 @@ struct PublishEndpoint: Sendable {
     struct Request: Sendable {
         var route: FastPublishRoute
         var method: String
-        /// Without the query, for the log line.
-        var path: String
+        /// The request target as sent (with any query); the log line names its path, and only
+        /// a line that is written pays for cutting it.
+        var target: String
         var authorization: String?
         var apiKey: String?
         var idempotencyKey: String?
@@ -82,8 +83,8 @@ struct PublishEndpoint: Sendable {
         // The log line's metadata is built only when it will be written (the fast path's budget).
         if logger.logLevel <= .info {
             RequestLogLine.write(
-            to: logger, level: .info, method: request.method, path: request.path, status: status.code, start: request.start,
-                metadata: ["hb.request.id": "\(request.requestID)"])
+                to: logger, level: .info, method: request.method, path: String(request.target.prefix { $0 != "?" }),
+                status: status.code, start: request.start, metadata: ["hb.request.id": "\(request.requestID)"])
         }
         return Answer(status: status, body: body, headers: headers)
     }

@@ -25,7 +25,7 @@ struct PublishRoutes {
         let body = try? await RequestValidation.body(request, limit: maxBodyBytes)
         let answer = try await endpoint.serve(
             PublishEndpoint.Request(
-                route: route, method: request.method.rawValue, path: request.uri.path,
+                route: route, method: request.method.rawValue, target: request.uri.path,
                 authorization: request.headers[.authorization], apiKey: request.headers[.xAPIKey],
                 idempotencyKey: request.headers[.idempotencyKey], origin: request.headers[.origin],
                 remote: context.remoteAddress, body: body, requestID: context.id, start: start),

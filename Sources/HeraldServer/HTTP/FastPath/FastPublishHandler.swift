@@ -90,7 +90,7 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func serve(_ head: HTTPRequestHead, _ route: FastPublishRoute, body: ByteBuffer?, context: ChannelHandlerContext) {
         let request = PublishEndpoint.Request(
-            route: route, method: head.method.rawValue, path: String(head.uri.prefix { $0 != "?" }),
+            route: route, method: head.method.rawValue, target: head.uri,
             authorization: head.headers.first(name: "Authorization"), apiKey: head.headers.first(name: "X-API-Key"),
             idempotencyKey: head.headers.first(name: "Idempotency-Key"), origin: head.headers.first(name: "Origin"),
             remote: context.channel.remoteAddress, body: body, requestID: RequestID(), start: .now())
