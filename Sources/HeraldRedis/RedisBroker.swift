@@ -255,7 +255,7 @@ public final class RedisBroker: Broker {
     private func plainPublish(_ publication: Publication, on connection: RedisConnection) async throws {
         _ = try await metrics.timeRedis(.publish) {
             try await connection.sendFuture([
-                ByteBuffer(string: "PUBLISH"), key(publication.channel), PublicationEnvelope.encode(publication),
+                ByteBuffer(string: "PUBLISH"), keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]).get()
         }
     }
@@ -264,7 +264,7 @@ public final class RedisBroker: Broker {
         let connection = try connected()
         do {
             _ = try await metrics.timeRedis(.publish) {
-                try await connection.sendFuture([ByteBuffer(string: "PUBLISH"), key(channel), PublicationEnvelope.encode(signal)]).get()
+                try await connection.sendFuture([ByteBuffer(string: "PUBLISH"), keys.pubsub(channel), PublicationEnvelope.encode(signal)]).get()
             }
         } catch {
             throw .unavailable("publish to Redis failed: \(error)")
@@ -364,12 +364,12 @@ public final class RedisBroker: Broker {
         guard !due.isEmpty else { return }
         logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
         for batch in due.subscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("SUBSCRIBE", batch.map(key)).whenComplete { result in
+            connection.pubsub("SUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: true, batch, result, on: connection)
             }
         }
         for batch in due.unsubscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("UNSUBSCRIBE", batch.map(key)).whenComplete { result in
+            connection.pubsub("UNSUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: false, batch, result, on: connection)
             }
         }
@@ -442,9 +442,6 @@ public final class RedisBroker: Broker {
         for promise in failed { promise.fail(BrokerError.unavailable("lost the connection to Redis")) }
     }
 
-    private func key(_ channel: String) -> ByteBuffer {
-        keys.pubsub(channel)
-    }
 }
 
 extension Array {

@@ -22,11 +22,9 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     let clientID: String
     let sequence: UInt64
     let loop: any EventLoop
-    private let hub: Hub
     private let joiner: ChannelJoiner
     private let configuration: HeraldConfiguration
     private let metrics: NodeMetrics
-    private let identity: ClientIdentity?
     private var logger: Logger
     private let connectedAt = HeraldNotification.timestampNow()
     private let output: AsyncStream<ByteBuffer>.Continuation
@@ -52,11 +50,9 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         let clientID = RandomID.make()
         self.metrics = metrics
         self.clientID = clientID
-        self.hub = joiner.hub
         self.sequence = joiner.hub.nextSequence()
         self.joiner = joiner
         self.configuration = configuration
-        self.identity = access.identity
         self.loop = loop
         self.state = Session(
             clientID: clientID, transport: .sse, rules: configuration.streamRules, limits: configuration.sessionLimits,
@@ -89,6 +85,9 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         return chain
     }
 
+    private var hub: Hub { joiner.hub }
+    /// The stream's token, kept by its session (whose `exp` ends the stream).
+    private var identity: ClientIdentity? { state.client.access.identity }
     private var userID: String? { identity?.userID }
 
     /// One channel: join, wait for the broker, read the history, then what the session says:

@@ -8,8 +8,6 @@ import NIOCore
 /// What the answers mean is the ``Session``'s business; this only fetches them and brings
 /// them back to the connection's event loop.
 struct ChannelJoiner: Sendable {
-    typealias Answer = Session.SubscribeAnswer
-
     let hub: Hub
     let history: any ChannelHistory
     let counts: SubscriberCounts
@@ -18,7 +16,7 @@ struct ChannelJoiner: Sendable {
     /// broker confirmed. The future completes on `loop`.
     func join(
         _ connection: any HubConnection, to channel: String, query: (after: Int64?, limit: Int), on loop: any EventLoop
-    ) -> EventLoopFuture<Answer> {
+    ) -> EventLoopFuture<Session.SubscribeAnswer> {
         let subscription = hub.subscribe(connection, to: channel, on: loop)
         hub.clientChanged(connection)
         return subscription.confirmed.flatMap {
@@ -29,9 +27,9 @@ struct ChannelJoiner: Sendable {
     }
 
     /// Reads the channel's history page and count (a subscribe to a channel already joined).
-    func read(_ channel: String, query: (after: Int64?, limit: Int), localCount: Int, on loop: any EventLoop) -> EventLoopFuture<Answer> {
+    func read(_ channel: String, query: (after: Int64?, limit: Int), localCount: Int, on loop: any EventLoop) -> EventLoopFuture<Session.SubscribeAnswer> {
         let (history, counts) = (self.history, self.counts)
-        return loop.makeFutureWithTask { () -> Answer in
+        return loop.makeFutureWithTask { () -> Session.SubscribeAnswer in
             let page: Result<HistoryPage, BrokerError>
             do throws(BrokerError) {
                 page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
