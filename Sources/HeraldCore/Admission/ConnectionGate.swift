@@ -15,7 +15,7 @@ public final class ConnectionGate: Sendable {
     }
 
     private struct State {
-        var perAddress: [String: Int] = [:]
+        var perAddress = AddressCounts()
         var bucket: TokenBucket
     }
 
@@ -31,24 +31,20 @@ public final class ConnectionGate: Sendable {
     /// Takes a slot for `address`; pair every `.admitted` with ``release(_:)``.
     public func admit(_ address: String, now: NIODeadline = .now()) -> Verdict {
         state.withLockedValue { state in
-            let open = state.perAddress[address, default: 0]
-            if maxPerAddress > 0, open >= maxPerAddress { return .tooManyFromAddress(limit: maxPerAddress) }
+            if maxPerAddress > 0, state.perAddress.count(address) >= maxPerAddress { return .tooManyFromAddress(limit: maxPerAddress) }
             guard state.bucket.take(now: now) else { return .tooFast }
-            state.perAddress[address] = open + 1
+            _ = state.perAddress.take(address, limit: 0)
             return .admitted
         }
     }
 
     /// Gives back the slot of a connection from `address` that closed.
     public func release(_ address: String) {
-        state.withLockedValue { state in
-            guard let open = state.perAddress[address] else { return }
-            state.perAddress[address] = open > 1 ? open - 1 : nil
-        }
+        state.withLockedValue { $0.perAddress.give(address) }
     }
 
     /// Open connections from `address` (for tests and stats).
     public func openConnections(from address: String) -> Int {
-        state.withLockedValue { $0.perAddress[address, default: 0] }
+        state.withLockedValue { $0.perAddress.count(address) }
     }
 }

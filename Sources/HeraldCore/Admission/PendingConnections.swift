@@ -11,7 +11,7 @@ public final class PendingConnections: Sendable {
     /// Most pending connections per address; 0 means no limit.
     public let maxPerAddress: Int
     private let trustedProxies: TrustedProxies
-    private let perAddress = NIOLockedValueBox<[String: Int]>([:])
+    private let perAddress = NIOLockedValueBox(AddressCounts())
 
     public init(maxPerAddress: Int, trustedProxies: TrustedProxies) {
         self.maxPerAddress = maxPerAddress
@@ -22,25 +22,17 @@ public final class PendingConnections: Sendable {
     /// already — close it. Pair every `true` with ``release(_:)``.
     public func admit(_ address: String) -> Bool {
         guard maxPerAddress > 0, !trustedProxies.contains(address) else { return true }
-        return perAddress.withLockedValue { table in
-            let pending = table[address, default: 0]
-            guard pending < maxPerAddress else { return false }
-            table[address] = pending + 1
-            return true
-        }
+        return perAddress.withLockedValue { $0.take(address, limit: maxPerAddress) }
     }
 
     /// The connection from `address` sent its first request head, or closed before that.
     public func release(_ address: String) {
         guard maxPerAddress > 0, !trustedProxies.contains(address) else { return }
-        perAddress.withLockedValue { table in
-            guard let pending = table[address] else { return }
-            table[address] = pending > 1 ? pending - 1 : nil
-        }
+        perAddress.withLockedValue { $0.give(address) }
     }
 
     /// Pending connections from `address` (for tests and stats).
     public func count(from address: String) -> Int {
-        perAddress.withLockedValue { $0[address, default: 0] }
+        perAddress.withLockedValue { $0.count(address) }
     }
 }
