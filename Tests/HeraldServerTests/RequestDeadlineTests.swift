@@ -168,9 +168,13 @@ import Testing
             try await withEventStream(node.baseURL + "/sse?channel=long") { stream, _ in
                 #expect(try await stream.nextEvent().name == "welcome")
                 #expect(try await stream.nextEvent().name == "subscribed")
-                // Past both deadlines several times over: the upgraded socket and the stream
-                // being served are useful, and stay.
-                try await Task.sleep(for: .seconds(1))
+                // A connection opened after both, idle and silent, shows the deadlines have
+                // passed: once the node closed it, the upgraded socket and the stream being
+                // served — older still — are past theirs too, and must still be open.
+                try await Self.withConnections(node.port) { raw in
+                    let idle = try await raw.open(writing: "")
+                    try await waitUntil("the idle connection's deadline", timeout: .seconds(5)) { raw.closed(idle) != nil }
+                }
                 let published = try await node.request(.POST, "/api/notify/long", body: #"{"title":"later"}"#)
                 #expect(published.status == 200)
                 #expect(try await subscriber.nextNotification().title == "later")
