@@ -13,19 +13,45 @@ public final class HiredisReader {
         public var description: String
     }
 
+    /// The most elements one array reply may announce. hiredis 0.14 allocates the element
+    /// table as soon as it reads the `*<count>` header (up to `INT_MAX` entries, 16 GiB) before
+    /// any element has arrived; a broken or hostile peer could make one line cost that much.
+    /// Herald's largest legitimate reply (a node's channel table, two entries per channel) stays
+    /// far below this; a larger announcement is a protocol error that drops the connection.
+    public static let maxArrayElements: Int32 = 1 << 22
+
     private let reader: UnsafeMutablePointer<redisReader>
+    /// This reader's constructor table: hiredis' own, with array creation bounded.
+    private let functions: UnsafeMutablePointer<redisReplyObjectFunctions>
 
     public init() {
         guard let reader = redisReaderCreate() else { fatalError("hiredis could not allocate a reader") }
         // hiredis' default keeps at most 16 KiB of consumed buffer; lift the cap so large
         // payloads do not cost repeated reallocations.
         reader.pointee.maxbuf = 0
+        functions = .allocate(capacity: 1)
+        functions.initialize(to: Self.defaultFunctions)
+        // Returning nil makes hiredis fail the stream with its out-of-memory error.
+        functions.pointee.createArray = { task, elements in
+            guard elements <= HiredisReader.maxArrayElements else { return nil }
+            return HiredisReader.defaultFunctions.createArray?(task, elements)
+        }
+        reader.pointee.fn = UnsafeMutablePointer(functions)
         self.reader = reader
     }
 
     deinit {
         redisReaderFree(reader)
+        functions.deallocate()
     }
+
+    /// hiredis' default reply constructors (`freeReplyObject` frees what they build), read
+    /// from a reader it set up with them, since hiredis does not export the table itself.
+    private static let defaultFunctions: redisReplyObjectFunctions = {
+        guard let probe = redisReaderCreate() else { fatalError("hiredis could not allocate a reader") }
+        defer { redisReaderFree(probe) }
+        return probe.pointee.fn.pointee
+    }()
 
     /// Feeds bytes received from Redis.
     public func feed(_ buffer: ByteBuffer) throws {

@@ -21,6 +21,16 @@ import Testing
         ])
     }
 
+    /// The fuzzer's find: one `*<count>` line made hiredis 0.14 allocate 8.9 GB up front.
+    @Test func anArrayAnnouncingTooManyElementsIsAProtocolErrorNotAnAllocation() throws {
+        #expect(throws: HiredisReader.ProtocolError.self) { try replies(["*1111111110\r\n"]) }
+        #expect(throws: HiredisReader.ProtocolError.self) {
+            try replies(["*1\r\n*\(Int(HiredisReader.maxArrayElements) + 1)\r\n"])
+        }
+        // The bound itself is allowed: the table is made, then waits for its elements.
+        #expect(try replies(["*\(HiredisReader.maxArrayElements)\r\n:1\r\n"]) == [])
+    }
+
     @Test func repliesSplitAcrossReadsAtEveryByte() throws {
         let wire = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$13\r\n{\"title\":\"x\"}\r\n"
         let expected: RESPValue = .array([
