@@ -23,16 +23,15 @@ struct PublishRoutes {
     private func publish(_ route: FastPublishRoute, _ request: Request, _ context: HeraldRequestContext) async throws -> Response {
         let start = NIODeadline.now()
         let body = try? await RequestValidation.body(request, limit: maxBodyBytes)
-        let answer = try await endpoint.serve(
+        let answer = await endpoint.serve(
             PublishEndpoint.Request(
                 route: route, method: request.method.rawValue, target: request.uri.path,
                 authorization: request.headers[.authorization], apiKey: request.headers[.xAPIKey],
                 idempotencyKey: request.headers[.idempotencyKey], origin: request.headers[.origin],
                 remote: context.remoteAddress, body: body, requestID: context.id, start: start),
-            on: context.eventLoop
-        ).get()
-        var headers = HTTPFields()
-        for (name, value) in answer.headers { headers[name] = value }
+            on: context.eventLoop)
+        var headers: HTTPFields = [.contentType: PublishEndpoint.Answer.contentType]
+        for (name, value) in answer.cors { headers[name] = value }
         return Response(status: answer.status, headers: headers, body: .init(byteBuffer: answer.body))
     }
 }

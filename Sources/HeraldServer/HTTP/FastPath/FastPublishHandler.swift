@@ -95,7 +95,7 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
             idempotencyKey: head.headers.first(name: "Idempotency-Key"), origin: head.headers.first(name: "Origin"),
             remote: context.channel.remoteAddress, body: body, requestID: RequestID(), start: .now())
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        endpoint.serve(request, on: context.eventLoop).whenSuccess { answer in
+        endpoint.serve(request, on: context.eventLoop) { answer in
             let handler = loopBound.value
             guard let context = handler.context else { return }
             handler.respond(to: head, answer, context: context)
@@ -106,7 +106,8 @@ final class FastPublishHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func respond(to head: HTTPRequestHead, _ answer: PublishEndpoint.Answer, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(8)
-        for (name, value) in answer.headers { headers.add(name: name.rawName, value: value) }
+        headers.add(name: "Content-Type", value: PublishEndpoint.Answer.contentType)
+        for (name, value) in answer.cors { headers.add(name: name.rawName, value: value) }
         headers.add(name: "Content-Length", value: String(answer.body.readableBytes))
         headers.add(name: "Date", value: HTTPDate.now)
         headers.add(name: "Server", value: "Herald")
