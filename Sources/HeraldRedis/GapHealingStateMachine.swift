@@ -91,7 +91,15 @@ struct GapHealingStateMachine {
     /// The history read for a gap came back.
     mutating func fetched(_ name: String, _ page: HistoryPage) -> [Action] {
         guard var channel = channels[name], channel.healing else { return [] }
-        guard let latest = page.latest, latest.epoch == channel.last.epoch else { return giveUp(name) }
+        guard let latest = page.latest else { return giveUp(name) }
+        if latest.epoch != channel.last.epoch {
+            // The stream started over (a Redis, or a shard, that came back without its data):
+            // everything it holds now was published after this node last heard, so read it
+            // from its start rather than after an offset of the old epoch.
+            channel.last = StreamPosition(offset: 0, epoch: latest.epoch)
+            channels[name] = channel
+            return [.fetch(channel: name, after: 0)]
+        }
         var out: [Publication] = []
         for publication in page.publications {
             guard let position = publication.position, position.epoch == channel.last.epoch,

@@ -218,6 +218,15 @@ public final class RedisBroker: Broker {
         }.always { _ in metrics.recordRedis(.publish, since: start) }
     }
 
+    /// The other nodes' subscribers of `channel` as the registry counts them, on its own: for
+    /// a channel whose shard is not the registry's (``ShardedBroker``). `nil` when unknown.
+    func countOthers(of channel: String, on loop: any EventLoop) -> EventLoopFuture<Int?> {
+        guard let counting, let connection = commands.connection else { return loop.makeSucceededFuture(nil) }
+        let command = PipelinedCommand.script(
+            LoadedScript.countOthers, keys: counting.scriptKeys(), arguments: counting.arguments(channel))
+        return PipelinedCommand.send([command], on: connection, sha: scripts)[0].map(\.int).recover { _ in nil }.hop(to: loop)
+    }
+
     private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
         let channel = publication.channel
         let keys = [

@@ -53,6 +53,10 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Runs one command on a fresh connection (bounded: a frozen server fails it).
     public func command(_ arguments: String...) async throws -> RESPValue {
+        try await command(arguments)
+    }
+
+    public func command(_ arguments: [String]) async throws -> RESPValue {
         let url = self.url
         return try await withTimeout(.seconds(5), "redis \(arguments.first ?? "")") {
             let connection = try await RedisConnection.connect(
@@ -96,6 +100,16 @@ public func withRedis<T>(_ body: (RedisServer) async throws -> T) async throws -
         await server.stop()
         throw error
     }
+}
+
+/// Runs `body` with `count` fresh redis-servers (independent shards), all stopped afterwards
+/// however `body` ends.
+public func withRedisShards<T>(_ count: Int, _ body: ([RedisServer]) async throws -> T) async throws -> T {
+    func start(_ servers: [RedisServer]) async throws -> T {
+        if servers.count == count { return try await body(servers) }
+        return try await withRedis { try await start(servers + [$0]) }
+    }
+    return try await start([])
 }
 
 /// Starts something that must be told its port up front (redis-server, nginx), retrying on

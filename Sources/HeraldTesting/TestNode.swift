@@ -119,10 +119,21 @@ public func withCluster<T: Sendable>(
     _ configure: @escaping @Sendable (inout HeraldConfiguration) -> Void = { _ in },
     _ body: ([RunningNode]) async throws -> T
 ) async throws -> T {
+    try await withCluster(count, shards: [redis], prefix: prefix, configure, body)
+}
+
+/// Runs `count` nodes clustered through the Redis `shards` (in that order) for the duration
+/// of `body`.
+public func withCluster<T: Sendable>(
+    _ count: Int, shards: [RedisServer], prefix: String = "t" + String(UInt32.random(in: 0...UInt32.max), radix: 36),
+    _ configure: @escaping @Sendable (inout HeraldConfiguration) -> Void = { _ in },
+    _ body: ([RunningNode]) async throws -> T
+) async throws -> T {
+    let urls = shards.map(\.url)
     func start(_ index: Int, _ nodes: [RunningNode]) async throws -> T {
         if index == count { return try await body(nodes) }
         return try await withNode({ configuration in
-            configuration.redisURL = redis.url
+            configuration.redisShards = urls
             configuration.redisPrefix = prefix
             configuration.nodeID = "node\(index + 1)"
             configuration.registryInterval = .milliseconds(200)

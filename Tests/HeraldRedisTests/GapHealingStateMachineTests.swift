@@ -56,6 +56,20 @@ import Testing
         #expect(delivered(machine.received(publication(15))) == [15])
     }
 
+    /// A Redis (or one shard) restarted without its data while this node's subscription was
+    /// down: what the new stream got before the node resubscribed is delivered, from its start.
+    @Test func aResubscriptionToAStreamThatStartedOverReadsItFromItsStart() {
+        var machine = GapHealingStateMachine(fetchLimit: 100)
+        machine.seed("c", StreamPosition(offset: 10, epoch: "e"))
+        #expect(machine.resubscribed("c") == [.fetch(channel: "c", after: 10)])
+        #expect(machine.received(publication(3, epoch: "f")).isEmpty, "waits for the read")
+        // Read after 10 in the new epoch: nothing there, but the epoch says it started over.
+        let empty = HistoryPage(latest: StreamPosition(offset: 2, epoch: "f"), publications: [], oldest: 1)
+        #expect(machine.fetched("c", empty) == [.fetch(channel: "c", after: 0)])
+        #expect(delivered(machine.fetched("c", page(1...2, epoch: "f"))) == [1, 2, 3])
+        #expect(delivered(machine.received(publication(4, epoch: "f"))) == [4])
+    }
+
     @Test func aChannelTheNodeNeverSawIsNotRead() {
         var machine = GapHealingStateMachine(fetchLimit: 100)
         #expect(machine.resubscribed("new").isEmpty)

@@ -54,7 +54,11 @@ public protocol Broker: Service, ChannelHistory {
 /// Broker health.
 public enum BrokerStatus: Sendable, Equatable {
     case up
+    /// Nothing can be published or subscribed: the node is not ready (`/ready` 503).
     case degraded(String)
+    /// Some channels cannot be (one Redis shard of several is unreachable); the others work,
+    /// so the node stays ready while `/health` says which part is down.
+    case partial(String)
 
     public var isUp: Bool { self == .up }
 }

@@ -8,23 +8,45 @@ import RedisBridge
 ///
 /// Each of them keeps its own link (a publish pipeline must not queue behind a registry
 /// rewrite, and pub/sub needs a connection of its own), but every link is made here the same
-/// way: same URL and credentials, same reconnect backoff (``RedisSupervisor``), the same
-/// `herald_redis_reconnects_total{connection}` series, the same ``RedisKeys``. Today that is
-/// one Redis; spreading channels over several is a change to this type, not to its users.
+/// way: same credentials, same reconnect backoff (``RedisSupervisor``), the same
+/// `herald_redis_reconnects_total{connection}` series, the same ``RedisKeys``.
+///
+/// With several independent shards (`HERALD_REDIS_URL` listing several URLs) a channel's keys
+/// and pub/sub all live on the shard ``ShardMap`` names; the registry's node-wide keys live on
+/// the first shard. ``shard(_:)`` is the one-Redis view a broker or presence store works on.
 public struct RedisTopology: Sendable {
-    public let url: RedisURL
+    /// The shards in configured order; one for a plain `redis://` URL.
+    public let shards: [RedisURL]
+    public let map: ShardMap
     public let keys: RedisKeys
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: NodeMetrics
 
     public init(url: RedisURL, prefix: String, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics = NodeMetrics()) {
-        self.url = url
+        self.init(shards: [url], prefix: prefix, group: group, logger: logger, metrics: metrics)
+    }
+
+    public init(shards: [RedisURL], prefix: String, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics = NodeMetrics()) {
+        precondition(!shards.isEmpty, "a Redis topology needs at least one Redis")
+        self.shards = shards
+        self.map = ShardMap(count: shards.count)
         self.keys = RedisKeys(prefix: prefix)
         self.group = group
         self.logger = logger
         self.metrics = metrics
     }
+
+    /// The first shard: the whole of a one-Redis topology, and where the registry lives.
+    public var url: RedisURL { shards[0] }
+
+    /// Shard `index` alone, as its broker and presence store see it.
+    public func shard(_ index: Int) -> RedisTopology {
+        RedisTopology(shards: [shards[index]], prefix: keys.prefix, group: group, logger: logger, metrics: metrics)
+    }
+
+    /// How health and errors name a Redis: `host:port`.
+    public var address: String { "\(url.host):\(url.port)" }
 
     /// A supervised link named `name` (`publish`, `subscribe`, `registry`, `presence`): kept up
     /// until its `run()` is cancelled, its reconnects counted under that name.
@@ -46,5 +68,5 @@ public struct RedisTopology: Sendable {
     func nextLoop() -> any EventLoop { group.next() }
 
     /// How the broker says Redis cannot be reached.
-    var unreachable: String { "Redis at \(url.host):\(url.port) is unreachable" }
+    var unreachable: String { "Redis at \(address) is unreachable" }
 }

@@ -45,7 +45,7 @@ public final class HeraldNode: Service {
     let requestCounters: RequestMetricsMiddleware.Counters
     /// `nil` with `HERALD_PRESENCE=false`.
     public let presence: (any PresenceStore)?
-    private let redisPresence: RedisPresence?
+    private let redisPresence: ShardedPresence?
     private let announcer: JoinLeaveAnnouncer?
 
     /// - Parameters:
@@ -71,14 +71,17 @@ public final class HeraldNode: Service {
         for label in NodeMetrics.latencyLabels { factory.durationHistogramBuckets[label] = NodeMetrics.latencyBuckets }
         let metrics = NodeMetrics(factory: factory)
         // Where Redis is, for the broker, the registry and presence alike.
-        let topology = configuration.redisURL.map { url in
-            RedisTopology(url: url, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger, metrics: metrics)
-        }
+        let topology = configuration.redisShards.isEmpty ? nil : RedisTopology(
+            shards: configuration.redisShards, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger,
+            metrics: metrics)
         let registry = topology.map { topology in
             RedisClusterRegistry(nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval)
         }
-        let broker = broker ?? topology.map { topology in
-            RedisBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
+        let broker = broker ?? topology.map { topology -> any Broker in
+            // One Redis: its broker directly, so the publish path has no routing step.
+            topology.shards.count == 1
+                ? RedisBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
+                : ShardedBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)
@@ -87,9 +90,9 @@ public final class HeraldNode: Service {
         let publisher = Publisher(broker: broker, counts: counts, metrics: metrics)
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
-        var redisPresence: RedisPresence?
+        var redisPresence: ShardedPresence?
         if configuration.presence, let topology {
-            let store = RedisPresence(topology: topology, interval: configuration.registryInterval)
+            let store = ShardedPresence(topology: topology, interval: configuration.registryInterval)
             hub.addMembershipObserver(store)
             redisPresence = store
         }

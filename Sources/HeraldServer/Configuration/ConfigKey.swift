@@ -166,12 +166,18 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 }
             }
         case .redisURL:
-            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone).") {
+            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone). Several, comma-separated: independent shards, each channel on one (docs/redis.md).") {
                 config, value in
-                guard let url = RedisURL(value.raw.trimmingCharacters(in: .whitespaces)) else {
-                    throw value.fail("redis://[:password@]host[:port][/db]")
+                let urls = value.list().map { RedisURL($0) }
+                guard !urls.isEmpty, !urls.contains(nil) else {
+                    throw value.fail("redis://[:password@]host[:port][/db], or several separated by commas")
                 }
-                config.redisURL = url
+                let shards = urls.compactMap { $0 }
+                guard Set(shards.map { "\($0.host):\($0.port)/\($0.database)" }).count == shards.count else {
+                    throw value.fail("each shard once: the same Redis twice would hold two shards' channels")
+                }
+                guard shards.count <= HeraldConfiguration.maxRedisShards else { throw value.fail("at most \(HeraldConfiguration.maxRedisShards) shards") }
+                config.redisShards = shards
             }
         case .redisPrefix:
             Setting("redis-prefix", default: "herald", help: "Prefix of every Redis key and channel, so deployments can share one Redis.") {

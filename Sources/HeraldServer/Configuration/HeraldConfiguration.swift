@@ -36,8 +36,16 @@ public struct HeraldConfiguration: Sendable {
     /// `wss://` and `https://` when set.
     public var tls: TLSConfiguration?
     public var connectionLimits = ConnectionLimits()
-    /// Redis to cluster through; `nil` runs the node alone with the in-memory broker.
-    public var redisURL: RedisURL?
+    /// The Redis shards to cluster through, in `HERALD_REDIS_URL`'s order (a channel's shard
+    /// is ``ShardMap``'s); empty runs the node alone with the in-memory broker.
+    public var redisShards: [RedisURL] = []
+    /// Each shard costs every node a few connections; past this, Redis Cluster is the tool.
+    public static let maxRedisShards = 64
+    /// One Redis: the usual case, and the tests'.
+    public var redisURL: RedisURL? {
+        get { redisShards.first }
+        set { redisShards = newValue.map { [$0] } ?? [] }
+    }
     public var redisPrefix = ""
     public var registryInterval = TimeAmount.seconds(2)
     /// Channel history, positions and idempotency.

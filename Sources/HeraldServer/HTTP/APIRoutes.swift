@@ -140,6 +140,7 @@ struct APIRoutes {
         switch status {
         case .up: description = "up"
         case .degraded(let reason): description = "degraded: \(reason)"
+        case .partial(let reason): description = "partial: \(reason)"
         }
         return .json(
             HealthResponse(
