@@ -201,21 +201,32 @@ public final class RedisBroker: Broker {
                 arguments: counting.arguments(publication.channel)))
         }
         let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
-        var reply = replies[0].flatMapThrowing { published in
-            plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: published)
-        }
-        if replies.count > 1 {
+        // One promise on the caller's loop, completed from nested callbacks: chaining
+        // map/and/recover/hop per publish cost a future (promise + closure) each.
+        let promise = loop.makePromise(of: PublishReceipt.self)
+        let metrics = self.metrics
+        replies[0].whenComplete { published in
+            let receipt = Result { () throws -> PublishReceipt in
+                do {
+                    let reply = try published.get()
+                    return plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
+                } catch {
+                    throw (error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)")
+                }
+            }
+            guard replies.count > 1, case .success(let counted) = receipt else {
+                metrics.recordRedis(.publish, since: start)
+                return promise.completeWith(receipt)
+            }
             // The count is a figure, not the publish: if it fails, `delivered` counts this node only.
-            reply = reply.and(replies[1].map(\.int).recover { _ in nil }).map { receipt, others in
-                var receipt = receipt
-                receipt.otherNodesSubscribers = receipt.duplicate ? nil : others
-                return receipt
+            replies[1].whenComplete { others in
+                metrics.recordRedis(.publish, since: start)
+                var receipt = counted
+                receipt.otherNodesSubscribers = counted.duplicate ? nil : (try? others.get())?.int
+                promise.succeed(receipt)
             }
         }
-        let metrics = self.metrics
-        return reply.hop(to: loop).flatMapErrorThrowing { error in
-            throw (error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)")
-        }.always { _ in metrics.recordRedis(.publish, since: start) }
+        return promise.futureResult
     }
 
     /// The other nodes' subscribers of `channel` as the registry counts them, on its own: for

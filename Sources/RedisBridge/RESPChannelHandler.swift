@@ -34,7 +34,9 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         // A write after the connection closed fails its promise, and RedisConnection fails
         // the reply with it; no reply can come on a closed connection anyway.
         switch request.expects {
-        case .reply: waiting.append(request.reply)
+        case .reply:
+            waiting.append(request.reply)
+            for reply in request.pipelined { waiting.append(reply) }
         case .confirmations(let count): confirming.append((count, request.reply))
         }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
@@ -55,14 +57,20 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
                     case .other:
                         continue
                     case nil:
-                        if case .error = value, !confirming.isEmpty {
-                            confirming.removeFirst().promise?.succeed(value)
+                        if case .error(let message) = value, !confirming.isEmpty {
+                            confirming.removeFirst().promise?.fail(RedisConnectionError.server(message))
                             continue
                         }
                     }
                 }
                 guard let promise = waiting.popFirst() else { continue }
-                promise?.succeed(value)
+                // An error reply fails the command's promise here, so no caller needs a
+                // future of its own per command to turn it into an error.
+                if case .error(let message) = value {
+                    promise?.fail(RedisConnectionError.server(message))
+                } else {
+                    promise?.succeed(value)
+                }
             }
         } catch {
             context.fireErrorCaught(error)
@@ -127,11 +135,18 @@ public struct RESPRequest: Sendable {
 
     public var bytes: ByteBuffer
     public var reply: EventLoopPromise<RESPValue>?
+    /// With `.reply`: the promises of further commands encoded in `bytes` after the first,
+    /// in order — a pipeline written as one request (one write, one flush, one wakeup).
+    public var pipelined: [EventLoopPromise<RESPValue>]
     public var expects: Answer
 
-    public init(bytes: ByteBuffer, reply: EventLoopPromise<RESPValue>?, expects: Answer = .reply) {
+    public init(
+        bytes: ByteBuffer, reply: EventLoopPromise<RESPValue>?, pipelined: [EventLoopPromise<RESPValue>] = [],
+        expects: Answer = .reply
+    ) {
         self.bytes = bytes
         self.reply = reply
+        self.pipelined = pipelined
         self.expects = expects
     }
 }

@@ -56,8 +56,7 @@ public final class RedisConnection: Sendable {
     /// Sends several commands in one write and returns their replies in order.
     public func pipeline(_ commands: [[ByteBuffer]]) async throws -> [RESPValue] {
         guard !commands.isEmpty else { return [] }
-        let futures = commands.map { writeCommand($0, flush: false) }
-        channel.flush()
+        let futures = sendFutures(commands)
         var replies: [RESPValue] = []
         replies.reserveCapacity(futures.count)
         for future in futures { replies.append(try await future.get()) }
@@ -67,45 +66,45 @@ public final class RedisConnection: Sendable {
     /// Several commands in one write (one flush), their replies as futures in order: a
     /// pipeline for callers on an event loop.
     public func sendFutures(_ commands: [[ByteBuffer]]) -> [EventLoopFuture<RESPValue>] {
-        guard commands.count > 1 else { return commands.map { writeCommand($0, flush: true) } }
-        let futures = commands.map { writeCommand($0, flush: false) }
-        channel.flush()
-        return futures
+        guard commands.count > 1 else { return commands.map { writeCommand($0) } }
+        var bytes = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.reduce(16) { $0 + $1.readableBytes + 16 } })
+        for command in commands { RESPCommand.encode(command, into: &bytes) }
+        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
+        write(RESPRequest(bytes: bytes, reply: promises[0], pipelined: Array(promises.dropFirst())), failing: promises)
+        return promises.map(\.futureResult)
     }
 
     /// The reply as a future, for callers on an event loop.
     public func sendFuture(_ arguments: [ByteBuffer]) -> EventLoopFuture<RESPValue> {
-        writeCommand(arguments, flush: true)
+        writeCommand(arguments)
     }
 
-    private func writeCommand(
-        _ arguments: [ByteBuffer], flush: Bool, expects: RESPRequest.Answer = .reply
-    ) -> EventLoopFuture<RESPValue> {
+    /// An error reply fails the future with ``RedisConnectionError/server(_:)``.
+    private func writeCommand(_ arguments: [ByteBuffer], expects: RESPRequest.Answer = .reply) -> EventLoopFuture<RESPValue> {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let request = RESPRequest(
             bytes: RESPCommand.encode(arguments, allocator: channel.allocator), reply: promise, expects: expects)
-        // A write that cannot happen (the connection closed, perhaps long enough ago that its
-        // handlers are gone) fails only its own promise: fail the reply with it, or the reply
-        // would be awaited forever — a node hung on shutdown when Redis went away under a
-        // burst of registry writes.
+        write(request, failing: [promise])
+        return promise.futureResult
+    }
+
+    /// A write that cannot happen (the connection closed, perhaps long enough ago that its
+    /// handlers are gone) fails only its own promise: fail the replies with it, or they would
+    /// be awaited forever — a node hung on shutdown when Redis went away under a burst of
+    /// registry writes.
+    private func write(_ request: RESPRequest, failing replies: [EventLoopPromise<RESPValue>]) {
         let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { promise.fail($0) }
-        if flush {
-            channel.writeAndFlush(request, promise: written)
-        } else {
-            channel.write(request, promise: written)
+        written.futureResult.whenFailure { error in
+            for reply in replies { reply.fail(error) }
         }
-        return promise.futureResult.flatMapThrowing { reply in
-            if case .error(let message) = reply { throw RedisConnectionError.server(message) }
-            return reply
-        }
+        channel.writeAndFlush(request, promise: written)
     }
 
     /// Sends a pub/sub `SUBSCRIBE` or `UNSUBSCRIBE` of `channels` (at least one); succeeds once
     /// Redis confirmed every channel, fails with its error reply (an ACL `NOPERM`, say).
     public func pubsub(_ command: String, _ channels: [ByteBuffer]) -> EventLoopFuture<Void> {
         precondition(!channels.isEmpty, "an empty (UN)SUBSCRIBE means 'all channels' to Redis")
-        return writeCommand([ByteBuffer(string: command)] + channels, flush: true, expects: .confirmations(channels.count))
+        return writeCommand([ByteBuffer(string: command)] + channels, expects: .confirmations(channels.count))
             .map { _ in }
     }
 
