@@ -185,6 +185,8 @@ let package = Package(
             dependencies: [
                 "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol", "HeraldRedis", "RedisBridge", "HeraldClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -20,6 +20,10 @@ public struct NumberedPublisher: Sendable {
         self.interval = interval
     }
 
+    /// How long one publication may be refused before the run fails: a failover or a node
+    /// restart takes a few seconds.
+    public static let acceptWithin = Duration.seconds(20)
+
     /// Publishes `count` numbers, `onPublished` after each accepted one; returns how many
     /// requests had to be retried.
     @discardableResult
@@ -35,7 +39,10 @@ public struct NumberedPublisher: Sendable {
                 if result?.status == 200 { break }
                 attempt += 1
                 retries += 1
-                guard attempt < 200 else { throw TimeoutError(what: "a node to accept publication \(number)") }
+                // A time budget, not a count: a loaded machine answers each refusal slower.
+                guard ContinuousClock.now - started < Self.acceptWithin else {
+                    throw TimeoutError(what: "a node to accept publication \(number) within \(Self.acceptWithin)")
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
             try await onPublished(number)

@@ -9,14 +9,17 @@ import RedisBridge
 /// test does. ``kill()`` and ``launch()`` restart it on the same port, for outage tests.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
+    /// Extra `redis-server` arguments (`--replicaof 127.0.0.1 6379`).
+    private let arguments: [String]
     private let directory: URL
     private var child: ChildProcess?
     private let lock = NSLock()
 
     public var url: RedisURL { RedisURL(host: "127.0.0.1", port: port) }
 
-    init(port: Int) throws {
+    init(port: Int, arguments: [String] = []) throws {
         self.port = port
+        self.arguments = arguments
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("herald-redis-\(port)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
@@ -28,7 +31,7 @@ public final class RedisServer: @unchecked Sendable {
             [
                 "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", directory.path, "--protected-mode", "no",
-            ])
+            ] + arguments)
         lock.withLock { self.child = child }
         try await waitUntil("redis-server on port \(port)", timeout: .seconds(10)) {
             guard child.isRunning else {
@@ -57,7 +60,12 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     public func command(_ arguments: [String]) async throws -> RESPValue {
-        let url = self.url
+        try await Self.command(port: port, arguments)
+    }
+
+    /// Runs one command on a fresh connection to whatever listens on `port` (a sentinel).
+    public static func command(port: Int, _ arguments: [String]) async throws -> RESPValue {
+        let url = RedisURL(host: "127.0.0.1", port: port)
         return try await withTimeout(.seconds(5), "redis \(arguments.first ?? "")") {
             let connection = try await RedisConnection.connect(
                 to: url, group: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(2))
@@ -81,9 +89,9 @@ public final class RedisServer: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh redis-server, stopped afterwards however `body` ends.
-public func withRedis<T>(_ body: (RedisServer) async throws -> T) async throws -> T {
+public func withRedis<T>(arguments: [String] = [], _ body: (RedisServer) async throws -> T) async throws -> T {
     let server = try await startOnFreePort { port in
-        let server = try RedisServer(port: port)
+        let server = try RedisServer(port: port, arguments: arguments)
         do {
             try await server.launch()
         } catch {

@@ -9,7 +9,7 @@ import Synchronization
 /// The current connection is readable from any thread; it is `nil` while disconnected, which
 /// is how callers fail fast (a 503) instead of queueing work for a Redis that is not there.
 public final class RedisSupervisor: Sendable {
-    public let url: RedisURL
+    public let locator: any RedisLocator
     public let name: String
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -19,12 +19,22 @@ public final class RedisSupervisor: Sendable {
 
     /// - Parameter onReconnect: called each time the connection is back after it was lost
     ///   (not for the first connection) — the reconnect metric.
-    public init(
+    public convenience init(
         url: RedisURL, name: String, group: any EventLoopGroup, logger: Logger,
         onReconnect: @escaping @Sendable () -> Void = {},
         onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
     ) {
-        self.url = url
+        self.init(
+            locator: FixedRedisLocator(url), name: name, group: group, logger: logger, onReconnect: onReconnect,
+            onMessage: onMessage)
+    }
+
+    public init(
+        locator: any RedisLocator, name: String, group: any EventLoopGroup, logger: Logger,
+        onReconnect: @escaping @Sendable () -> Void = {},
+        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+    ) {
+        self.locator = locator
         self.name = name
         self.group = group
         self.logger = logger
@@ -46,9 +56,13 @@ public final class RedisSupervisor: Sendable {
         var backoff = Backoff()
         var everConnected = false
         while !Task.isCancelled {
+            var url: RedisURL?
             do {
-                let connection = try await RedisConnection.connect(to: url, group: group, onMessage: onMessage)
+                let located = try await locator.locate()
+                url = located
+                let connection = try await RedisConnection.connect(to: located, group: group, onMessage: onMessage)
                 do {
+                    try await locator.admit(connection, at: located)
                     // Replies never come from a Redis that is frozen or mid-shutdown (the
                     // kernel still accepts connections); closing fails the waiting replies.
                     try await withTaskCancellationHandler {
@@ -62,7 +76,7 @@ public final class RedisSupervisor: Sendable {
                 }
                 current.withLock { $0 = connection }
                 backoff.reset()
-                logger.log(level: everConnected ? .notice : .info, "connected to Redis", metadata: ["redis": "\(url)", "link": "\(name)"])
+                logger.log(level: everConnected ? .notice : .info, "connected to Redis", metadata: ["redis": "\(located)", "link": "\(name)"])
                 if everConnected { onReconnect() }
                 everConnected = true
                 await withTaskCancellationHandler {
@@ -72,16 +86,32 @@ public final class RedisSupervisor: Sendable {
                 }
                 current.withLock { $0 = nil }
                 if Task.isCancelled { break }
-                logger.warning("lost the connection to Redis; reconnecting", metadata: ["redis": "\(url)", "link": "\(name)"])
+                logger.warning("lost the connection to Redis; reconnecting", metadata: ["redis": "\(located)", "link": "\(name)"])
             } catch {
                 if Task.isCancelled { break }
-                logger.debug("cannot reach Redis", metadata: ["redis": "\(url)", "link": "\(name)", "error": "\(error)"])
+                logger.debug("cannot reach Redis", metadata: [
+                    "redis": "\(url.map(\.description) ?? locator.description)", "link": "\(name)", "error": "\(error)",
+                ])
             }
-            try? await Task.sleep(for: backoff.next())
+            await sleep(backoff.next())
         }
         current.withLock { connection in
             connection?.close()
             connection = nil
         }
     }
+
+    /// Sleeps out a backoff delay, in slices, ending early when the locator's answer may have
+    /// changed (a failover): the link goes to the new master at once.
+    private func sleep(_ delay: Duration) async {
+        let generation = locator.generation
+        var left = delay
+        while left > .zero, !Task.isCancelled, locator.generation == generation {
+            let slice = min(left, Self.slice)
+            try? await Task.sleep(for: slice)
+            left -= slice
+        }
+    }
+
+    private static let slice = Duration.milliseconds(50)
 }

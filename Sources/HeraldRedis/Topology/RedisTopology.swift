@@ -15,8 +15,11 @@ import RedisBridge
 /// and pub/sub all live on the shard ``ShardMap`` names; the registry's node-wide keys live on
 /// the first shard. ``shard(_:)`` is the one-Redis view a broker or presence store works on.
 public struct RedisTopology: Sendable {
-    /// The shards in configured order; one for a plain `redis://` URL.
-    public let shards: [RedisURL]
+    /// Where each shard's links connect, in configured order; one for a plain `redis://` URL
+    /// or a Sentinel deployment.
+    public let shards: [any RedisLocator]
+    /// What must run for the locators to follow failovers (the sentinels' watchers).
+    public let monitors: [SentinelLocator]
     public let map: ShardMap
     public let keys: RedisKeys
     let group: any EventLoopGroup
@@ -28,9 +31,32 @@ public struct RedisTopology: Sendable {
     }
 
     public init(shards: [RedisURL], prefix: String, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics = NodeMetrics()) {
-        precondition(!shards.isEmpty, "a Redis topology needs at least one Redis")
-        self.shards = shards
-        self.map = ShardMap(count: shards.count)
+        self.init(
+            locators: shards.map { FixedRedisLocator($0) }, monitors: [], prefix: prefix, group: group, logger: logger,
+            metrics: metrics)
+    }
+
+    public init(
+        _ deployment: RedisDeployment, prefix: String, group: any EventLoopGroup, logger: Logger,
+        metrics: NodeMetrics = NodeMetrics()
+    ) {
+        switch deployment {
+        case .shards(let urls):
+            self.init(shards: urls, prefix: prefix, group: group, logger: logger, metrics: metrics)
+        case .sentinel(let sentinels, let name, let master):
+            let locator = SentinelLocator(sentinels: sentinels, masterName: name, template: master, group: group, logger: logger)
+            self.init(locators: [locator], monitors: [locator], prefix: prefix, group: group, logger: logger, metrics: metrics)
+        }
+    }
+
+    private init(
+        locators: [any RedisLocator], monitors: [SentinelLocator], prefix: String, group: any EventLoopGroup, logger: Logger,
+        metrics: NodeMetrics
+    ) {
+        precondition(!locators.isEmpty, "a Redis topology needs at least one Redis")
+        self.shards = locators
+        self.monitors = monitors
+        self.map = ShardMap(count: locators.count)
         self.keys = RedisKeys(prefix: prefix)
         self.group = group
         self.logger = logger
@@ -38,15 +64,16 @@ public struct RedisTopology: Sendable {
     }
 
     /// The first shard: the whole of a one-Redis topology, and where the registry lives.
-    public var url: RedisURL { shards[0] }
+    public var locator: any RedisLocator { shards[0] }
 
     /// Shard `index` alone, as its broker and presence store see it.
     public func shard(_ index: Int) -> RedisTopology {
-        RedisTopology(shards: [shards[index]], prefix: keys.prefix, group: group, logger: logger, metrics: metrics)
+        RedisTopology(
+            locators: [shards[index]], monitors: [], prefix: keys.prefix, group: group, logger: logger, metrics: metrics)
     }
 
-    /// How health and errors name a Redis: `host:port`.
-    public var address: String { "\(url.host):\(url.port)" }
+    /// How health and errors name a Redis: `host:port` (a Sentinel deployment's current master).
+    public var address: String { locator.description }
 
     /// A supervised link named `name` (`publish`, `subscribe`, `registry`, `presence`): kept up
     /// until its `run()` is cancelled, its reconnects counted under that name.
@@ -54,14 +81,14 @@ public struct RedisTopology: Sendable {
     func link(_ name: String, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil) -> RedisSupervisor {
         let metrics = self.metrics
         return RedisSupervisor(
-            url: url, name: name, group: group, logger: logger, onReconnect: { metrics.redisReconnected(name) },
+            locator: locator, name: name, group: group, logger: logger, onReconnect: { metrics.redisReconnected(name) },
             onMessage: onMessage)
     }
 
     /// A one-off connection for a last word at shutdown (deregistering, saying goodbye),
     /// given up after `timeout`.
     func connectOnce(on loop: any EventLoop, timeout: TimeAmount) async throws -> RedisConnection {
-        try await RedisConnection.connect(to: url, group: loop, connectTimeout: timeout)
+        try await RedisConnection.connect(to: try await locator.locate(), group: loop, connectTimeout: timeout)
     }
 
     /// Where the links' replies are handled when a component needs a loop of its own.

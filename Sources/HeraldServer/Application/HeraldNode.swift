@@ -46,6 +46,8 @@ public final class HeraldNode: Service {
     /// `nil` with `HERALD_PRESENCE=false`.
     public let presence: (any PresenceStore)?
     private let redisPresence: ShardedPresence?
+    /// What follows Redis failovers (Sentinel), run before and stopped after everything that uses Redis.
+    private let redisMonitors: [SentinelLocator]
     private let announcer: JoinLeaveAnnouncer?
 
     /// - Parameters:
@@ -71,9 +73,9 @@ public final class HeraldNode: Service {
         for label in NodeMetrics.latencyLabels { factory.durationHistogramBuckets[label] = NodeMetrics.latencyBuckets }
         let metrics = NodeMetrics(factory: factory)
         // Where Redis is, for the broker, the registry and presence alike.
-        let topology = configuration.redisShards.isEmpty ? nil : RedisTopology(
-            shards: configuration.redisShards, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger,
-            metrics: metrics)
+        let topology = configuration.redis.map {
+            RedisTopology($0, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger, metrics: metrics)
+        }
         let registry = topology.map { topology in
             RedisClusterRegistry(nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval)
         }
@@ -97,6 +99,7 @@ public final class HeraldNode: Service {
             redisPresence = store
         }
         self.redisPresence = redisPresence
+        self.redisMonitors = topology?.monitors ?? []
         self.presence = configuration.presence ? redisPresence.map { $0 as any PresenceStore } ?? LocalPresence(hub: hub) : nil
         if configuration.joinLeaveChannels.isEmpty {
             self.announcer = nil
@@ -162,7 +165,8 @@ public final class HeraldNode: Service {
         let application = try makeApplication(verifier: verifier)
         // Shut down in reverse: clients first, then their leave events, then the HTTP server,
         // presence, the registry and the broker.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: broker)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = redisMonitors.map { .init(service: $0) }
+        services.append(.init(service: broker))
         if let registry { services.append(.init(service: registry)) }
         if let redisPresence { services.append(.init(service: redisPresence)) }
         services.append(.init(service: application))

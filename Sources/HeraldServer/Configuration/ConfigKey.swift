@@ -1,5 +1,6 @@
 import HeraldCore
 import HeraldProtocol
+import HeraldRedis
 import Logging
 import NIOCore
 import RedisBridge
@@ -166,18 +167,13 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 }
             }
         case .redisURL:
-            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone). Several, comma-separated: independent shards, each channel on one (docs/redis.md).") {
+            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone). Several, comma-separated: independent shards, each channel on one; redis+sentinel://host:port,…/master-name: the master Redis Sentinel names, followed through failovers (docs/operations.md).") {
                 config, value in
-                let urls = value.list().map { RedisURL($0) }
-                guard !urls.isEmpty, !urls.contains(nil) else {
-                    throw value.fail("redis://[:password@]host[:port][/db], or several separated by commas")
+                do throws(RedisDeployment.ParseError) {
+                    config.redis = try RedisDeployment(parsing: value.raw)
+                } catch {
+                    throw value.fail(error.description)
                 }
-                let shards = urls.compactMap { $0 }
-                guard Set(shards.map { "\($0.host):\($0.port)/\($0.database)" }).count == shards.count else {
-                    throw value.fail("each shard once: the same Redis twice would hold two shards' channels")
-                }
-                guard shards.count <= HeraldConfiguration.maxRedisShards else { throw value.fail("at most \(HeraldConfiguration.maxRedisShards) shards") }
-                config.redisShards = shards
             }
         case .redisPrefix:
             Setting("redis-prefix", default: "herald", help: "Prefix of every Redis key and channel, so deployments can share one Redis.") {

@@ -2,6 +2,7 @@ import Foundation
 import HeraldSupport
 import HeraldCore
 import HeraldProtocol
+import HeraldRedis
 import Logging
 import NIOCore
 import NIOSSL
@@ -36,11 +37,14 @@ public struct HeraldConfiguration: Sendable {
     /// `wss://` and `https://` when set.
     public var tls: TLSConfiguration?
     public var connectionLimits = ConnectionLimits()
-    /// The Redis shards to cluster through, in `HERALD_REDIS_URL`'s order (a channel's shard
-    /// is ``ShardMap``'s); empty runs the node alone with the in-memory broker.
-    public var redisShards: [RedisURL] = []
-    /// Each shard costs every node a few connections; past this, Redis Cluster is the tool.
-    public static let maxRedisShards = 64
+    /// The Redis to cluster through (one, several shards, or a Sentinel deployment); `nil`
+    /// runs the node alone with the in-memory broker.
+    public var redis: RedisDeployment?
+    /// Independent shards, in order (a channel's shard is ``ShardMap``'s): the tests' way.
+    public var redisShards: [RedisURL] {
+        get { if case .shards(let urls) = redis { urls } else { [] } }
+        set { redis = newValue.isEmpty ? nil : .shards(newValue) }
+    }
     /// One Redis: the usual case, and the tests'.
     public var redisURL: RedisURL? {
         get { redisShards.first }
