@@ -252,7 +252,14 @@ public final class RedisBroker: Broker {
             ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
             ByteBuffer(string: String(publication.acceptedAtMicros)),
         ]
-        return (keys, arguments)
+        return (keys, arguments + floorArguments(channel))
+    }
+
+    /// The scripts' floor: the newest position this node delivered for `channel`, so that
+    /// Redis never hands out a position again after losing it (``ChannelHistory``).
+    private func floorArguments(_ channel: String) -> [ByteBuffer] {
+        guard let floor = gaps.withLock({ $0.channels[channel]?.last }) else { return [ByteBuffer(), ByteBuffer(string: "0")] }
+        return [ByteBuffer(string: floor.epoch), ByteBuffer(string: String(floor.offset))]
     }
 
     static func receipt(from reply: RESPValue) throws -> PublishReceipt {
@@ -308,7 +315,7 @@ public final class RedisBroker: Broker {
                 [
                     ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
                     ByteBuffer(string: String(limit)), ttlMillis,
-                ],
+                ] + floorArguments(channel),
                 on: connection, sha: scripts).get()
             }
         } catch {

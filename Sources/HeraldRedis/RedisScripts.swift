@@ -18,8 +18,13 @@ enum RedisScripts {
     /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel — all of one channel.
     /// ARGV: notification JSON without position, history size (0: off), ttl (ms), epoch
     /// candidate, idempotency window (ms), notification id, excluded client id (or ""), the
-    /// moment it was accepted (µs of Unix time, for the latency metric). Returns {duplicate
-    /// (0/1), id, offset, epoch}.
+    /// moment it was accepted (µs of Unix time, for the latency metric), the floor: the epoch
+    /// and offset of the newest position the calling node delivered for the channel ("" and 0
+    /// if none). Returns {duplicate (0/1), id, offset, epoch}.
+    ///
+    /// A floor above the channel's latest offset in the same epoch means Redis lost writes
+    /// whose positions clients already hold (a failover with asynchronous replication): the
+    /// script starts a new epoch rather than hand those positions out again with other content.
     static let publish = """
         local idem = KEYS[3]
         if idem ~= '' then
@@ -39,6 +44,11 @@ enum RedisScripts {
             redis.call('DEL', KEYS[1])
           end
           epoch = redis.call('HGET', KEYS[2], 'e')
+          if ARGV[9] == epoch and tonumber(redis.call('HGET', KEYS[2], 's') or '0') < tonumber(ARGV[10]) then
+            epoch = ARGV[4]
+            redis.call('DEL', KEYS[1])
+            redis.call('HSET', KEYS[2], 'e', epoch, 's', 0)
+          end
           offset = redis.call('HINCRBY', KEYS[2], 's', 1)
           payload = string.sub(payload, 1, -2) .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}'
           redis.call('XADD', KEYS[1], 'MAXLEN', '~', size, offset .. '-0', 'd', payload)
@@ -68,11 +78,18 @@ enum RedisScripts {
         """
 
     /// KEYS: stream, meta. ARGV: epoch candidate, after offset (-1: position only), limit,
-    /// ttl (ms). Returns {epoch, latest offset, oldest retained offset, id1, d1, id2, d2, …}.
-    /// A channel without history gets its epoch here, so a subscriber's position stays valid.
+    /// ttl (ms), the floor's epoch and offset (as for `publish`). Returns {epoch, latest
+    /// offset, oldest retained offset, id1, d1, id2, d2, …}. A channel without history gets
+    /// its epoch here, so a subscriber's position stays valid; a channel whose latest offset
+    /// fell below the floor (lost writes) gets a new one, as in `publish`.
     static let history = """
         if redis.call('HSETNX', KEYS[2], 'e', ARGV[1]) == 1 then
           redis.call('HSET', KEYS[2], 's', 0)
+          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+          redis.call('DEL', KEYS[1])
+        elseif ARGV[5] == redis.call('HGET', KEYS[2], 'e')
+          and tonumber(redis.call('HGET', KEYS[2], 's') or '0') < tonumber(ARGV[6]) then
+          redis.call('HSET', KEYS[2], 'e', ARGV[1], 's', 0)
           redis.call('PEXPIRE', KEYS[2], ARGV[4])
           redis.call('DEL', KEYS[1])
         end

@@ -8,11 +8,19 @@ import NIOCore
 ///   for one epoch only, and says whether it covers everything after the offset asked for — a
 ///   page that does not (the history was trimmed or expired meanwhile) must never be taken for
 ///   a complete one.
+/// - **A position is never reused**, even when the store loses writes (a Redis failover with
+///   asynchronous replication can leave the new master's latest offset below offsets clients
+///   already hold). A broker remembers, per channel it delivers, the newest position it
+///   delivered (its floor); when the store's latest offset in that epoch is below the floor,
+///   the next publish or read starts a new epoch instead of handing those offsets out again
+///   with other content, so clients are told `recovered: false` rather than silently
+///   deduplicating a different notification away.
 /// - **What a read may change**, and nothing else (it never stores, trims or reorders
 ///   publications):
 ///   - a channel with no current epoch (never published to, or forgotten after its TTL) gets
 ///     one at the read, atomically with it, so the position answered stays valid for the
-///     publications that follow (both brokers);
+///     publications that follow (both brokers); so does a channel whose latest offset fell
+///     below the reading node's floor (the rule above);
 ///   - the broker may remember the position answered as the point from which its delivery of
 ///     the channel to this node must be gap-free (the Redis broker seeds its gap healer with
 ///     it: a subscriber was just promised everything after it).
