@@ -38,6 +38,9 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tooManyConnections = "too_many_connections"
     /// The node cannot take the request now (shutting down, connection limit, broker down).
     case unavailable = "unavailable"
+    /// A publish reached Redis but not `HERALD_REDIS_MIN_REPLICAS` replicas in time: it may
+    /// have been delivered; retry it with its `Idempotency-Key`.
+    case replicationTimeout = "replication_timeout"
     /// Unknown REST route.
     case notFound = "not_found"
 }

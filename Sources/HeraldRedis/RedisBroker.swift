@@ -58,14 +58,23 @@ public final class RedisBroker: Broker {
     private let metrics: NodeMetrics
     /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
     private let counting: RedisSubscriberCounting?
+    public let replication: ReplicationPolicy
+    /// `WAIT <replicas> <timeout>`, encoded once.
+    private let waitCommand: [ByteBuffer]
 
     /// - Parameter counting: the registry's keys, so the publish script counts the other
     ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
-        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), counting: RedisSubscriberCounting? = nil
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
+        counting: RedisSubscriberCounting? = nil
     ) {
         let (logger, metrics, keys) = (topology.logger, topology.metrics, topology.keys)
         self.topology = topology
+        self.replication = replication
+        self.waitCommand = [
+            ByteBuffer(string: "WAIT"), ByteBuffer(string: String(replication.minReplicas)),
+            ByteBuffer(string: String(replication.timeout.nanoseconds / 1_000_000)),
+        ]
         self.counting = counting
         self.policy = policy
         self.logger = logger
@@ -195,35 +204,51 @@ public final class RedisBroker: Broker {
             let (keys, arguments) = publishScriptInput(publication)
             commands.append(.script(LoadedScript.publish, keys: keys, arguments: arguments))
         }
+        // Durability before anything else is trusted: WAIT right behind the write it guards.
+        if replication.isOn { commands.append(.plain(waitCommand)) }
         if let counting {
             commands.append(.script(
                 LoadedScript.countOthers, keys: counting.scriptKeys(),
                 arguments: counting.arguments(publication.channel)))
         }
         let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
+        let acknowledgements = replication.isOn ? replies[1] : nil
+        let count = counting == nil ? nil : replies[replies.count - 1]
         // One promise on the caller's loop, completed from nested callbacks: chaining
         // map/and/recover/hop per publish cost a future (promise + closure) each.
         let promise = loop.makePromise(of: PublishReceipt.self)
-        let metrics = self.metrics
-        replies[0].whenComplete { published in
-            let receipt = Result { () throws -> PublishReceipt in
-                do {
-                    let reply = try published.get()
-                    return plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
-                } catch {
-                    throw (error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)")
-                }
-            }
-            guard replies.count > 1, case .success(let counted) = receipt else {
+        let (metrics, replicas) = (self.metrics, replication.minReplicas)
+        let finish = { @Sendable (receipt: PublishReceipt) in
+            guard let count else {
                 metrics.recordRedis(.publish, since: start)
-                return promise.completeWith(receipt)
+                return promise.succeed(receipt)
             }
             // The count is a figure, not the publish: if it fails, `delivered` counts this node only.
-            replies[1].whenComplete { others in
+            count.whenComplete { others in
                 metrics.recordRedis(.publish, since: start)
-                var receipt = counted
-                receipt.otherNodesSubscribers = counted.duplicate ? nil : (try? others.get())?.int
+                var receipt = receipt
+                receipt.otherNodesSubscribers = receipt.duplicate ? nil : (try? others.get())?.int
                 promise.succeed(receipt)
+            }
+        }
+        replies[0].whenComplete { published in
+            let receipt: PublishReceipt
+            do {
+                let reply = try published.get()
+                receipt = plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
+            } catch {
+                metrics.recordRedis(.publish, since: start)
+                return promise.fail((error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)"))
+            }
+            guard let acknowledgements else { return finish(receipt) }
+            acknowledgements.whenComplete { acknowledged in
+                let count = (try? acknowledged.get())?.int ?? 0
+                guard count >= replicas else {
+                    metrics.recordRedis(.publish, since: start)
+                    return promise.fail(BrokerError.replicationTimeout(
+                        "\(count) of \(replicas) Redis replicas acknowledged publication \(receipt.id) in time"))
+                }
+                finish(receipt)
             }
         }
         return promise.futureResult

@@ -15,11 +15,14 @@ public final class ShardedBroker: Broker {
     private let addresses: [String]
 
     /// - Parameter counting: the registry's keys (on the first shard), for `delivered`.
-    public init(topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), counting: RedisSubscriberCounting? = nil) {
+    public init(
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
+        counting: RedisSubscriberCounting? = nil
+    ) {
         var first = true
         shards = Shards(topology) { shard in
             defer { first = false }
-            return RedisBroker(topology: shard, policy: policy, counting: first ? counting : nil)
+            return RedisBroker(topology: shard, policy: policy, replication: replication, counting: first ? counting : nil)
         }
         addresses = topology.shards.indices.map { topology.shard($0).address }
     }

@@ -107,6 +107,11 @@ import Testing
                 // Back without its data: the subscriber's next notification there says so with
                 // a new epoch, and a client returning with the old position is told.
                 try await shards[1].launch()
+                for node in nodes {
+                    try await waitUntil("\(node.hub.nodeID)'s links to the shard to be back", timeout: .seconds(20)) {
+                        node.broker.status.isUp
+                    }
+                }
                 try await waitUntil("the lost shard's channel to take publishes again", timeout: .seconds(20)) {
                     (try? await nodes[1].request(.POST, "/api/notify/\(lost)", body: #"{"title":"after"}"#).status) == 200
                 }
@@ -118,11 +123,6 @@ import Testing
                     return
                 }
                 #expect(position.epoch != before.epoch)
-                for node in nodes {
-                    try await waitUntil("\(node.hub.nodeID)'s links to the shard to be back", timeout: .seconds(20)) {
-                        node.broker.status.isUp
-                    }
-                }
                 let returning = try await nodes[1].connect()
                 try await returning.send(.subscribe(channel: lost, since: before))
                 let reply = try await returning.next { if case .subscribed = $0 { true } else { false } }

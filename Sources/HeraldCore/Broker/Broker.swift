@@ -67,10 +67,14 @@ public enum BrokerStatus: Sendable, Equatable {
 public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker cannot reach its backend; nothing was published.
     case unavailable(String)
+    /// The publication was stored and published, but fewer replicas than required
+    /// acknowledged it in time: a failover now could lose it.
+    case replicationTimeout(String)
 
     public var description: String {
         switch self {
         case .unavailable(let reason): "broker unavailable: \(reason)"
+        case .replicationTimeout(let reason): "not replicated in time: \(reason)"
         }
     }
 }

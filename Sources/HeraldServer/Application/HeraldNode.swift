@@ -82,8 +82,12 @@ public final class HeraldNode: Service {
         let broker = broker ?? topology.map { topology -> any Broker in
             // One Redis: its broker directly, so the publish path has no routing step.
             topology.shards.count == 1
-                ? RedisBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
-                : ShardedBroker(topology: topology, policy: configuration.history, counting: registry?.subscriberCounting)
+                ? RedisBroker(
+                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    counting: registry?.subscriberCounting)
+                : ShardedBroker(
+                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)

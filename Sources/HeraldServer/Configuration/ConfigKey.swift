@@ -18,7 +18,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case tlsCertFile, tlsKeyFile
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case httpHeaderTimeout, httpIdleTimeout, maxPendingPerIP
-    case redisURL, redisPrefix, registryInterval
+    case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
 
@@ -231,6 +231,15 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .registryInterval:
             Setting("registry-interval", default: "2", help: "Seconds between registry heartbeats; a dead node leaves the figures after 3.") {
                 $0.registryInterval = try $1.seconds()
+            }
+        case .redisMinReplicas:
+            Setting("redis-min-replicas", default: "0",
+                    help: "Acknowledge a publish only once this many Redis replicas have it (WAIT); else 503 replication_timeout.") {
+                $0.replication.minReplicas = try $1.int(0...16)
+            }
+        case .redisWaitTimeout:
+            Setting("redis-wait-timeout", default: "1000", help: "Milliseconds a publish waits for the replicas of --redis-min-replicas.") {
+                $0.replication.timeout = .milliseconds(Int64(try $1.int(1...60_000)))
             }
         }
     }

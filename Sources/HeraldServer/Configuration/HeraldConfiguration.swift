@@ -51,6 +51,8 @@ public struct HeraldConfiguration: Sendable {
         set { redisShards = newValue.map { [$0] } ?? [] }
     }
     public var redisPrefix = ""
+    /// How many replicas must have a publish before it is acknowledged (`WAIT`).
+    public var replication = ReplicationPolicy()
     public var registryInterval = TimeAmount.seconds(2)
     /// Channel history, positions and idempotency.
     public var history = HistoryPolicy()

@@ -39,6 +39,9 @@ struct APIError: HTTPResponseError {
     /// `unavailable` — the one mapping every route uses. An `APIError` passes through as it is.
     static func unavailable(_ error: any Error, _ what: String? = nil) -> APIError {
         if let error = error as? APIError { return error }
+        if case BrokerError.replicationTimeout = error {
+            return APIError(.serviceUnavailable, .replicationTimeout, what.map { "\($0): \(error)" } ?? "\(error)")
+        }
         return APIError(.serviceUnavailable, .unavailable, what.map { "\($0): \(error)" } ?? "\(error)")
     }
 
