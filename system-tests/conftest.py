@@ -128,7 +128,8 @@ def running_redis():
         wait_until("redis-server", answers)
         yield f"redis://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a test may have shut it down itself
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 

@@ -13,7 +13,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from conftest import http, running_cluster, running_node, wait_until
+from conftest import http, running_cluster, running_node, running_redis, wait_until
 
 
 def scrape(node, headers=None):
@@ -215,3 +215,21 @@ def test_the_grafana_dashboard_queries_only_metrics_a_node_exports():
     with running_cluster(1) as (node,):
         exported = {name for name, _ in scrape(node)}
     assert queried and queried <= exported, sorted(queried - exported)
+
+
+def test_each_redis_shard_is_reported_and_a_lost_one_reads_zero():
+    with running_redis() as first, running_redis() as second:
+        with running_node("--redis-url", f"{first},{second}") as node:
+            shard = {url: f"127.0.0.1:{urllib.parse.urlparse(url).port}" for url in (first, second)}
+            wait_until("both shards to read up", lambda: all(
+                value(scrape(node), "herald_redis_shard_up", shard=shard[url]) == 1 for url in (first, second)))
+            assert value(scrape(node), "herald_broker_up") == 1
+            subprocess.run(["redis-cli", "-p", str(urllib.parse.urlparse(second).port), "SHUTDOWN", "NOSAVE"],
+                           capture_output=True)
+            wait_until("the lost shard to read 0", lambda: value(
+                scrape(node), "herald_redis_shard_up", shard=shard[second]) == 0)
+            samples = scrape(node)
+            assert value(samples, "herald_redis_shard_up", shard=shard[first]) == 1
+            assert value(samples, "herald_broker_up") == 0
+            status, body = http("GET", node.url + "/health")
+            assert status == 200 and body["status"] == "degraded" and shard[second] in body["brokerStatus"], body

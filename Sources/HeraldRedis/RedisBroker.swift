@@ -1,3 +1,4 @@
+import Foundation
 import HeraldCore
 import HeraldProtocol
 import HeraldSupport
@@ -58,6 +59,12 @@ public final class RedisBroker: Broker {
     private let metrics: NodeMetrics
     /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
     private let counting: RedisSubscriberCounting?
+    /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
+    public static let defaultProbeInterval = TimeAmount.seconds(5)
+    private let liveness: Mutex<PubSubLiveness>
+    private let heard: Heard
+    /// A pub/sub channel only this broker's link listens to.
+    private let probeKey: ByteBuffer
     public let replication: ReplicationPolicy
     /// `WAIT <replicas> <timeout>`, encoded once.
     private let waitCommand: [ByteBuffer]
@@ -66,10 +73,14 @@ public final class RedisBroker: Broker {
     ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
-        counting: RedisSubscriberCounting? = nil
+        probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
     ) {
         let (logger, metrics, keys) = (topology.logger, topology.metrics, topology.keys)
         self.topology = topology
+        self.liveness = Mutex(PubSubLiveness(interval: probeInterval))
+        self.probeKey = keys.probe(UUID().uuidString)
+        let heard = Heard()
+        self.heard = heard
         self.replication = replication
         self.waitCommand = [
             ByteBuffer(string: "WAIT"), ByteBuffer(string: String(replication.minReplicas)),
@@ -90,10 +101,18 @@ public final class RedisBroker: Broker {
         // message would call through a chain one link longer than the last.
         let received = NIOLockedValueBox<ReceivedCallback?>(nil)
         self.subscriptions = topology.link("subscribe") { key, payload in
+            heard.now()
             guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
             received.withLockedValue { $0 }?.call(message)
         }
         received.withLockedValue { $0 = ReceivedCallback { [weak self] message in self?.received(message) } }
+    }
+
+    /// When the pub/sub link last received anything, readable without a lock.
+    private final class Heard: Sendable {
+        private let uptime = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
+        func now() { uptime.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
+        var last: NIODeadline { .uptimeNanoseconds(uptime.load(ordering: .relaxed)) }
     }
 
     private struct ReceivedCallback: Sendable {
@@ -158,8 +177,12 @@ public final class RedisBroker: Broker {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.commands.run() }
                 group.addTask { await self.healGaps() }
+                group.addTask { await self.watchLiveness() }
                 group.addTask {
                     await self.subscriptions.run { connection in
+                        try await connection.pubsub("SUBSCRIBE", [self.probeKey]).get()
+                        self.heard.now()
+                        self.liveness.withLock { $0.connected() }
                         // A new connection is subscribed to nothing: ask for everything again.
                         self.state.withLock { state in
                             state.pubsub = connection
@@ -172,6 +195,29 @@ public final class RedisBroker: Broker {
             }
         }
         fetches.finish()
+    }
+
+    /// Probes a quiet pub/sub link, and rebuilds one whose probe does not come back.
+    private func watchLiveness() async {
+        let interval = liveness.withLock { $0.interval }
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds / 4))
+            guard let pubsub = state.withLock({ $0.pubsub }), pubsub.isActive else { continue }
+            let action = liveness.withLock { $0.check(lastHeard: heard.last, now: .now()) }
+            switch action {
+            case .wait:
+                break
+            case .probe:
+                // Not written while the command link is down: the reconnect there will tell.
+                _ = commands.connection?.sendFuture([ByteBuffer(string: "PUBLISH"), probeKey, ByteBuffer()])
+            case .rebuild:
+                logger.warning("the Redis pub/sub link stopped delivering; rebuilding it", metadata: [
+                    "redis": "\(topology.address)", "silent": "\(NIODeadline.now() - heard.last)",
+                ])
+                metrics.redisLinkRebuilt()
+                pubsub.close()
+            }
+        }
     }
 
     // MARK: Publishing and history

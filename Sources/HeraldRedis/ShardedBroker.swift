@@ -17,12 +17,14 @@ public final class ShardedBroker: Broker {
     /// - Parameter counting: the registry's keys (on the first shard), for `delivered`.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
-        counting: RedisSubscriberCounting? = nil
+        probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
     ) {
         var first = true
         shards = Shards(topology) { shard in
             defer { first = false }
-            return RedisBroker(topology: shard, policy: policy, replication: replication, counting: first ? counting : nil)
+            return RedisBroker(
+                topology: shard, policy: policy, replication: replication, probeInterval: probeInterval,
+                counting: first ? counting : nil)
         }
         addresses = topology.shards.indices.map { topology.shard($0).address }
     }
@@ -36,6 +38,10 @@ public final class ShardedBroker: Broker {
         if down.isEmpty { return .up }
         let reason = "Redis shard\(down.count == 1 ? "" : "s") \(down.joined(separator: ", ")) unreachable"
         return down.count == addresses.count ? .degraded(reason) : .partial(reason)
+    }
+
+    public var parts: [(name: String, isUp: Bool)] {
+        zip(addresses, shards.members).map { ($0, $1.status.isUp) }
     }
 
     public func attach(_ sink: any PublicationSink) {

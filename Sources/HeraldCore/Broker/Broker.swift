@@ -49,6 +49,13 @@ public protocol Broker: Service, ChannelHistory {
     var status: BrokerStatus { get }
     /// A short name for logs and `/health` (`memory`, `redis`).
     var kind: String { get }
+    /// Health per part of the backend (each Redis shard by `host:port`), for metrics; empty
+    /// for a broker of one part.
+    var parts: [(name: String, isUp: Bool)] { get }
+}
+
+extension Broker {
+    public var parts: [(name: String, isUp: Bool)] { [] }
 }
 
 /// Broker health.

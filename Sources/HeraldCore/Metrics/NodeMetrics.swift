@@ -37,6 +37,10 @@ public final class NodeMetrics: Sendable {
     /// Set when scraped: channels with subscribers on this node, and whether the broker is up.
     public let channels: Gauge
     public let brokerUp: Gauge
+    /// Pub/sub links rebuilt because their liveness probe did not come back.
+    private let redisLinkRebuilds: Counter
+    /// Redis masters changed under the node (Sentinel failovers followed).
+    private let redisFailovers: Counter
 
     /// Where a publication came from.
     public enum PublicationSource: String, Sendable, CaseIterable {
@@ -101,6 +105,8 @@ public final class NodeMetrics: Sendable {
         joinLeaveOverflows = Counter(label: "herald_join_leave_overflows_total", factory: factory)
         channels = Gauge(label: "herald_channels", factory: factory)
         brokerUp = Gauge(label: "herald_broker_up", factory: factory)
+        redisLinkRebuilds = Counter(label: "herald_redis_link_rebuilds_total", factory: factory)
+        redisFailovers = Counter(label: "herald_redis_failovers_total", factory: factory)
     }
 
     // MARK: Connections
@@ -144,5 +150,20 @@ public final class NodeMetrics: Sendable {
     /// back after it was lost.
     public func redisReconnected(_ connection: String) {
         redisReconnects[connection]?.increment()
+    }
+
+    /// A pub/sub link's probe did not come back; the link is being rebuilt.
+    public func redisLinkRebuilt() {
+        redisLinkRebuilds.increment()
+    }
+
+    /// The node followed Redis to a new master.
+    public func redisFailoverFollowed() {
+        redisFailovers.increment()
+    }
+
+    /// Whether each Redis shard (`host:port`) is reachable, set per scrape.
+    public func recordShard(_ address: String, up: Bool) {
+        Gauge(label: "herald_redis_shard_up", dimensions: [("shard", address)], factory: factory).record(up ? 1 : 0)
     }
 }

@@ -13,6 +13,7 @@ import NIOCore
 /// | key | type | holds |
 /// |---|---|---|
 /// | `<p>:ch:{<c>}` | pub/sub channel | the channel's publications and signals (``PublicationEnvelope``) |
+/// | `<p>:probe:{<token>}` | pub/sub channel | one broker link's liveness probes (empty messages) |
 /// | `<p>:hist:{<c>}` | stream | entry id `<offset>-0`, field `d`: the notification JSON |
 /// | `<p>:meta:{<c>}` | hash | `e` epoch, `s` latest offset |
 /// | `<p>:idem:{<c>}:<key>` | string | "id offset epoch" an idempotency key produced |
@@ -43,6 +44,9 @@ public struct RedisKeys: Sendable, Equatable {
     public func presence(_ channel: String) -> [ByteBuffer] {
         ["pres", "presn", "presi"].map { ByteBuffer(string: "\(prefix):\($0):{\(channel)}") }
     }
+
+    /// A node's liveness probe channel (``PubSubLiveness``): never a channel of clients.
+    public func probe(_ token: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):probe:{\(token)}") }
 
     /// The channel a pub/sub channel of ours belongs to; `nil` for anyone else's.
     public func channel(ofPubSub key: ByteBuffer) -> String? {

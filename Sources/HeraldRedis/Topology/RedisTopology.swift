@@ -44,7 +44,9 @@ public struct RedisTopology: Sendable {
         case .shards(let urls):
             self.init(shards: urls, prefix: prefix, group: group, logger: logger, metrics: metrics)
         case .sentinel(let sentinels, let name, let master):
-            let locator = SentinelLocator(sentinels: sentinels, masterName: name, template: master, group: group, logger: logger)
+            let locator = SentinelLocator(
+                sentinels: sentinels, masterName: name, template: master, group: group, logger: logger,
+                onFailover: { metrics.redisFailoverFollowed() })
             self.init(locators: [locator], monitors: [locator], prefix: prefix, group: group, logger: logger, metrics: metrics)
         }
     }

@@ -33,13 +33,15 @@ public final class SentinelLocator: RedisLocator, Service {
     public let interval: TimeAmount
     private let group: any EventLoopGroup
     private let logger: Logger
+    private let onFailover: @Sendable () -> Void
     private let state = Mutex(State())
     static let askTimeout = TimeAmount.seconds(1)
 
     public init(
         sentinels: [RedisURL], masterName: String, template: RedisURL, interval: TimeAmount = .seconds(1),
-        group: any EventLoopGroup, logger: Logger
+        group: any EventLoopGroup, logger: Logger, onFailover: @escaping @Sendable () -> Void = {}
     ) {
+        self.onFailover = onFailover
         self.sentinels = sentinels
         self.masterName = masterName
         self.template = template
@@ -128,6 +130,7 @@ public final class SentinelLocator: RedisLocator, Service {
             return (previous != nil, stale)
         }
         if changed {
+            onFailover()
             logger.notice("following the new Redis master", metadata: [
                 "master": "\(master.host):\(master.port)", "name": "\(masterName)", "reason": "\(reason)",
             ])

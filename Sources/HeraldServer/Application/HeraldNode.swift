@@ -84,10 +84,10 @@ public final class HeraldNode: Service {
             topology.shards.count == 1
                 ? RedisBroker(
                     topology: topology, policy: configuration.history, replication: configuration.replication,
-                    counting: registry?.subscriberCounting)
+                    probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
                 : ShardedBroker(
                     topology: topology, policy: configuration.history, replication: configuration.replication,
-                    counting: registry?.subscriberCounting)
+                    probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)

@@ -18,7 +18,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case tlsCertFile, tlsKeyFile
     case maxConnectionsPerIP, connectionRate, connectionBurst, trustedProxies
     case httpHeaderTimeout, httpIdleTimeout, maxPendingPerIP
-    case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout
+    case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout, redisProbeInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
 
@@ -236,6 +236,11 @@ public enum ConfigKey: String, CaseIterable, Sendable {
             Setting("redis-min-replicas", default: "0",
                     help: "Acknowledge a publish only once this many Redis replicas have it (WAIT); else 503 replication_timeout.") {
                 $0.replication.minReplicas = try $1.int(0...16)
+            }
+        case .redisProbeInterval:
+            Setting("redis-probe-interval", default: "5",
+                    help: "Seconds a Redis pub/sub link may stay silent before it is probed; no probe back within as long rebuilds it.") {
+                $0.redisProbeInterval = try $1.seconds()
             }
         case .redisWaitTimeout:
             Setting("redis-wait-timeout", default: "1000", help: "Milliseconds a publish waits for the replicas of --redis-min-replicas.") {

@@ -53,6 +53,8 @@ public struct HeraldConfiguration: Sendable {
     public var redisPrefix = ""
     /// How many replicas must have a publish before it is acknowledged (`WAIT`).
     public var replication = ReplicationPolicy()
+    /// How long a pub/sub link may be silent before it is probed (``PubSubLiveness``).
+    public var redisProbeInterval = RedisBroker.defaultProbeInterval
     public var registryInterval = TimeAmount.seconds(2)
     /// Channel history, positions and idempotency.
     public var history = HistoryPolicy()
