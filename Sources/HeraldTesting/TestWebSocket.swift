@@ -132,6 +132,16 @@ public final class TestWebSocket: Sendable {
         return notification
     }
 
+    /// The next notification titled `title`, skipping the others: what a test waits for when
+    /// earlier attempts may or may not have been published (a retried publish after an outage).
+    public func notification(titled title: String, timeout: TimeAmount = .seconds(10)) async throws -> HeraldNotification {
+        let message = try await next(timeout: timeout) {
+            if case .notification(let notification) = $0 { notification.title == title } else { false }
+        }
+        guard case .notification(let notification) = message else { throw UnexpectedMessage(message: message) }
+        return notification
+    }
+
     /// Waits for the server's close frame, skipping other frames; returns its code and reason.
     public func nextClose(timeout: TimeAmount = .seconds(5)) async throws -> (code: UInt16?, reason: String) {
         let deadline = NIODeadline.now() + timeout

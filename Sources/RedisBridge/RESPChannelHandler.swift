@@ -9,6 +9,11 @@ import NIOCore
 /// error reply (an ACL `NOPERM`) for the whole command: such commands wait in a FIFO of their
 /// own, so a refusal is reported to the command that caused it instead of being dropped. A
 /// reader failure poisons hiredis' reader, so the connection is closed and every waiter fails.
+///
+/// A connection whose replies stop while commands wait (a frozen or unreachable server, a
+/// half-open TCP connection) is closed after `commandTimeout` without progress, failing every
+/// waiter: callers get an error in bounded time instead of waiting for TCP to give up. One
+/// check per connection and interval, not a timer per command.
 public final class RESPChannelHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = RESPRequest
@@ -22,15 +27,43 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
     /// Pub/sub (UN)SUBSCRIBEs in flight: confirmations still due, and the promise to complete.
     private var confirming = CircularBuffer<(remaining: Int, promise: EventLoopPromise<RESPValue>?)>()
     private let onMessage: PushHandler?
+    private let commandTimeout: TimeAmount?
+    /// When a reply last arrived, or the queue last went from empty to waiting.
+    private var lastProgress = NIODeadline.now()
+    private var watchdog: RepeatedTask?
 
-    /// - Parameter onMessage: set for a pub/sub connection; arrays that are pushes
-    ///   (`message`, `subscribe`, `unsubscribe`) then bypass the reply queue.
-    public init(onMessage: PushHandler? = nil) {
+    /// - Parameters:
+    ///   - onMessage: set for a pub/sub connection; arrays that are pushes (`message`,
+    ///     `subscribe`, `unsubscribe`) then bypass the reply queue.
+    ///   - commandTimeout: how long commands may wait without any reply before the connection
+    ///     is closed; `nil` never.
+    public init(onMessage: PushHandler? = nil, commandTimeout: TimeAmount? = nil) {
         self.onMessage = onMessage
+        self.commandTimeout = commandTimeout
     }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        guard let commandTimeout else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let every = TimeAmount.nanoseconds(max(commandTimeout.nanoseconds / 4, 1_000_000))
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+            let (handler, context) = loopBound.value
+            guard handler.isWaiting, NIODeadline.now() - handler.lastProgress > commandTimeout else { return }
+            context.fireErrorCaught(RedisConnectionError.timedOut)
+            context.close(promise: nil)
+        }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        watchdog?.cancel()
+        watchdog = nil
+    }
+
+    private var isWaiting: Bool { !waiting.isEmpty || !confirming.isEmpty }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
+        if commandTimeout != nil, !isWaiting { lastProgress = .now() }
         // A write after the connection closed fails its promise, and RedisConnection fails
         // the reply with it; no reply can come on a closed connection anyway.
         switch request.expects {
@@ -43,6 +76,7 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if commandTimeout != nil { lastProgress = .now() }
         do {
             try reader.feed(unwrapInboundIn(data))
             while let value = try reader.next() {
@@ -154,12 +188,15 @@ public struct RESPRequest: Sendable {
 public enum RedisConnectionError: Error, Equatable, CustomStringConvertible {
     case closed
     case notConnected
+    /// Commands waited longer than the connection's command timeout without any reply.
+    case timedOut
     case server(String)
 
     public var description: String {
         switch self {
         case .closed: "connection to Redis closed"
         case .notConnected: "not connected to Redis"
+        case .timedOut: "Redis did not answer in time"
         case .server(let message): "Redis error: \(message)"
         }
     }

@@ -13,18 +13,20 @@ public final class RedisConnection: Sendable {
     }
 
     /// Connects, then sends AUTH and SELECT as the URL asks.
+    /// - Parameter commandTimeout: see ``RESPChannelHandler``: commands left without any reply
+    ///   this long close the connection.
     /// - Parameter onMessage: makes this a pub/sub connection; called on the event loop for
     ///   every `message` push with the Redis channel and the payload.
     public static func connect(
         to url: RedisURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(5),
-        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+        commandTimeout: TimeAmount? = nil, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
     ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(onMessage: onMessage))
+                    try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(onMessage: onMessage, commandTimeout: commandTimeout))
                 }
             }
             .connect(host: url.host, port: url.port).get()

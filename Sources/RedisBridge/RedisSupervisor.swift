@@ -15,6 +15,7 @@ public final class RedisSupervisor: Sendable {
     private let logger: Logger
     private let onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)?
     private let onReconnect: @Sendable () -> Void
+    private let commandTimeout: TimeAmount?
     private let current = Mutex<RedisConnection?>(nil)
 
     /// - Parameter onReconnect: called each time the connection is back after it was lost
@@ -29,12 +30,15 @@ public final class RedisSupervisor: Sendable {
             onMessage: onMessage)
     }
 
+    /// - Parameter commandTimeout: commands left without any reply this long close the
+    ///   connection (and so fail), which the link then re-establishes.
     public init(
         locator: any RedisLocator, name: String, group: any EventLoopGroup, logger: Logger,
-        onReconnect: @escaping @Sendable () -> Void = {},
+        commandTimeout: TimeAmount? = nil, onReconnect: @escaping @Sendable () -> Void = {},
         onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
     ) {
         self.locator = locator
+        self.commandTimeout = commandTimeout
         self.name = name
         self.group = group
         self.logger = logger
@@ -60,7 +64,8 @@ public final class RedisSupervisor: Sendable {
             do {
                 let located = try await locator.locate()
                 url = located
-                let connection = try await RedisConnection.connect(to: located, group: group, onMessage: onMessage)
+                let connection = try await RedisConnection.connect(
+                    to: located, group: group, commandTimeout: commandTimeout, onMessage: onMessage)
                 do {
                     try await locator.admit(connection, at: located)
                     // Replies never come from a Redis that is frozen or mid-shutdown (the

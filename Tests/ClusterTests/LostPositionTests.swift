@@ -60,10 +60,7 @@ import Testing
             try await waitUntil("node 2 to publish again") {
                 (try? await nodes[1].request(.POST, "/api/notify/fragile", body: #"{"title":"after"}"#).status) == 200
             }
-            let after = try await watcher.next(timeout: .seconds(10)) {
-                if case .notification(let n) = $0 { n.title == "after" } else { false }
-            }
-            guard case .notification(let notification) = after, let position = notification.position else { return }
+            let position = try #require(try await watcher.notification(titled: "after").position)
             #expect(position.epoch != seen.epoch && position.offset == 1)
             // A client returning with the lost position is told, not silently resumed.
             let returning = try await nodes[1].connect()

@@ -45,10 +45,7 @@ import Testing
                 try await waitUntil("node 2 to publish again") {
                     (try? await nodes[1].request(.POST, "/api/notify/quiet", body: #"{"title":"after"}"#).status) == 200
                 }
-                let after = try await subscriber.next(timeout: .seconds(10)) {
-                    if case .notification(let n) = $0 { n.title == "after" } else { false }
-                }
-                guard case .notification = after else { return }
+                _ = try await subscriber.notification(titled: "after")
             }
         }
     }

@@ -89,13 +89,7 @@ import Testing
                 try await waitUntil("the node to publish again") {
                     (try? await node.request(.POST, "/api/notify/volatile", body: #"{"title":"after"}"#).status) == 200
                 }
-                let after = try await watcher.next(timeout: .seconds(10)) {
-                    if case .notification(let n) = $0 { n.title == "after" } else { false }
-                }
-                guard case .notification(let notification) = after, let newPosition = notification.position else {
-                    Issue.record("no position after the restart")
-                    return
-                }
+                let newPosition = try #require(try await watcher.notification(titled: "after").position)
                 #expect(newPosition.epoch != oldPosition.epoch)
                 #expect(newPosition.offset == 1)
 

@@ -115,13 +115,7 @@ import Testing
                 try await waitUntil("the lost shard's channel to take publishes again", timeout: .seconds(20)) {
                     (try? await nodes[1].request(.POST, "/api/notify/\(lost)", body: #"{"title":"after"}"#).status) == 200
                 }
-                let after = try await subscriber.next(timeout: .seconds(10)) {
-                    if case .notification(let n) = $0 { n.title == "after" } else { false }
-                }
-                guard case .notification(let notification) = after, let position = notification.position else {
-                    Issue.record("no position after the shard came back")
-                    return
-                }
+                let position = try #require(try await subscriber.notification(titled: "after").position)
                 #expect(position.epoch != before.epoch)
                 let returning = try await nodes[1].connect()
                 try await returning.send(.subscribe(channel: lost, since: before))
@@ -129,6 +123,32 @@ import Testing
                 guard case .subscribed(_, _, let current, let recovery) = reply else { return }
                 #expect(recovery == .init(recovered: false, replayed: 0))
                 #expect(current?.epoch == position.epoch)
+            }
+        }
+    }
+
+    /// A shard that stops answering (SIGSTOP: its connections stay open, nothing comes back)
+    /// fails its channels' publishes within 5 s; the other shards' channels go on meanwhile.
+    @Test func aFrozenShardFailsItsPublishesInBoundedTimeAndTheOthersGoOn() async throws {
+        try await withRedisShards(3) { shards in
+            try await withCluster(1, shards: shards) { nodes in
+                let byShard = Self.channelsByShard("f", 30)
+                let (stuck, fine) = (byShard[1][0], byShard[2][0])
+                for channel in [stuck, fine] {
+                    #expect(try await nodes[0].request(.POST, "/api/notify/\(channel)", body: #"{"title":"before"}"#).status == 200)
+                }
+                shards[1].freeze(true)
+                let started = ContinuousClock.now
+                let refused = try await nodes[0].request(.POST, "/api/notify/\(stuck)", body: #"{"title":"stuck?"}"#)
+                let waited = ContinuousClock.now - started
+                #expect(refused.status == 503)
+                #expect(try refused.object()["code"] == .string("unavailable"))
+                #expect(waited < .seconds(5), "answered after \(waited)")
+                #expect(try await nodes[0].request(.POST, "/api/notify/\(fine)", body: #"{"title":"meanwhile"}"#).status == 200)
+                shards[1].freeze(false)
+                try await waitUntil("the thawed shard to take publishes again", timeout: .seconds(20)) {
+                    (try? await nodes[0].request(.POST, "/api/notify/\(stuck)", body: #"{"title":"after"}"#).status) == 200
+                }
             }
         }
     }

@@ -22,6 +22,10 @@ public struct RedisTopology: Sendable {
     public let monitors: [SentinelLocator]
     public let map: ShardMap
     public let keys: RedisKeys
+    /// How long a link's commands may wait without any reply before the link is rebuilt, so a
+    /// frozen or unreachable Redis fails publishes (503) in bounded time.
+    public var commandTimeout = RedisTopology.defaultCommandTimeout
+    public static let defaultCommandTimeout = TimeAmount.seconds(3)
     let group: any EventLoopGroup
     let logger: Logger
     let metrics: NodeMetrics
@@ -70,8 +74,10 @@ public struct RedisTopology: Sendable {
 
     /// Shard `index` alone, as its broker and presence store see it.
     public func shard(_ index: Int) -> RedisTopology {
-        RedisTopology(
+        var shard = RedisTopology(
             locators: [shards[index]], monitors: [], prefix: keys.prefix, group: group, logger: logger, metrics: metrics)
+        shard.commandTimeout = commandTimeout
+        return shard
     }
 
     /// How health and errors name a Redis: `host:port` (a Sentinel deployment's current master).
@@ -83,8 +89,8 @@ public struct RedisTopology: Sendable {
     func link(_ name: String, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil) -> RedisSupervisor {
         let metrics = self.metrics
         return RedisSupervisor(
-            locator: locator, name: name, group: group, logger: logger, onReconnect: { metrics.redisReconnected(name) },
-            onMessage: onMessage)
+            locator: locator, name: name, group: group, logger: logger, commandTimeout: commandTimeout,
+            onReconnect: { metrics.redisReconnected(name) }, onMessage: onMessage)
     }
 
     /// A one-off connection for a last word at shutdown (deregistering, saying goodbye),

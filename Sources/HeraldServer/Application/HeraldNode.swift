@@ -73,8 +73,13 @@ public final class HeraldNode: Service {
         for label in NodeMetrics.latencyLabels { factory.durationHistogramBuckets[label] = NodeMetrics.latencyBuckets }
         let metrics = NodeMetrics(factory: factory)
         // Where Redis is, for the broker, the registry and presence alike.
-        let topology = configuration.redis.map {
-            RedisTopology($0, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger, metrics: metrics)
+        let topology = configuration.redis.map { deployment in
+            var topology = RedisTopology(
+                deployment, prefix: configuration.redisPrefix, group: eventLoopGroup, logger: logger, metrics: metrics)
+            // A publish's WAIT holds its link for up to the wait timeout: never call that stuck.
+            topology.commandTimeout = max(
+                RedisTopology.defaultCommandTimeout, configuration.replication.timeout + .seconds(2))
+            return topology
         }
         let registry = topology.map { topology in
             RedisClusterRegistry(nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval)
