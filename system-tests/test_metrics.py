@@ -169,7 +169,7 @@ def test_disconnect_reasons_and_redis_reconnects_are_counted():
             port = urllib.parse.urlparse(node.arguments[node.arguments.index("--redis-url") + 1]).port
             subprocess.run(["redis-cli", "-p", str(port), "CLIENT", "KILL", "TYPE", "pubsub"], check=True, capture_output=True)
             wait_until("the subscribe link to come back", lambda: delta(
-                before, scrape(node), "herald_redis_reconnects_total", connection="subscribe") == 1)
+                before, scrape(node), "herald_redis_reconnects_total", connection="subscribe", shard=f"127.0.0.1:{port}") == 1)
             wait_until("the broker to be up again", lambda: value(scrape(node), "herald_broker_up") == 1)
 
 

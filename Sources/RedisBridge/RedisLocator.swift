@@ -8,6 +8,9 @@
 /// may have changed, so a link waiting to reconnect can go at once instead of sleeping out
 /// its backoff.
 public protocol RedisLocator: Sendable, CustomStringConvertible {
+    /// A stable name for metrics labels: `host:port`, or `sentinel/<master name>`
+    /// (``description`` may change with each failover).
+    var name: String { get }
     func locate() async throws -> RedisURL
     func admit(_ connection: RedisConnection, at url: RedisURL) async throws
     var generation: Int { get }
@@ -24,6 +27,7 @@ public struct FixedRedisLocator: RedisLocator {
     public func locate() async throws -> RedisURL { url }
     public func admit(_ connection: RedisConnection, at url: RedisURL) async throws {}
     public var generation: Int { 0 }
+    public var name: String { description }
     /// `host:port`, as health and errors name a Redis.
     public var description: String { "\(url.host):\(url.port)" }
 }

@@ -31,7 +31,6 @@ public final class NodeMetrics: Sendable {
     private let recoveries: [Bool: Counter]
     public let duplicates: Counter
     private let redisLatency: [RedisOperation: Timer]
-    private let redisReconnects: [String: Counter]
     /// Join and leave events that did not fit their batch (replaced by one `presence_changed`).
     public let joinLeaveOverflows: Counter
     /// Set when scraped: channels with subscribers on this node, and whether the broker is up.
@@ -99,9 +98,6 @@ public final class NodeMetrics: Sendable {
         redisLatency = each(RedisOperation.allCases) {
             Timer(label: "herald_redis_command_duration_seconds", dimensions: [("operation", $0.rawValue)], factory: factory)
         }
-        redisReconnects = each(["publish", "subscribe", "registry", "presence"]) {
-            Counter(label: "herald_redis_reconnects_total", dimensions: [("connection", $0)], factory: factory)
-        }
         joinLeaveOverflows = Counter(label: "herald_join_leave_overflows_total", factory: factory)
         channels = Gauge(label: "herald_channels", factory: factory)
         brokerUp = Gauge(label: "herald_broker_up", factory: factory)
@@ -146,10 +142,20 @@ public final class NodeMetrics: Sendable {
         redisLatency[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
     }
 
-    /// A Redis connection of the node (`publish`, `subscribe`, `registry`, `presence`) came
-    /// back after it was lost.
-    public func redisReconnected(_ connection: String) {
-        redisReconnects[connection]?.increment()
+    /// A Redis connection of the node (`publish`, `subscribe`, `registry`, `presence`) to the
+    /// Redis named `shard` (`host:port`, or `sentinel/<master name>`) came back after it was lost.
+    /// Rare: the counter is looked up in the registry each time rather than kept.
+    public func redisReconnected(_ connection: String, shard: String) {
+        reconnects(connection, shard: shard).increment()
+    }
+
+    /// A link was made: its reconnect series exists from now on, at zero.
+    public func redisLinkCreated(_ connection: String, shard: String) {
+        _ = reconnects(connection, shard: shard)
+    }
+
+    private func reconnects(_ connection: String, shard: String) -> Counter {
+        Counter(label: "herald_redis_reconnects_total", dimensions: [("connection", connection), ("shard", shard)], factory: factory)
     }
 
     /// A pub/sub link's probe did not come back; the link is being rebuilt.

@@ -87,10 +87,12 @@ public struct RedisTopology: Sendable {
     /// until its `run()` is cancelled, its reconnects counted under that name.
     /// - Parameter onMessage: makes it a pub/sub link.
     func link(_ name: String, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil) -> RedisSupervisor {
-        let metrics = self.metrics
+        let (metrics, locator) = (self.metrics, self.locator)
+        // Registered at zero now, so dashboards find the series before the first reconnect.
+        metrics.redisLinkCreated(name, shard: locator.name)
         return RedisSupervisor(
             locator: locator, name: name, group: group, logger: logger, commandTimeout: commandTimeout,
-            onReconnect: { metrics.redisReconnected(name) }, onMessage: onMessage)
+            onReconnect: { metrics.redisReconnected(name, shard: locator.name) }, onMessage: onMessage)
     }
 
     /// A one-off connection for a last word at shutdown (deregistering, saying goodbye),

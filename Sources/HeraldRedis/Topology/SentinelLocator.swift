@@ -51,6 +51,7 @@ public final class SentinelLocator: RedisLocator, Service {
     }
 
     public var generation: Int { state.withLock { $0.generation } }
+    public var name: String { "sentinel/\(masterName)" }
 
     /// `host:port` of the master as last known, for health and errors.
     public var description: String {
