@@ -180,14 +180,17 @@ struct InterestStateMachine {
         case ready
         /// Wanted and on its way: wait for the reply.
         case pending
-        /// It cannot be confirmed now (not connected, or not wanted).
+        /// Wanted, but the link is down: it is subscribed once the link is back, which the
+        /// caller may wait for (bounded).
+        case disconnected
+        /// Not wanted: nothing will confirm it.
         case unavailable
     }
 
     func readiness(of channel: String) -> Readiness {
         guard let entry = entries[channel], entry.wanted else { return .unavailable }
         if entry.state == .subscribed { return .ready }
-        return isConnected ? .pending : .unavailable
+        return isConnected ? .pending : .disconnected
     }
 
     /// Channels Redis has confirmed (for tests and logs).

@@ -427,19 +427,42 @@ public final class RedisBroker: Broker {
         if schedule { loop.execute { self.flush() } }
     }
 
+    /// How long a subscribe waits for a pub/sub link that is down (a failover, a Redis
+    /// restart) before it is refused with `unavailable`: a client subscribing in that window is
+    /// subscribed late rather than left without the channel.
+    public static let subscribeWait = TimeAmount.seconds(5)
+
     public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
         let readiness = state.withLock { state -> InterestStateMachine.Readiness in
             let readiness = state.machine.readiness(of: channel)
-            if readiness == .pending { state.waiters[channel, default: []].append(promise) }
+            if readiness == .pending || readiness == .disconnected { state.waiters[channel, default: []].append(promise) }
             return readiness
         }
         switch readiness {
         case .ready: promise.succeed()
         case .pending: break
+        case .disconnected: giveUp(on: [(channel, promise)], after: Self.subscribeWait)
         case .unavailable: promise.fail(BrokerError.unavailable(topology.unreachable))
         }
         return promise.futureResult
+    }
+
+    /// Fails each waiter still waiting after `delay` (the link did not come back in time).
+    private func giveUp(on waiters: [(channel: String, promise: EventLoopPromise<Void>)], after delay: TimeAmount) {
+        guard !waiters.isEmpty else { return }
+        loop.scheduleTask(in: delay) {
+            let expired = self.state.withLock { state in
+                waiters.filter { waiter in
+                    guard let index = state.waiters[waiter.channel]?.firstIndex(where: { $0.futureResult === waiter.promise.futureResult })
+                    else { return false }
+                    state.waiters[waiter.channel]?.remove(at: index)
+                    if state.waiters[waiter.channel]?.isEmpty == true { state.waiters[waiter.channel] = nil }
+                    return true
+                }
+            }
+            for waiter in expired { waiter.promise.fail(BrokerError.unavailable(self.topology.unreachable)) }
+        }
     }
 
     /// Waiters dropped with their interest: the subscriber that waited is gone already.
@@ -531,13 +554,17 @@ public final class RedisBroker: Broker {
     }
 
     /// The pub/sub connection dropped: every waiter fails; the supervisor reconnects.
+    /// The pub/sub connection dropped: waiters keep waiting for the link to come back (the
+    /// supervisor reconnects and resubscribes), for at most ``subscribeWait``.
     private func pubsubClosed(_ connection: RedisConnection) {
-        let failed = state.withLock { state -> [EventLoopPromise<Void>] in
+        let waiting = state.withLock { state -> [(channel: String, promise: EventLoopPromise<Void>)] in
             guard state.pubsub === connection else { return [] }
             state.pubsub = nil
-            return state.machine.disconnected().flatMap { state.waiters.removeValue(forKey: $0) ?? [] }
+            return state.machine.disconnected().flatMap { channel in
+                (state.waiters[channel] ?? []).map { (channel, $0) }
+            }
         }
-        for promise in failed { promise.fail(BrokerError.unavailable("lost the connection to Redis")) }
+        giveUp(on: waiting, after: Self.subscribeWait)
     }
 
 }

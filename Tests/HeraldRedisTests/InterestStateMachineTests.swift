@@ -90,9 +90,9 @@ import Testing
         _ = machine.flush()
         _ = machine.subscribeSucceeded(["a", "b"])
         machine.interestChanged("b", wanted: false)
-        // "c" was still waiting for its confirmation: its waiters fail.
+        // "c" was still waiting for its confirmation: its waiters are told the link is gone.
         #expect(machine.disconnected() == ["c"])
-        #expect(machine.readiness(of: "a") == .unavailable)
+        #expect(machine.readiness(of: "a") == .disconnected, "wanted still: confirmed again once the link is back")
         #expect(machine.flush().isEmpty, "nothing to send without a connection")
         machine.interestChanged("d", wanted: true)
         machine.connected()
