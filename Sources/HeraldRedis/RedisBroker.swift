@@ -30,7 +30,7 @@ public final class RedisBroker: Broker {
     /// Most channels in one SUBSCRIBE or UNSUBSCRIBE command.
     public static let batchSize = 512
 
-    private struct State {
+    struct State {
         var pubsub: RedisConnection?
         var machine = InterestStateMachine()
         /// Promises of ``whenSubscribed(_:on:)`` callers, by channel.
@@ -41,19 +41,19 @@ public final class RedisBroker: Broker {
     }
 
     public let topology: RedisTopology
-    private var keys: RedisKeys { topology.keys }
+    var keys: RedisKeys { topology.keys }
     public let policy: HistoryPolicy
-    private let logger: Logger
+    let logger: Logger
     private let scripts = ScriptCache()
     /// Pub/sub messages in offset order, gaps healed from the stream (``GapHealingStateMachine``);
     /// its lock is never taken while the Hub's is held, so delivering under it keeps order.
-    private let gaps: Mutex<GapHealingStateMachine>
+    let gaps: Mutex<GapHealingStateMachine>
     private let fetches: AsyncStream<(channel: String, after: Int64)>.Continuation
     private let fetchRequests: AsyncStream<(channel: String, after: Int64)>
-    private let loop: any EventLoop
+    let loop: any EventLoop
     private let commands: RedisSupervisor
     private let subscriptions: RedisSupervisor
-    private let state = Mutex(State())
+    let state = Mutex(State())
     /// Set once by `attach`, read on every incoming message.
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let metrics: NodeMetrics
@@ -61,10 +61,7 @@ public final class RedisBroker: Broker {
     private let counting: RedisSubscriberCounting?
     /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
     public static let defaultProbeInterval = TimeAmount.seconds(5)
-    private let liveness: Mutex<PubSubLiveness>
-    private let heard: Heard
-    /// A pub/sub channel only this broker's link listens to.
-    private let probeKey: ByteBuffer
+    private let probe: PubSubProbe
     public let replication: ReplicationPolicy
     /// `WAIT <replicas> <timeout>`, encoded once.
     private let waitCommand: [ByteBuffer]
@@ -77,10 +74,8 @@ public final class RedisBroker: Broker {
     ) {
         let (logger, metrics, keys) = (topology.logger, topology.metrics, topology.keys)
         self.topology = topology
-        self.liveness = Mutex(PubSubLiveness(interval: probeInterval))
-        self.probeKey = keys.probe(UUID().uuidString)
-        let heard = Heard()
-        self.heard = heard
+        let probe = PubSubProbe(interval: probeInterval, keys: keys, address: topology.address, logger: logger, metrics: metrics)
+        self.probe = probe
         self.replication = replication
         self.waitCommand = [
             ByteBuffer(string: "WAIT"), ByteBuffer(string: String(replication.minReplicas)),
@@ -101,18 +96,11 @@ public final class RedisBroker: Broker {
         // message would call through a chain one link longer than the last.
         let received = NIOLockedValueBox<ReceivedCallback?>(nil)
         self.subscriptions = topology.link("subscribe") { key, payload in
-            heard.now()
+            probe.heard()
             guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
             received.withLockedValue { $0 }?.call(message)
         }
         received.withLockedValue { $0 = ReceivedCallback { [weak self] message in self?.received(message) } }
-    }
-
-    /// When the pub/sub link last received anything, readable without a lock.
-    private final class Heard: Sendable {
-        private let uptime = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
-        func now() { uptime.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
-        var last: NIODeadline { .uptimeNanoseconds(uptime.load(ordering: .relaxed)) }
     }
 
     private struct ReceivedCallback: Sendable {
@@ -132,7 +120,7 @@ public final class RedisBroker: Broker {
 
     /// Carries out the gap healer's actions; called with its lock held, so deliveries keep
     /// their order.
-    private func perform(_ actions: [GapHealingStateMachine.Action]) {
+    func perform(_ actions: [GapHealingStateMachine.Action]) {
         for action in actions {
             switch action {
             case .deliver(let publications):
@@ -177,12 +165,12 @@ public final class RedisBroker: Broker {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.commands.run() }
                 group.addTask { await self.healGaps() }
-                group.addTask { await self.watchLiveness() }
+                group.addTask {
+                    await self.probe.watch(pubsub: { self.state.withLock { $0.pubsub } }, commands: { self.commands.connection })
+                }
                 group.addTask {
                     await self.subscriptions.run { connection in
-                        try await connection.pubsub("SUBSCRIBE", [self.probeKey]).get()
-                        self.heard.now()
-                        self.liveness.withLock { $0.connected() }
+                        try await self.probe.connected(connection)
                         // A new connection is subscribed to nothing: ask for everything again.
                         self.state.withLock { state in
                             state.pubsub = connection
@@ -195,29 +183,6 @@ public final class RedisBroker: Broker {
             }
         }
         fetches.finish()
-    }
-
-    /// Probes a quiet pub/sub link, and rebuilds one whose probe does not come back.
-    private func watchLiveness() async {
-        let interval = liveness.withLock { $0.interval }
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds / 4))
-            guard let pubsub = state.withLock({ $0.pubsub }), pubsub.isActive else { continue }
-            let action = liveness.withLock { $0.check(lastHeard: heard.last, now: .now()) }
-            switch action {
-            case .wait:
-                break
-            case .probe:
-                // Not written while the command link is down: the reconnect there will tell.
-                _ = commands.connection?.sendFuture([ByteBuffer(string: "PUBLISH"), probeKey, ByteBuffer()])
-            case .rebuild:
-                logger.warning("the Redis pub/sub link stopped delivering; rebuilding it", metadata: [
-                    "redis": "\(topology.address)", "silent": "\(NIODeadline.now() - heard.last)",
-                ])
-                metrics.redisLinkRebuilt()
-                pubsub.close()
-            }
-        }
     }
 
     // MARK: Publishing and history
@@ -306,7 +271,10 @@ public final class RedisBroker: Broker {
         guard let counting, let connection = commands.connection else { return loop.makeSucceededFuture(nil) }
         let command = PipelinedCommand.script(
             LoadedScript.countOthers, keys: counting.scriptKeys(), arguments: counting.arguments(channel))
-        return PipelinedCommand.send([command], on: connection, sha: scripts)[0].map(\.int).recover { _ in nil }.hop(to: loop)
+        // A count that fails is unknown, not an error (as in the publish's own pipeline).
+        let count = loop.makePromise(of: Int?.self)
+        PipelinedCommand.send([command], on: connection, sha: scripts)[0].whenComplete { count.succeed((try? $0.get())?.int) }
+        return count.futureResult
     }
 
     private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
@@ -316,21 +284,27 @@ public final class RedisBroker: Broker {
             publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer(),
             self.keys.pubsub(channel),
         ]
-        let arguments = [
+        var arguments = [
             publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
             ByteBuffer(string: PositionedPayload.newEpoch()),
             ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
             ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
             ByteBuffer(string: String(publication.acceptedAtMicros)),
         ]
-        return (keys, arguments + floorArguments(channel))
+        appendFloor(of: channel, to: &arguments)
+        return (keys, arguments)
     }
 
     /// The scripts' floor: the newest position this node delivered for `channel`, so that
     /// Redis never hands out a position again after losing it (``ChannelHistory``).
-    private func floorArguments(_ channel: String) -> [ByteBuffer] {
-        guard let floor = gaps.withLock({ $0.channels[channel]?.last }) else { return [ByteBuffer(), ByteBuffer(string: "0")] }
-        return [ByteBuffer(string: floor.epoch), ByteBuffer(string: String(floor.offset))]
+    private func appendFloor(of channel: String, to arguments: inout [ByteBuffer]) {
+        if let floor = gaps.withLock({ $0.channels[channel]?.last }) {
+            arguments.append(ByteBuffer(string: floor.epoch))
+            arguments.append(ByteBuffer(string: String(floor.offset)))
+        } else {
+            arguments.append(ByteBuffer())
+            arguments.append(ByteBuffer(string: "0"))
+        }
     }
 
     static func receipt(from reply: RESPValue) throws -> PublishReceipt {
@@ -380,14 +354,15 @@ public final class RedisBroker: Broker {
         let connection = try connected()
         let reply: RESPValue
         do {
+            var arguments = [
+                ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
+                ByteBuffer(string: String(limit)), ttlMillis,
+            ]
+            appendFloor(of: channel, to: &arguments)
             reply = try await metrics.timeRedis(.history) {
-              try await LoadedScript.history.run(
-                [keys.stream(channel), keys.meta(channel)],
-                [
-                    ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
-                    ByteBuffer(string: String(limit)), ttlMillis,
-                ] + floorArguments(channel),
-                on: connection, sha: scripts).get()
+                try await LoadedScript.history.run(
+                    [keys.stream(channel), keys.meta(channel)], arguments, on: connection, sha: scripts
+                ).get()
             }
         } catch {
             throw .unavailable("reading the history from Redis failed: \(error)")
@@ -413,160 +388,6 @@ public final class RedisBroker: Broker {
     private func isWanted(_ channel: String) -> Bool {
         state.withLock { $0.machine.entries[channel]?.wanted == true }
     }
-
-    // MARK: Interest
-
-    public func setInterest(in channel: String, _ interested: Bool) {
-        let schedule = state.withLock { state -> Bool in
-            state.machine.interestChanged(channel, wanted: interested)
-            if !interested { Self.take(state.waiters.removeValue(forKey: channel)) }
-            guard !state.flushScheduled else { return false }
-            state.flushScheduled = true
-            return true
-        }
-        if schedule { loop.execute { self.flush() } }
-    }
-
-    /// How long a subscribe waits for a pub/sub link that is down (a failover, a Redis
-    /// restart) before it is refused with `unavailable`: a client subscribing in that window is
-    /// subscribed late rather than left without the channel.
-    public static let subscribeWait = TimeAmount.seconds(5)
-
-    public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
-        let promise = loop.makePromise(of: Void.self)
-        let readiness = state.withLock { state -> InterestStateMachine.Readiness in
-            let readiness = state.machine.readiness(of: channel)
-            if readiness == .pending || readiness == .disconnected { state.waiters[channel, default: []].append(promise) }
-            return readiness
-        }
-        switch readiness {
-        case .ready: promise.succeed()
-        case .pending: break
-        case .disconnected: giveUp(on: [(channel, promise)], after: Self.subscribeWait)
-        case .unavailable: promise.fail(BrokerError.unavailable(topology.unreachable))
-        }
-        return promise.futureResult
-    }
-
-    /// Fails each waiter still waiting after `delay` (the link did not come back in time).
-    private func giveUp(on waiters: [(channel: String, promise: EventLoopPromise<Void>)], after delay: TimeAmount) {
-        guard !waiters.isEmpty else { return }
-        loop.scheduleTask(in: delay) {
-            let expired = self.state.withLock { state in
-                waiters.filter { waiter in
-                    guard let index = state.waiters[waiter.channel]?.firstIndex(where: { $0.futureResult === waiter.promise.futureResult })
-                    else { return false }
-                    state.waiters[waiter.channel]?.remove(at: index)
-                    if state.waiters[waiter.channel]?.isEmpty == true { state.waiters[waiter.channel] = nil }
-                    return true
-                }
-            }
-            for waiter in expired { waiter.promise.fail(BrokerError.unavailable(self.topology.unreachable)) }
-        }
-    }
-
-    /// Waiters dropped with their interest: the subscriber that waited is gone already.
-    private static func take(_ promises: [EventLoopPromise<Void>]?) {
-        for promise in promises ?? [] { promise.fail(BrokerError.unavailable("unsubscribed before Redis confirmed")) }
-    }
-
-    /// Sends what the machine says is due, in batches.
-    private func flush() {
-        let work = state.withLock { state -> (RedisConnection, InterestStateMachine.Commands)? in
-            state.flushScheduled = false
-            guard let connection = state.pubsub, connection.isActive else { return nil }
-            return (connection, state.machine.flush())
-        }
-        guard let (connection, due) = work else { return }
-        send(due, on: connection)
-    }
-
-    private func send(_ due: InterestStateMachine.Commands, on connection: RedisConnection) {
-        guard !due.isEmpty else { return }
-        logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
-        for batch in due.subscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("SUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
-                self.settled(subscribe: true, batch, result, on: connection)
-            }
-        }
-        for batch in due.unsubscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("UNSUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
-                self.settled(subscribe: false, batch, result, on: connection)
-            }
-        }
-    }
-
-    /// Redis answered a (UN)SUBSCRIBE: confirm or fail the waiters, and retry what failed.
-    private func settled(subscribe: Bool, _ channels: [String], _ result: Result<Void, any Error>, on connection: RedisConnection) {
-        // A reply lost with its connection: pubsubClosed settles everything at once.
-        if case .failure(let error) = result, (error as? RedisConnectionError) == .closed { return }
-        var succeed: [EventLoopPromise<Void>] = []
-        var fail: [EventLoopPromise<Void>] = []
-        var retryDelay: Duration?
-        var confirmed: [String] = []
-        var dropped: [String] = []
-        let next = state.withLock { state -> InterestStateMachine.Commands in
-            // Replies from a connection that is gone were settled by pubsubClosed already.
-            guard state.pubsub === connection else { return .init() }
-            let outcome: InterestStateMachine.Settled
-            switch (subscribe, result) {
-            case (true, .success):
-                outcome = state.machine.subscribeSucceeded(channels)
-                state.retryBackoff.reset()
-            case (true, .failure):
-                outcome = state.machine.subscribeFailed(channels)
-                retryDelay = state.retryBackoff.next()
-            case (false, .success):
-                outcome = state.machine.unsubscribeSucceeded(channels)
-            case (false, .failure):
-                state.machine.unsubscribeFailed(channels)
-                outcome = .init()
-                retryDelay = state.retryBackoff.next()
-            }
-            for channel in outcome.confirmed { succeed += state.waiters.removeValue(forKey: channel) ?? [] }
-            for channel in outcome.failed { fail += state.waiters.removeValue(forKey: channel) ?? [] }
-            if subscribe, case .success = result { confirmed = outcome.confirmed }
-            if !subscribe, case .success = result { dropped = channels.filter { state.machine.entries[$0] == nil } }
-            return outcome.commands
-        }
-        // Re-established subscriptions may have missed publications; dropped ones are forgotten.
-        if !confirmed.isEmpty || !dropped.isEmpty {
-            gaps.withLock { gaps in
-                for channel in dropped { gaps.forget(channel) }
-                for channel in confirmed { perform(gaps.resubscribed(channel)) }
-            }
-        }
-        if case .failure(let error) = result {
-            logger.error("Redis refused \(subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"); retrying", metadata: [
-                "channels": "\(channels.prefix(5).joined(separator: ","))\(channels.count > 5 ? ",…" : "")",
-                "count": "\(channels.count)", "error": "\(error)",
-            ])
-        }
-        for promise in succeed { promise.succeed() }
-        for promise in fail { promise.fail(BrokerError.unavailable("Redis refused to subscribe: \(result)")) }
-        send(next, on: connection)
-        if let retryDelay {
-            loop.scheduleTask(in: .nanoseconds(retryDelay.nanoseconds)) {
-                self.state.withLock { $0.machine.retry(channels) }
-                self.flush()
-            }
-        }
-    }
-
-    /// The pub/sub connection dropped: every waiter fails; the supervisor reconnects.
-    /// The pub/sub connection dropped: waiters keep waiting for the link to come back (the
-    /// supervisor reconnects and resubscribes), for at most ``subscribeWait``.
-    private func pubsubClosed(_ connection: RedisConnection) {
-        let waiting = state.withLock { state -> [(channel: String, promise: EventLoopPromise<Void>)] in
-            guard state.pubsub === connection else { return [] }
-            state.pubsub = nil
-            return state.machine.disconnected().flatMap { channel in
-                (state.waiters[channel] ?? []).map { (channel, $0) }
-            }
-        }
-        giveUp(on: waiting, after: Self.subscribeWait)
-    }
-
 }
 
 extension Array {
