@@ -12,21 +12,17 @@ import ServiceLifecycle
 public final class ShardedBroker: Broker {
     private let shards: Shards<RedisBroker>
     private var registryShard: RedisBroker { shards.members[0] }
-    private let addresses: [String]
 
     /// - Parameter counting: the registry's keys (on the first shard), for `delivered`.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
         probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
     ) {
-        var first = true
-        shards = Shards(topology) { shard in
-            defer { first = false }
-            return RedisBroker(
+        shards = Shards(topology) { index, shard in
+            RedisBroker(
                 topology: shard, policy: policy, replication: replication, probeInterval: probeInterval,
-                counting: first ? counting : nil)
+                counting: index == 0 ? counting : nil)
         }
-        addresses = topology.shards.indices.map { topology.shard($0).address }
     }
 
     public var kind: String { "redis" }
@@ -34,14 +30,14 @@ public final class ShardedBroker: Broker {
     /// Up when every shard is; `partial`, naming the unreachable shards by `host:port`, when
     /// some are; `degraded` when none can be reached.
     public var status: BrokerStatus {
-        let down = zip(shards.members, addresses).filter { !$0.0.status.isUp }.map(\.1)
+        let down = parts.filter { !$0.isUp }.map(\.name)
         if down.isEmpty { return .up }
         let reason = "Redis shard\(down.count == 1 ? "" : "s") \(down.joined(separator: ", ")) unreachable"
-        return down.count == addresses.count ? .degraded(reason) : .partial(reason)
+        return down.count == shards.members.count ? .degraded(reason) : .partial(reason)
     }
 
     public var parts: [(name: String, isUp: Bool)] {
-        zip(addresses, shards.members).map { ($0, $1.status.isUp) }
+        shards.members.map { ($0.topology.address, $0.status.isUp) }
     }
 
     public func attach(_ sink: any PublicationSink) {
@@ -56,13 +52,16 @@ public final class ShardedBroker: Broker {
 
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         let broker = shards.of(publication.channel)
-        let published = broker.publish(publication, on: loop)
-        guard broker !== registryShard else { return published }
-        // Counted beside the publish, as the registry's own shard does in its pipeline.
-        return published.and(registryShard.countOthers(of: publication.channel, on: loop)).map { receipt, others in
-            var receipt = receipt
-            if !receipt.duplicate { receipt.otherNodesSubscribers = others }
-            return receipt
+        guard broker !== registryShard else { return broker.publish(publication, on: loop) }
+        // Counted beside the publish, as the registry's own shard does in its pipeline; both
+        // futures complete on `loop`, so nesting their callbacks needs no promise of its own.
+        let count = registryShard.countOthers(of: publication.channel, on: loop)
+        return broker.publish(publication, on: loop).flatMap { receipt in
+            count.map { others in
+                var receipt = receipt
+                if !receipt.duplicate { receipt.otherNodesSubscribers = others }
+                return receipt
+            }
         }
     }
 

@@ -10,7 +10,7 @@ public final class ShardedPresence: PresenceStore, MembershipObserver, Service {
     private let shards: Shards<RedisPresence>
 
     public init(topology: RedisTopology, interval: TimeAmount) {
-        shards = Shards(topology) { RedisPresence(topology: $0, interval: interval) }
+        shards = Shards(topology) { RedisPresence(topology: $1, interval: interval) }
     }
 
     public func joined(_ channel: String, _ member: PresenceMember) {

@@ -6,9 +6,10 @@ struct Shards<Member: Sendable>: Sendable {
     let map: ShardMap
     let members: [Member]
 
-    init(_ topology: RedisTopology, make: (RedisTopology) -> Member) {
+    /// - Parameter make: the member for shard `index`, given that shard's one-Redis topology.
+    init(_ topology: RedisTopology, make: (_ index: Int, RedisTopology) -> Member) {
         self.map = topology.map
-        self.members = topology.shards.indices.map { make(topology.shard($0)) }
+        self.members = topology.shards.indices.map { make($0, topology.shard($0)) }
     }
 
     /// The member that holds `channel`.
