@@ -94,20 +94,21 @@ struct InterestStateMachine {
     }
 
     /// The pub/sub connection dropped: nothing is confirmed any more. Returns the channels
-    /// whose waiters must fail (they were waiting for a confirmation that cannot come).
+    /// that had waiters for a confirmation this connection can no longer bring: they wait for
+    /// the next connection now (the broker bounds how long).
     mutating func disconnected() -> [String] {
         isConnected = false
-        var failed: [String] = []
+        var unconfirmed: [String] = []
         for (channel, entry) in entries {
             if entry.wanted {
-                if entry.state != .subscribed { failed.append(channel) }
+                if entry.state != .subscribed { unconfirmed.append(channel) }
                 entries[channel] = Entry(wanted: true, state: .unsubscribed)
             } else {
                 entries[channel] = nil
             }
         }
         dirty.removeAll()
-        return failed
+        return unconfirmed
     }
 
     /// Redis confirmed a SUBSCRIBE of these channels.
