@@ -168,6 +168,22 @@ struct InterestStateMachine {
         }
     }
 
+    /// Redis Cluster dropped `channel`'s sharded subscription (its slot moved): not subscribed
+    /// any more, and not asked for again here — the channel's new owner subscribes it.
+    mutating func dropped(_ channel: String) {
+        guard var entry = entries[channel] else { return }
+        entry.state = .unsubscribed
+        entries[channel] = entry.wanted ? entry : nil
+        dirty.remove(channel)
+    }
+
+    /// Forgets `channel` altogether, sending nothing: another connection serves it now. A
+    /// reply still in flight for it finds no entry and changes nothing.
+    mutating func abandon(_ channel: String) {
+        entries[channel] = nil
+        dirty.remove(channel)
+    }
+
     /// Marks channels whose last command failed so the next ``flush()`` tries them again.
     mutating func retry(_ channels: [String]) {
         for channel in channels where entries[channel] != nil { dirty.insert(channel) }

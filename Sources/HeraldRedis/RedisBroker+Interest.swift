@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocol
 import NIOCore
 import RedisBridge
 
@@ -74,12 +75,12 @@ extension RedisBroker {
         guard !due.isEmpty else { return }
         logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
         for batch in due.subscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("SUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
+            connection.pubsub(topology.subscribeCommand, batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: true, batch, result, on: connection)
             }
         }
         for batch in due.unsubscribe.chunks(of: Self.batchSize) {
-            connection.pubsub("UNSUBSCRIBE", batch.map(keys.pubsub)).whenComplete { result in
+            connection.pubsub(topology.unsubscribeCommand, batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: false, batch, result, on: connection)
             }
         }
@@ -126,7 +127,9 @@ extension RedisBroker {
             }
         }
         if case .failure(let error) = result {
-            logger.error("Redis refused \(subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"); retrying", metadata: [
+            // A cluster's MOVED: the map is stale, and the cluster broker moves the channel.
+            _ = brokerError(error, "")
+            logger.error("Redis refused \(subscribe ? topology.subscribeCommand : topology.unsubscribeCommand); retrying", metadata: [
                 "channels": "\(channels.prefix(5).joined(separator: ","))\(channels.count > 5 ? ",…" : "")",
                 "count": "\(channels.count)", "error": "\(error)",
             ])
@@ -142,7 +145,6 @@ extension RedisBroker {
         }
     }
 
-    /// The pub/sub connection dropped: every waiter fails; the supervisor reconnects.
     /// The pub/sub connection dropped: waiters keep waiting for the link to come back (the
     /// supervisor reconnects and resubscribes), for at most ``subscribeWait``.
     func pubsubClosed(_ connection: RedisConnection) {
@@ -154,5 +156,40 @@ extension RedisBroker {
             }
         }
         giveUp(on: waiting, after: Self.subscribeWait)
+    }
+}
+
+// MARK: Redis Cluster: channels that change hands
+
+extension RedisBroker {
+    /// Redis Cluster dropped the sharded subscription of `channel` (its slot moved away):
+    /// it is not subscribed any more; ``ClusterBroker`` moves it to the new owner.
+    func slotMoved(_ channel: String) {
+        state.withLock { $0.machine.dropped(channel) }
+        logger.notice("Redis Cluster moved a subscribed channel's slot", metadata: ["channel": "\(channel)", "redis": "\(topology.address)"])
+        onStale?()
+    }
+
+    /// Gives up `channel` without a word to Redis (another master serves it now): its interest,
+    /// its waiters (they fail: the subscribe is retried by its client), its gap state. Returns
+    /// the newest position delivered, for the new owner to heal from.
+    func abandon(_ channel: String) -> StreamPosition? {
+        let waiters = state.withLock { state in
+            state.machine.abandon(channel)
+            return state.waiters.removeValue(forKey: channel)
+        }
+        for promise in waiters ?? [] { promise.fail(BrokerError.unavailable("the channel moved to another Redis Cluster master")) }
+        return gaps.withLock { gaps in
+            let last = gaps.channels[channel]?.last
+            gaps.forget(channel)
+            return last
+        }
+    }
+
+    /// Takes `channel` over from another master: subscribes, and once subscribed reads what
+    /// was published after `last` (the position the old owner's link delivered last).
+    func adopt(_ channel: String, after last: StreamPosition?) {
+        if let last { gaps.withLock { $0.seed(channel, last) } }
+        setInterest(in: channel, true)
     }
 }

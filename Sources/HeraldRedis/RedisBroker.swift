@@ -61,7 +61,13 @@ public final class RedisBroker: Broker {
     private let counting: RedisSubscriberCounting?
     /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
     public static let defaultProbeInterval = TimeAmount.seconds(5)
-    private let probe: PubSubProbe
+    /// `nil` in a Redis Cluster, where a probe channel would have to follow one of the link's
+    /// slots; the cluster's slot map, refreshed every second, and the command timeout watch
+    /// its links instead.
+    private let probe: PubSubProbe?
+    /// Called when Redis Cluster said this node's map is stale (`MOVED`, `ASK`, a sharded
+    /// subscription dropped); set by ``ClusterBroker``.
+    let onStale: (@Sendable () -> Void)?
     public let replication: ReplicationPolicy
     /// `WAIT <replicas> <timeout>`, encoded once.
     private let waitCommand: [ByteBuffer]
@@ -70,11 +76,14 @@ public final class RedisBroker: Broker {
     ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
-        probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
+        probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil,
+        onStale: (@Sendable () -> Void)? = nil
     ) {
         let (logger, metrics, keys) = (topology.logger, topology.metrics, topology.keys)
         self.topology = topology
-        let probe = PubSubProbe(interval: probeInterval, keys: keys, address: topology.address, logger: logger, metrics: metrics)
+        self.onStale = onStale
+        let probe = topology.cluster != nil
+            ? nil : PubSubProbe(interval: probeInterval, keys: keys, address: topology.address, logger: logger, metrics: metrics)
         self.probe = probe
         self.replication = replication
         self.waitCommand = [
@@ -95,16 +104,28 @@ public final class RedisBroker: Broker {
         // every `withLockedValue` (its inout write-back wraps it in two more thunks), so each
         // message would call through a chain one link longer than the last.
         let received = NIOLockedValueBox<ReceivedCallback?>(nil)
-        self.subscriptions = topology.link("subscribe") { key, payload in
-            probe.heard()
-            guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
-            received.withLockedValue { $0 }?.call(message)
-        }
+        let dropped = NIOLockedValueBox<DroppedCallback?>(nil)
+        self.subscriptions = topology.link(
+            "subscribe",
+            onMessage: { key, payload in
+                probe?.heard()
+                guard let message = PublicationEnvelope.decode(key: key, payload: payload, keys: keys) else { return }
+                received.withLockedValue { $0 }?.call(message)
+            },
+            onDropped: { key in
+                guard let channel = keys.channel(ofPubSub: key) else { return }
+                dropped.withLockedValue { $0 }?.call(channel)
+            })
         received.withLockedValue { $0 = ReceivedCallback { [weak self] message in self?.received(message) } }
+        dropped.withLockedValue { $0 = DroppedCallback { [weak self] channel in self?.slotMoved(channel) } }
     }
 
     private struct ReceivedCallback: Sendable {
         let call: @Sendable (PublicationEnvelope.Message) -> Void
+    }
+
+    private struct DroppedCallback: Sendable {
+        let call: @Sendable (String) -> Void
     }
 
     /// A pub/sub message: a publication through the gap healer to the Hub; a signal to the Hub
@@ -165,12 +186,14 @@ public final class RedisBroker: Broker {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.commands.run() }
                 group.addTask { await self.healGaps() }
-                group.addTask {
-                    await self.probe.watch(pubsub: { self.state.withLock { $0.pubsub } }, commands: { self.commands.connection })
+                if let probe = self.probe {
+                    group.addTask {
+                        await probe.watch(pubsub: { self.state.withLock { $0.pubsub } }, commands: { self.commands.connection })
+                    }
                 }
                 group.addTask {
                     await self.subscriptions.run { connection in
-                        try await self.probe.connected(connection)
+                        try await self.probe?.connected(connection)
                         // A new connection is subscribed to nothing: ask for everything again.
                         self.state.withLock { state in
                             state.pubsub = connection
@@ -209,7 +232,7 @@ public final class RedisBroker: Broker {
         commands.reserveCapacity(2)
         if plain {
             commands.append(.plain([
-                ByteBuffer(string: "PUBLISH"), keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
+                publishCommand, keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]))
         } else {
             let (keys, arguments) = publishScriptInput(publication)
@@ -249,7 +272,7 @@ public final class RedisBroker: Broker {
                 receipt = plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
             } catch {
                 metrics.recordRedis(.publish, since: start)
-                return promise.fail((error as? BrokerError) ?? BrokerError.unavailable("publish to Redis failed: \(error)"))
+                return promise.fail(self.brokerError(error, "publish to Redis failed"))
             }
             guard let acknowledgements else { return finish(receipt) }
             acknowledgements.whenComplete { acknowledged in
@@ -267,8 +290,12 @@ public final class RedisBroker: Broker {
 
     /// The other nodes' subscribers of `channel` as the registry counts them, on its own: for
     /// a channel whose shard is not the registry's (``ShardedBroker``). `nil` when unknown.
-    func countOthers(of channel: String, on loop: any EventLoop) -> EventLoopFuture<Int?> {
-        guard let counting, let connection = commands.connection else { return loop.makeSucceededFuture(nil) }
+    /// - Parameter counting: the registry's keys, when this broker's publishes do not count
+    ///   (a Redis Cluster master that serves the registry's slot).
+    func countOthers(of channel: String, on loop: any EventLoop, counting: RedisSubscriberCounting? = nil) -> EventLoopFuture<Int?> {
+        guard let counting = counting ?? self.counting, let connection = commands.connection else {
+            return loop.makeSucceededFuture(nil)
+        }
         let command = PipelinedCommand.script(
             LoadedScript.countOthers, keys: counting.scriptKeys(), arguments: counting.arguments(channel))
         // A count that fails is unknown, not an error (as in the publish's own pipeline).
@@ -279,11 +306,11 @@ public final class RedisBroker: Broker {
 
     private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
         let channel = publication.channel
-        let keys = [
-            self.keys.stream(channel), self.keys.meta(channel),
-            publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer(),
-            self.keys.pubsub(channel),
-        ]
+        let idempotency = publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer()
+        // In a cluster the never-existing keys go in ARGV (``RedisScripts/publish``).
+        let declared = topology.cluster == nil
+        var keys = [self.keys.stream(channel), self.keys.meta(channel)]
+        if declared { keys += [idempotency, self.keys.pubsub(channel)] }
         var arguments = [
             publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
             ByteBuffer(string: PositionedPayload.newEpoch()),
@@ -292,7 +319,26 @@ public final class RedisBroker: Broker {
             ByteBuffer(string: String(publication.acceptedAtMicros)),
         ]
         appendFloor(of: channel, to: &arguments)
+        arguments.append(publishCommand)
+        if !declared { arguments += [idempotency, self.keys.pubsub(channel)] }
         return (keys, arguments)
+    }
+
+    /// `PUBLISH`, or `SPUBLISH` in a Redis Cluster.
+    private var publishCommand: ByteBuffer { ByteBuffer(string: topology.publishCommand) }
+
+    /// What a failed Redis call means to callers: Redis Cluster's redirections
+    /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: nothing ran) are ``BrokerError/redirected(_:)``,
+    /// which ``ClusterBroker`` retries at the slot's owner; anything else is `unavailable`.
+    func brokerError(_ error: any Error, _ what: String) -> BrokerError {
+        if let error = error as? BrokerError { return error }
+        if case RedisConnectionError.server(let message) = error,
+            ["MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"].contains(where: message.hasPrefix)
+        {
+            onStale?()
+            return .redirected("\(what): \(message)")
+        }
+        return .unavailable("\(what): \(error)")
     }
 
     /// The scripts' floor: the newest position this node delivered for `channel`, so that
@@ -320,14 +366,14 @@ public final class RedisBroker: Broker {
         do {
             try await plainPublish(publication, on: connection)
         } catch {
-            throw .unavailable("publish to Redis failed: \(error)")
+            throw brokerError(error, "publish to Redis failed")
         }
     }
 
     private func plainPublish(_ publication: Publication, on connection: RedisConnection) async throws {
         _ = try await metrics.timeRedis(.publish) {
             try await connection.sendFuture([
-                ByteBuffer(string: "PUBLISH"), keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
+                publishCommand, keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]).get()
         }
     }
@@ -336,10 +382,10 @@ public final class RedisBroker: Broker {
         let connection = try connected()
         do {
             _ = try await metrics.timeRedis(.publish) {
-                try await connection.sendFuture([ByteBuffer(string: "PUBLISH"), keys.pubsub(channel), PublicationEnvelope.encode(signal)]).get()
+                try await connection.sendFuture([publishCommand, keys.pubsub(channel), PublicationEnvelope.encode(signal)]).get()
             }
         } catch {
-            throw .unavailable("publish to Redis failed: \(error)")
+            throw brokerError(error, "publish to Redis failed")
         }
     }
 
@@ -365,7 +411,7 @@ public final class RedisBroker: Broker {
                 ).get()
             }
         } catch {
-            throw .unavailable("reading the history from Redis failed: \(error)")
+            throw brokerError(error, "reading the history from Redis failed")
         }
         guard let fields = reply.array, fields.count >= 3, let epoch = fields[0].string, let latest = fields[1].int,
             let oldest = fields[2].int

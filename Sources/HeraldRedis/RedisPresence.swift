@@ -80,6 +80,32 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
         }
     }
 
+    // MARK: Redis Cluster: channels that change hands
+
+    /// Channels with members on this node, kept here.
+    var channels: [String] { state.withLock { Array($0.local.keys) } }
+
+    /// Gives up `channel` (another master serves it now): its local members, to be written
+    /// there. Nothing is removed from this master: the slot's keys moved with it, or the
+    /// master is gone.
+    func handOver(_ channel: String) -> [String: PresenceMember] {
+        state.withLock { state in
+            state.pending[channel] = nil
+            return state.local.removeValue(forKey: channel) ?? [:]
+        }
+    }
+
+    /// Takes `channel`'s local members over from another master and writes them here.
+    func adopt(_ channel: String, _ members: [String: PresenceMember]) {
+        guard !members.isEmpty else { return }
+        change { state in
+            for (id, member) in members {
+                state.local[channel, default: [:]][id] = member
+                state.pending[channel, default: [:]][id] = .some(member)
+            }
+        }
+    }
+
     private func change(_ body: (inout State) -> Void) {
         let schedule = state.withLock { state -> Bool in
             body(&state)

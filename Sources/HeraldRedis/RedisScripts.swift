@@ -20,13 +20,20 @@ enum RedisScripts {
     /// candidate, idempotency window (ms), notification id, excluded client id (or ""), the
     /// moment it was accepted (µs of Unix time, for the latency metric), the floor: the epoch
     /// and offset of the newest position the calling node delivered for the channel ("" and 0
-    /// if none). Returns {duplicate (0/1), id, offset, epoch}.
+    /// if none), the publish command (`PUBLISH`, or `SPUBLISH` in a cluster). Returns
+    /// {duplicate (0/1), id, offset, epoch}.
+    ///
+    /// In a Redis Cluster only the stream and meta are declared (KEYS), the idempotency key
+    /// and the pub/sub channel follow in ARGV 12 and 13 (same slot, by their hash tag): while
+    /// a slot migrates, Redis refuses with `TRYAGAIN` any call that declares keys of which some
+    /// exist and some do not — a pub/sub channel never exists, so declaring it would refuse
+    /// every publish until the migration ended.
     ///
     /// A floor above the channel's latest offset in the same epoch means Redis lost writes
     /// whose positions clients already hold (a failover with asynchronous replication): the
     /// script starts a new epoch rather than hand those positions out again with other content.
     static let publish = """
-        local idem = KEYS[3]
+        local idem = KEYS[3] or ARGV[12]
         if idem ~= '' then
           local prior = redis.call('GET', idem)
           if prior then
@@ -58,7 +65,7 @@ enum RedisScripts {
         else
           message = '!' .. ARGV[7] .. ' ' .. ARGV[8] .. '\\n' .. payload
         end
-        redis.call('PUBLISH', KEYS[4], message)
+        redis.call(ARGV[11], KEYS[4] or ARGV[13], message)
         if idem ~= '' then
           redis.call('SET', idem, ARGV[6] .. ' ' .. offset .. ' ' .. epoch, 'PX', ARGV[5])
         end

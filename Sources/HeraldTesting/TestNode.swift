@@ -58,6 +58,10 @@ public struct RunningNode: Sendable {
 
     /// Connects and subscribes to `channels`, waiting for each `subscribed`.
     public func subscriber(_ channels: String...) async throws -> TestWebSocket {
+        try await subscriber(channels)
+    }
+
+    public func subscriber(_ channels: [String]) async throws -> TestWebSocket {
         let client = try await connect()
         for channel in channels {
             try await client.send(.subscribe(channel: channel))

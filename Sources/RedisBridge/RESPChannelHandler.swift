@@ -21,12 +21,17 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
 
     /// What pub/sub connections receive: `message` pushes; other pushes are confirmations.
     public typealias PushHandler = (_ channel: ByteBuffer, _ payload: ByteBuffer) -> Void
+    /// A sharded channel the server unsubscribed this connection from on its own: its slot
+    /// moved to another Redis Cluster node.
+    public typealias DropHandler = (_ channel: ByteBuffer) -> Void
 
     private let reader = HiredisReader()
     private var waiting = CircularBuffer<EventLoopPromise<RESPValue>?>()
-    /// Pub/sub (UN)SUBSCRIBEs in flight: confirmations still due, and the promise to complete.
-    private var confirming = CircularBuffer<(remaining: Int, promise: EventLoopPromise<RESPValue>?)>()
+    /// Pub/sub (UN)SUBSCRIBEs in flight: confirmations still due, whether they are
+    /// unsubscribes, and the promise to complete.
+    private var confirming = CircularBuffer<(remaining: Int, unsubscribing: Bool, promise: EventLoopPromise<RESPValue>?)>()
     private let onMessage: PushHandler?
+    private let onDropped: DropHandler?
     private let commandTimeout: TimeAmount?
     /// When a reply last arrived, or the queue last went from empty to waiting.
     private var lastProgress = NIODeadline.now()
@@ -37,8 +42,10 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
     ///     `subscribe`, `unsubscribe`) then bypass the reply queue.
     ///   - commandTimeout: how long commands may wait without any reply before the connection
     ///     is closed; `nil` never.
-    public init(onMessage: PushHandler? = nil, commandTimeout: TimeAmount? = nil) {
+    ///   - onDropped: a `sunsubscribe` push no SUNSUBSCRIBE of ours asked for.
+    public init(onMessage: PushHandler? = nil, commandTimeout: TimeAmount? = nil, onDropped: DropHandler? = nil) {
         self.onMessage = onMessage
+        self.onDropped = onDropped
         self.commandTimeout = commandTimeout
     }
 
@@ -70,7 +77,7 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
         case .reply:
             waiting.append(request.reply)
             for reply in request.pipelined { waiting.append(reply) }
-        case .confirmations(let count): confirming.append((count, request.reply))
+        case .confirmations(let count, let unsubscribing): confirming.append((count, unsubscribing, request.reply))
         }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
     }
@@ -87,6 +94,15 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
                         continue
                     case .confirmation:
                         confirmed()
+                        continue
+                    case .shardUnsubscribed(let channel):
+                        // Ours when an unsubscribe waits for it; else Redis Cluster moved the
+                        // channel's slot and dropped the subscription itself.
+                        if let head = confirming.first, head.unsubscribing {
+                            confirmed()
+                        } else {
+                            onDropped?(channel)
+                        }
                         continue
                     case .other:
                         continue
@@ -134,8 +150,10 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
 
     private enum Push {
         case message(ByteBuffer, ByteBuffer)
-        /// A `subscribe`/`unsubscribe` confirmation.
+        /// A `subscribe`/`unsubscribe`/`ssubscribe` confirmation.
         case confirmation
+        /// A `sunsubscribe`: a confirmation, or the server's own after a slot moved.
+        case shardUnsubscribed(ByteBuffer)
         case other
     }
 
@@ -143,12 +161,15 @@ public final class RESPChannelHandler: ChannelDuplexHandler {
     private static func push(_ value: RESPValue) -> Push? {
         guard case .array(let items) = value, let kind = items.first?.string else { return nil }
         switch kind {
-        case "message":
+        case "message", "smessage":
             guard items.count == 3, case .bulkString(let channel) = items[1], case .bulkString(let payload) = items[2]
             else { return .other }
             return .message(channel, payload)
-        case "subscribe", "unsubscribe":
+        case "subscribe", "unsubscribe", "ssubscribe":
             return .confirmation
+        case "sunsubscribe":
+            guard items.count == 3, case .bulkString(let channel) = items[1] else { return .confirmation }
+            return .shardUnsubscribed(channel)
         case "psubscribe", "punsubscribe", "pmessage":
             return .other
         default:
@@ -164,7 +185,7 @@ public struct RESPRequest: Sendable {
         /// One reply.
         case reply
         /// A pub/sub (UN)SUBSCRIBE: one confirmation push per channel, or one error reply.
-        case confirmations(Int)
+        case confirmations(Int, unsubscribing: Bool = false)
     }
 
     public var bytes: ByteBuffer

@@ -19,14 +19,15 @@ public final class RedisConnection: Sendable {
     ///   every `message` push with the Redis channel and the payload.
     public static func connect(
         to url: RedisURL, group: any EventLoopGroup, connectTimeout: TimeAmount = .seconds(5),
-        commandTimeout: TimeAmount? = nil, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+        commandTimeout: TimeAmount? = nil, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil,
+        onDropped: (@Sendable (ByteBuffer) -> Void)? = nil
     ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(onMessage: onMessage, commandTimeout: commandTimeout))
+                    try channel.pipeline.syncOperations.addHandler(RESPChannelHandler(onMessage: onMessage, commandTimeout: commandTimeout, onDropped: onDropped))
                 }
             }
             .connect(host: url.host, port: url.port).get()
@@ -102,11 +103,13 @@ public final class RedisConnection: Sendable {
         channel.writeAndFlush(request, promise: written)
     }
 
-    /// Sends a pub/sub `SUBSCRIBE` or `UNSUBSCRIBE` of `channels` (at least one); succeeds once
-    /// Redis confirmed every channel, fails with its error reply (an ACL `NOPERM`, say).
+    /// Sends a pub/sub `SUBSCRIBE` or `UNSUBSCRIBE` (or the sharded `SSUBSCRIBE`,
+    /// `SUNSUBSCRIBE`) of `channels` (at least one); succeeds once Redis confirmed every
+    /// channel, fails with its error reply (an ACL `NOPERM`, a cluster's `MOVED`).
     public func pubsub(_ command: String, _ channels: [ByteBuffer]) -> EventLoopFuture<Void> {
         precondition(!channels.isEmpty, "an empty (UN)SUBSCRIBE means 'all channels' to Redis")
-        return writeCommand([ByteBuffer(string: command)] + channels, expects: .confirmations(channels.count))
+        let expects = RESPRequest.Answer.confirmations(channels.count, unsubscribing: command.hasSuffix("UNSUBSCRIBE"))
+        return writeCommand([ByteBuffer(string: command)] + channels, expects: expects)
             .map { _ in }
     }
 

@@ -14,6 +14,7 @@ public final class RedisSupervisor: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)?
+    private let onDropped: (@Sendable (ByteBuffer) -> Void)?
     private let onReconnect: @Sendable () -> Void
     private let commandTimeout: TimeAmount?
     private let current = Mutex<RedisConnection?>(nil)
@@ -35,9 +36,11 @@ public final class RedisSupervisor: Sendable {
     public init(
         locator: any RedisLocator, name: String, group: any EventLoopGroup, logger: Logger,
         commandTimeout: TimeAmount? = nil, onReconnect: @escaping @Sendable () -> Void = {},
-        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil
+        onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil,
+        onDropped: (@Sendable (ByteBuffer) -> Void)? = nil
     ) {
         self.locator = locator
+        self.onDropped = onDropped
         self.commandTimeout = commandTimeout
         self.name = name
         self.group = group
@@ -65,7 +68,7 @@ public final class RedisSupervisor: Sendable {
                 let located = try await locator.locate()
                 url = located
                 let connection = try await RedisConnection.connect(
-                    to: located, group: group, commandTimeout: commandTimeout, onMessage: onMessage)
+                    to: located, group: group, commandTimeout: commandTimeout, onMessage: onMessage, onDropped: onDropped)
                 do {
                     try await locator.admit(connection, at: located)
                     // Replies never come from a Redis that is frozen or mid-shutdown (the

@@ -77,9 +77,14 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The publication was stored and published, but fewer replicas than required
     /// acknowledged it in time: a failover now could lose it.
     case replicationTimeout(String)
+    /// Redis Cluster said another node serves the channel now (`MOVED`, `ASK`, `TRYAGAIN`
+    /// during a slot migration, `CLUSTERDOWN`); nothing was done. The cluster broker retries at
+    /// the owner; callers see it only when that ran out of time, as `unavailable`.
+    case redirected(String)
 
     public var description: String {
         switch self {
+        case .redirected(let reason): "broker unavailable: \(reason)"
         case .unavailable(let reason): "broker unavailable: \(reason)"
         case .replicationTimeout(let reason): "not replicated in time: \(reason)"
         }

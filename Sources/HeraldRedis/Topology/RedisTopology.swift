@@ -2,6 +2,7 @@ import HeraldCore
 import Logging
 import NIOCore
 import RedisBridge
+import ServiceLifecycle
 
 /// Where this node's Redis is and how its links to it are made: the one place the broker, the
 /// registry and presence get their connections and their key names from.
@@ -18,8 +19,12 @@ public struct RedisTopology: Sendable {
     /// Where each shard's links connect, in configured order; one for a plain `redis://` URL
     /// or a Sentinel deployment.
     public let shards: [any RedisLocator]
-    /// What must run for the locators to follow failovers (the sentinels' watchers).
-    public let monitors: [SentinelLocator]
+    /// What must run for the locators to follow failovers (the sentinels' watchers, the
+    /// cluster's slot map).
+    public let monitors: [any Service]
+    /// A Redis Cluster's slot map; `nil` for independent shards or Sentinel. With it, pub/sub is
+    /// sharded (`SSUBSCRIBE`/`SPUBLISH`): a publication travels only within its slot's shard.
+    public let cluster: ClusterMonitor?
     public let map: ShardMap
     public let keys: RedisKeys
     /// How long a link's commands may wait without any reply before the link is rebuilt, so a
@@ -52,16 +57,25 @@ public struct RedisTopology: Sendable {
                 sentinels: sentinels, masterName: name, template: master, group: group, logger: logger,
                 onFailover: { metrics.redisFailoverFollowed() })
             self.init(locators: [locator], monitors: [locator], prefix: prefix, group: group, logger: logger, metrics: metrics)
+        case .cluster(let seeds):
+            let monitor = ClusterMonitor(
+                seeds: seeds, group: group, logger: logger, onChange: { metrics.redisFailoverFollowed() })
+            // The registry's keys share one slot, the prefix's: its links follow that slot.
+            let registry = monitor.locator(forSlot: ClusterSlot.slot(ofTag: prefix))
+            self.init(
+                locators: [registry], monitors: [monitor], cluster: monitor, prefix: prefix, group: group, logger: logger,
+                metrics: metrics)
         }
     }
 
     private init(
-        locators: [any RedisLocator], monitors: [SentinelLocator], prefix: String, group: any EventLoopGroup, logger: Logger,
-        metrics: NodeMetrics
+        locators: [any RedisLocator], monitors: [any Service], cluster: ClusterMonitor? = nil, prefix: String,
+        group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics
     ) {
         precondition(!locators.isEmpty, "a Redis topology needs at least one Redis")
         self.shards = locators
         self.monitors = monitors
+        self.cluster = cluster
         self.map = ShardMap(count: locators.count)
         self.keys = RedisKeys(prefix: prefix)
         self.group = group
@@ -80,19 +94,37 @@ public struct RedisTopology: Sendable {
         return shard
     }
 
+    /// One cluster master alone, as the broker and presence store serving its slots see it.
+    public func clusterNode(_ url: RedisURL) -> RedisTopology {
+        var node = RedisTopology(
+            locators: [FixedRedisLocator(url)], monitors: [], cluster: cluster, prefix: keys.prefix, group: group, logger: logger,
+            metrics: metrics)
+        node.commandTimeout = commandTimeout
+        return node
+    }
+
+    /// Pub/sub commands: sharded in a Redis Cluster, so a publication is not sent to every node.
+    var subscribeCommand: String { cluster == nil ? "SUBSCRIBE" : "SSUBSCRIBE" }
+    var unsubscribeCommand: String { cluster == nil ? "UNSUBSCRIBE" : "SUNSUBSCRIBE" }
+    var publishCommand: String { cluster == nil ? "PUBLISH" : "SPUBLISH" }
+
     /// How health and errors name a Redis: `host:port` (a Sentinel deployment's current master).
     public var address: String { locator.description }
 
     /// A supervised link named `name` (`publish`, `subscribe`, `registry`, `presence`): kept up
     /// until its `run()` is cancelled, its reconnects counted under that name.
     /// - Parameter onMessage: makes it a pub/sub link.
-    func link(_ name: String, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil) -> RedisSupervisor {
+    /// - Parameter onDropped: a sharded subscription the cluster dropped (its slot moved).
+    func link(
+        _ name: String, onMessage: (@Sendable (ByteBuffer, ByteBuffer) -> Void)? = nil,
+        onDropped: (@Sendable (ByteBuffer) -> Void)? = nil
+    ) -> RedisSupervisor {
         let (metrics, locator) = (self.metrics, self.locator)
         // Registered at zero now, so dashboards find the series before the first reconnect.
         metrics.redisLinkCreated(name, shard: locator.name)
         return RedisSupervisor(
             locator: locator, name: name, group: group, logger: logger, commandTimeout: commandTimeout,
-            onReconnect: { metrics.redisReconnected(name, shard: locator.name) }, onMessage: onMessage)
+            onReconnect: { metrics.redisReconnected(name, shard: locator.name) }, onMessage: onMessage, onDropped: onDropped)
     }
 
     /// A one-off connection for a last word at shutdown (deregistering, saying goodbye),

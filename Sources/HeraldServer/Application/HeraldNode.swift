@@ -45,9 +45,9 @@ public final class HeraldNode: Service {
     let requestCounters: RequestMetricsMiddleware.Counters
     /// `nil` with `HERALD_PRESENCE=false`.
     public let presence: (any PresenceStore)?
-    private let redisPresence: ShardedPresence?
+    private let redisPresence: (any PresenceStore & MembershipObserver & Service)?
     /// What follows Redis failovers (Sentinel), run before and stopped after everything that uses Redis.
-    private let redisMonitors: [SentinelLocator]
+    private let redisMonitors: [any Service]
     private let announcer: JoinLeaveAnnouncer?
 
     /// - Parameters:
@@ -85,8 +85,13 @@ public final class HeraldNode: Service {
             RedisClusterRegistry(nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval)
         }
         let broker = broker ?? topology.map { topology -> any Broker in
+            if topology.cluster != nil {
+                return ClusterBroker(
+                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    counting: registry?.subscriberCounting)
+            }
             // One Redis: its broker directly, so the publish path has no routing step.
-            topology.shards.count == 1
+            return topology.shards.count == 1
                 ? RedisBroker(
                     topology: topology, policy: configuration.history, replication: configuration.replication,
                     probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
@@ -101,9 +106,12 @@ public final class HeraldNode: Service {
         let publisher = Publisher(broker: broker, counts: counts, metrics: metrics)
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
-        var redisPresence: ShardedPresence?
+        var redisPresence: (any PresenceStore & MembershipObserver & Service)?
         if configuration.presence, let topology {
-            let store = ShardedPresence(topology: topology, interval: configuration.registryInterval)
+            let store: any PresenceStore & MembershipObserver & Service =
+                topology.cluster != nil
+                ? ClusterPresence(topology: topology, interval: configuration.registryInterval)
+                : ShardedPresence(topology: topology, interval: configuration.registryInterval)
             hub.addMembershipObserver(store)
             redisPresence = store
         }

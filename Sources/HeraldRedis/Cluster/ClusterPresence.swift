@@ -1,0 +1,63 @@
+import HeraldCore
+import HeraldProtocol
+import NIOCore
+import ServiceLifecycle
+
+/// Presence over a Redis Cluster: one ``RedisPresence`` per master, each channel's members
+/// kept on the master of its slot, beside its stream and pub/sub. When a channel changes
+/// hands (a failover, a slot migration) this node's members of it are written at the new
+/// master at once instead of waiting for the next heartbeat.
+public final class ClusterPresence: PresenceStore, MembershipObserver, Service {
+    private let members: ClusterMembers<RedisPresence>
+
+    public init(topology: RedisTopology, interval: TimeAmount) {
+        members = ClusterMembers(
+            topology: topology, make: { RedisPresence(topology: $0, interval: interval) },
+            run: { store in try? await store.run() })
+        members.observe { change in Self.move(change) }
+    }
+
+    /// Hands every channel whose master changed from the store that holds it to its new one.
+    private static func move(_ change: ClusterMembers<RedisPresence>.Change) {
+        for (node, store) in change.members.map({ ($0.key, $0.value) }) + change.retiring.map({ ($0.node, $0.member) }) {
+            for channel in store.channels {
+                guard let owner = change.map.owner(ofChannel: channel), owner != node, let target = change.members[owner]
+                else { continue }
+                target.adopt(channel, store.handOver(channel))
+            }
+        }
+    }
+
+    private func store(of channel: String) -> RedisPresence? {
+        members.of(channel)?.member
+    }
+
+    public func joined(_ channel: String, _ member: PresenceMember) {
+        store(of: channel)?.joined(channel, member)
+    }
+
+    public func left(_ channel: String, _ member: PresenceMember) {
+        // The current master's store holds it: a move hands the members over.
+        store(of: channel)?.left(channel, member)
+    }
+
+    public func updated(_ member: PresenceMember, channels: [String]) {
+        var byMaster: [ClusterSlotMap.Node: (RedisPresence, [String])] = [:]
+        for channel in channels {
+            guard let (node, store) = members.of(channel) else { continue }
+            byMaster[node, default: (store, [])].1.append(channel)
+        }
+        for (store, channels) in byMaster.values { store.updated(member, channels: channels) }
+    }
+
+    public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
+        guard let store = store(of: channel) else { throw .unavailable("no Redis Cluster master serves channel '\(channel)'") }
+        return try await store.members(of: channel, after: cursor, limit: limit)
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.members.run()
+        }
+    }
+}
