@@ -112,11 +112,12 @@ def running_node(*arguments, name="node1"):
 
 
 @contextlib.contextmanager
-def running_redis():
-    port = free_port()
+def running_redis(*arguments, port=None):
+    port = port or free_port()
     directory = tempfile.mkdtemp(prefix="herald-redis-")
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory],
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory,
+         *arguments],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def answers():
@@ -131,6 +132,42 @@ def running_redis():
         with contextlib.suppress(ProcessLookupError):  # a test may have shut it down itself
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextlib.contextmanager
+def running_redis_cluster():
+    """Six redis-servers formed into a Redis Cluster, three masters and a replica each; yields
+    their ports."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(6):
+            url = stack.enter_context(running_redis(
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                port=cluster_port()))
+            ports.append(int(url.rsplit(":", 1)[1]))
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{port}" for port in ports],
+                        "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        wait_until("the Redis Cluster to be ok", lambda: all(
+            "cluster_state:ok" in redis_cli(port, "CLUSTER", "INFO") for port in ports), timeout=30)
+        yield ports
+
+
+def cluster_port():
+    """A free port whose cluster bus port (10000 above it) is free and valid too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+def redis_cli(port, *command):
+    return subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True, text=True, timeout=10).stdout
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from conftest import http, running_cluster, running_node, running_redis, wait_until
+from conftest import http, redis_cli, running_cluster, running_node, running_redis, running_redis_cluster, wait_until
 
 
 def scrape(node, headers=None):
@@ -233,3 +233,23 @@ def test_each_redis_shard_is_reported_and_a_lost_one_reads_zero():
             assert value(samples, "herald_broker_up") == 0
             status, body = http("GET", node.url + "/health")
             assert status == 200 and body["status"] == "degraded" and shard[second] in body["brokerStatus"], body
+
+
+def test_a_redis_cluster_reports_each_master_the_map_age_and_followed_failovers():
+    with running_redis_cluster() as ports:
+        with running_node("--redis-url", f"redis+cluster://127.0.0.1:{ports[0]}") as node:
+            masters = [port for port in ports if redis_cli(port, "ROLE").startswith("master")]
+            assert len(masters) == 3
+            wait_until("every master to read up", lambda: all(
+                value(scrape(node), "herald_redis_shard_up", shard=f"127.0.0.1:{port}") == 1 for port in masters))
+            samples = scrape(node)
+            assert value(samples, "herald_broker_up") == 1
+            # The slot map is read every second.
+            assert 0 <= value(samples, "herald_redis_topology_age_seconds") < 3
+            before = value(samples, "herald_redis_failovers_total")
+            replica = next(port for port in ports if f"master_port:{masters[0]}" in redis_cli(port, "INFO", "replication"))
+            wait_until("the replica to sync", lambda: "master_link_status:up" in redis_cli(replica, "INFO", "replication"))
+            redis_cli(replica, "CLUSTER", "FAILOVER")
+            wait_until("the node to follow the failover", lambda: value(
+                scrape(node), "herald_redis_shard_up", shard=f"127.0.0.1:{replica}") == 1, timeout=20)
+            assert value(scrape(node), "herald_redis_failovers_total") > before

@@ -103,7 +103,7 @@ public func withRedisCluster<T>(_ body: (RedisClusterServers) async throws -> T)
         "--cluster-replica-validity-factor", "0",
     ]
     func start(_ servers: [RedisServer]) async throws -> T {
-        if servers.count < 6 { return try await withRedis(arguments: arguments) { try await start(servers + [$0]) } }
+        if servers.count < 6 { return try await withRedis(arguments: arguments, clusterBus: true) { try await start(servers + [$0]) } }
         let cli = try ChildProcess(
             "/usr/bin/redis-cli",
             ["--cluster", "create"] + servers.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"])

@@ -89,8 +89,10 @@ public final class RedisServer: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh redis-server, stopped afterwards however `body` ends.
-public func withRedis<T>(arguments: [String] = [], _ body: (RedisServer) async throws -> T) async throws -> T {
-    let server = try await startOnFreePort { port in
+/// - Parameter clusterBus: the server joins a Redis Cluster, whose bus listens 10000 above its
+///   port: pick a port where that one is valid and free too.
+public func withRedis<T>(arguments: [String] = [], clusterBus: Bool = false, _ body: (RedisServer) async throws -> T) async throws -> T {
+    let server = try await startOnFreePort(pick: clusterBus ? freeClusterPort : freePort) { port in
         let server = try RedisServer(port: port, arguments: arguments)
         do {
             try await server.launch()
@@ -122,11 +124,11 @@ public func withRedisShards<T>(_ count: Int, _ body: ([RedisServer]) async throw
 
 /// Starts something that must be told its port up front (redis-server, nginx), retrying on
 /// another free port if the one picked was taken meanwhile by someone else's bind.
-func startOnFreePort<T>(attempts: Int = 5, _ start: (Int) async throws -> T) async throws -> T {
+func startOnFreePort<T>(attempts: Int = 5, pick: () throws -> Int = freePort, _ start: (Int) async throws -> T) async throws -> T {
     var lastError: (any Error)?
     for _ in 0..<attempts {
         do {
-            return try await start(try freePort())
+            return try await start(try pick())
         } catch {
             lastError = error
         }
@@ -153,6 +155,26 @@ public func freePort() throws -> Int {
     }
     guard bound == 0 else { throw TimeoutError(what: "a free port") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A free port whose Redis Cluster bus port (10000 above it) is valid and was free too.
+func freeClusterPort() throws -> Int {
+    for _ in 0..<100 {
+        let port = try freePort()
+        guard port + 10000 <= 65535 else { continue }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { continue }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port + 10000).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    throw TimeoutError(what: "a free port with a free cluster bus port")
 }
 
 /// Runs `body` with a loopback port that nothing listens on and nothing else can take: a

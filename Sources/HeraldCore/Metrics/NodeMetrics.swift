@@ -168,6 +168,12 @@ public final class NodeMetrics: Sendable {
         redisFailovers.increment()
     }
 
+    /// Seconds since the Sentinel master or the cluster's slot map was last confirmed, set per
+    /// scrape: a value well above the refresh interval means the node cannot ask any more.
+    public func recordTopologyAge(_ age: TimeAmount) {
+        Gauge(label: "herald_redis_topology_age_seconds", factory: factory).record(Double(age.nanoseconds) / 1e9)
+    }
+
     /// Whether each Redis shard (`host:port`) is reachable, set per scrape.
     public func recordShard(_ address: String, up: Bool) {
         Gauge(label: "herald_redis_shard_up", dimensions: [("shard", address)], factory: factory).record(up ? 1 : 0)

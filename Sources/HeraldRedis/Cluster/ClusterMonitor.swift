@@ -14,12 +14,13 @@ import Synchronization
 /// - Tells its observers the new map when it changed (a failover, a slot migration), and
 ///   closes every connection it admitted (``locator(forSlot:)``) to a node that no longer
 ///   serves that slot: such links reconnect to the new owner at once.
-public final class ClusterMonitor: Service, Sendable {
+public final class ClusterMonitor: RedisTopologyMonitor {
     private struct State {
         var map: ClusterSlotMap?
         var version = 0
         var observers: [@Sendable (ClusterSlotMap) -> Void] = []
         var admitted: [ObjectIdentifier: (connection: RedisConnection, slot: Int, node: ClusterSlotMap.Node)] = [:]
+        var confirmed: NIODeadline?
     }
 
     public let seeds: [RedisURL]
@@ -101,6 +102,7 @@ public final class ClusterMonitor: Service, Sendable {
     private func adopt(_ map: ClusterSlotMap, from node: RedisURL) {
         let (changed, first, observers, stale) = state.withLock {
             state -> (Bool, Bool, [@Sendable (ClusterSlotMap) -> Void], [RedisConnection]) in
+            state.confirmed = .now()
             guard state.map != map else { return (false, false, [], []) }
             let first = state.map == nil
             state.map = map
@@ -116,6 +118,10 @@ public final class ClusterMonitor: Service, Sendable {
         ])
         for observer in observers { observer(map) }
         for connection in stale { connection.close() }
+    }
+
+    public var topologyAge: TimeAmount? {
+        state.withLock { state in state.confirmed.map { .now() - $0 } }
     }
 
     /// Changes whenever the map does: a link waiting to reconnect goes at once.

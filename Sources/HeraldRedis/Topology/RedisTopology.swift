@@ -21,7 +21,7 @@ public struct RedisTopology: Sendable {
     public let shards: [any RedisLocator]
     /// What must run for the locators to follow failovers (the sentinels' watchers, the
     /// cluster's slot map).
-    public let monitors: [any Service]
+    public let monitors: [any RedisTopologyMonitor]
     /// A Redis Cluster's slot map; `nil` for independent shards or Sentinel. With it, pub/sub is
     /// sharded (`SSUBSCRIBE`/`SPUBLISH`): a publication travels only within its slot's shard.
     public let cluster: ClusterMonitor?
@@ -69,7 +69,7 @@ public struct RedisTopology: Sendable {
     }
 
     private init(
-        locators: [any RedisLocator], monitors: [any Service], cluster: ClusterMonitor? = nil, prefix: String,
+        locators: [any RedisLocator], monitors: [any RedisTopologyMonitor], cluster: ClusterMonitor? = nil, prefix: String,
         group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics
     ) {
         precondition(!locators.isEmpty, "a Redis topology needs at least one Redis")
@@ -125,6 +125,12 @@ public struct RedisTopology: Sendable {
         return RedisSupervisor(
             locator: locator, name: name, group: group, logger: logger, commandTimeout: commandTimeout,
             onReconnect: { metrics.redisReconnected(name, shard: locator.name) }, onMessage: onMessage, onDropped: onDropped)
+    }
+
+    /// Time since the topology was last confirmed (the oldest of its monitors'); `nil` for
+    /// fixed addresses, or before the first answer.
+    public var topologyAge: TimeAmount? {
+        monitors.compactMap(\.topologyAge).max()
     }
 
     /// A one-off connection for a last word at shutdown (deregistering, saying goodbye),

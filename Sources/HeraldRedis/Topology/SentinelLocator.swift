@@ -18,12 +18,14 @@ import Synchronization
 ///   ``generation`` moves on: the links reconnect to the new master at once, not after their
 ///   backoff; until then publishes fail with `unavailable` (a 503 the caller may retry with its
 ///   `Idempotency-Key`).
-public final class SentinelLocator: RedisLocator, Service {
+public final class SentinelLocator: RedisLocator, RedisTopologyMonitor {
     private struct State {
         var master: RedisURL?
         var generation = 0
         /// Connections admitted to the current master, closed when it changes.
         var admitted: [ObjectIdentifier: (connection: RedisConnection, url: RedisURL)] = [:]
+        /// When a sentinel last named the master.
+        var confirmed: NIODeadline?
     }
 
     public let sentinels: [RedisURL]
@@ -89,6 +91,10 @@ public final class SentinelLocator: RedisLocator, Service {
         }
     }
 
+    public var topologyAge: TimeAmount? {
+        state.withLock { state in state.confirmed.map { .now() - $0 } }
+    }
+
     /// Asks the sentinels in order; the first answer is the master.
     @discardableResult
     func ask() async throws -> RedisURL {
@@ -104,6 +110,7 @@ public final class SentinelLocator: RedisLocator, Service {
                     let port = fields[1].string.flatMap({ Int($0) })
                 else { throw SentinelError.unknownMaster(masterName) }
                 let master = masterURL(host: host, port: port)
+                state.withLock { $0.confirmed = .now() }
                 follow(master, reason: "asked \(sentinel.host):\(sentinel.port)")
                 return master
             } catch {

@@ -47,7 +47,7 @@ public final class HeraldNode: Service {
     public let presence: (any PresenceStore)?
     private let redisPresence: (any PresenceStore & MembershipObserver & Service)?
     /// What follows Redis failovers (Sentinel), run before and stopped after everything that uses Redis.
-    private let redisMonitors: [any Service]
+    private let redisMonitors: [any RedisTopologyMonitor]
     private let announcer: JoinLeaveAnnouncer?
 
     /// - Parameters:
@@ -227,7 +227,7 @@ public final class HeraldNode: Service {
         ).register(on: router)
         PresenceRoutes(presence: presence).register(on: router)
         UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
-        MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker).register(on: router)
+        MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker, monitors: redisMonitors).register(on: router)
         SSEEndpoint(
             joiner: ChannelJoiner(hub: hub, history: broker, counts: counts), admission: admission, verifier: verifier,
             configuration: configuration, metrics: metrics, logger: logger

@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldRedis
 import Hummingbird
 import NIOCore
 import Prometheus
@@ -14,6 +15,8 @@ struct MetricsEndpoint {
     let metrics: NodeMetrics
     let hub: Hub
     let broker: any Broker
+    /// What follows a Sentinel master or a cluster's slot map, for the topology's age.
+    var monitors: [any RedisTopologyMonitor] = []
 
     func register(on router: Router<HeraldRequestContext>) {
         router.get("/metrics") { _, _ in scrape() }
@@ -23,6 +26,7 @@ struct MetricsEndpoint {
         metrics.channels.record(hub.channelCount)
         metrics.brokerUp.record(broker.status.isUp ? 1 : 0)
         for part in broker.parts { metrics.recordShard(part.name, up: part.isUp) }
+        if let age = monitors.compactMap(\.topologyAge).max() { metrics.recordTopologyAge(age) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 * 1024)
         registry.emit(into: &bytes)
