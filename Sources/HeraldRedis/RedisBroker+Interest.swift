@@ -74,16 +74,23 @@ extension RedisBroker {
     private func send(_ due: InterestStateMachine.Commands, on connection: RedisConnection) {
         guard !due.isEmpty else { return }
         logger.trace("interest changed", metadata: ["subscribe": "\(due.subscribe.count)", "unsubscribe": "\(due.unsubscribe.count)"])
-        for batch in due.subscribe.chunks(of: Self.batchSize) {
+        for batch in batches(due.subscribe) {
             connection.pubsub(topology.subscribeCommand, batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: true, batch, result, on: connection)
             }
         }
-        for batch in due.unsubscribe.chunks(of: Self.batchSize) {
+        for batch in batches(due.unsubscribe) {
             connection.pubsub(topology.unsubscribeCommand, batch.map(keys.pubsub)).whenComplete { result in
                 self.settled(subscribe: false, batch, result, on: connection)
             }
         }
+    }
+
+    /// Channels in commands of at most ``batchSize``; in a Redis Cluster one slot per command,
+    /// since `SSUBSCRIBE` refuses channels of several slots (`CROSSSLOT`).
+    private func batches(_ channels: [String]) -> [[String]] {
+        guard topology.cluster != nil else { return channels.chunks(of: Self.batchSize) }
+        return Dictionary(grouping: channels, by: ClusterSlot.slot(ofTag:)).values.flatMap { $0.chunks(of: Self.batchSize) }
     }
 
     /// Redis answered a (UN)SUBSCRIBE: confirm or fail the waiters, and retry what failed.

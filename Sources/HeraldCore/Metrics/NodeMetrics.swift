@@ -1,5 +1,6 @@
 import CoreMetrics
 import NIOCore
+import Synchronization
 
 /// Everything a node counts, as swift-metrics handles made by one factory — the node's own
 /// Prometheus registry in a server, nothing at all by default (tests of the core, tools).
@@ -16,6 +17,8 @@ public final class NodeMetrics: Sendable {
     }
 
     public let factory: any MetricsFactory
+    /// The shards the last scrape reported.
+    private let shardNames = Mutex<Set<String>>([])
 
     private let connected: [Transport: Meter]
     private let connects: [Transport: Counter]
@@ -174,8 +177,20 @@ public final class NodeMetrics: Sendable {
         Gauge(label: "herald_redis_topology_age_seconds", factory: factory).record(Double(age.nanoseconds) / 1e9)
     }
 
-    /// Whether each Redis shard (`host:port`) is reachable, set per scrape.
-    public func recordShard(_ address: String, up: Bool) {
-        Gauge(label: "herald_redis_shard_up", dimensions: [("shard", address)], factory: factory).record(up ? 1 : 0)
+    /// Whether each Redis shard (`host:port`) is reachable, set per scrape. A shard no longer
+    /// listed (a Redis Cluster master that failed over or was emptied) loses its series rather
+    /// than reading 0 forever.
+    public func recordShards(_ shards: [(name: String, isUp: Bool)]) {
+        let gone = shardNames.withLock { names in
+            let current = Set(shards.map(\.name))
+            defer { names = current }
+            return names.subtracting(current)
+        }
+        for name in gone { shardGauge(name).destroy() }
+        for shard in shards { shardGauge(shard.name).record(shard.isUp ? 1 : 0) }
+    }
+
+    private func shardGauge(_ name: String) -> Gauge {
+        Gauge(label: "herald_redis_shard_up", dimensions: [("shard", name)], factory: factory)
     }
 }

@@ -133,13 +133,15 @@ public final class ClusterBroker: Broker {
             members.monitor.refreshSoon()
             return retry(.unavailable("no Redis Cluster master serves channel '\(publication.channel)'"))
         }
+        // Counted beside the publish, at the registry's master, as independent shards do.
+        let count = counting.flatMap { counting in
+            members.of(slot: registrySlot)?.countOthers(of: publication.channel, on: loop, counting: counting)
+        }
         broker.publish(publication, on: loop).whenComplete { result in
             switch result {
             case .success(let receipt):
-                guard !receipt.duplicate, let counting = self.counting, let registry = self.members.of(slot: self.registrySlot) else {
-                    return promise.succeed(receipt)
-                }
-                registry.countOthers(of: publication.channel, on: loop, counting: counting).whenComplete { others in
+                guard !receipt.duplicate, let count else { return promise.succeed(receipt) }
+                count.whenComplete { others in
                     var receipt = receipt
                     receipt.otherNodesSubscribers = (try? others.get()) ?? nil
                     promise.succeed(receipt)

@@ -167,7 +167,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 }
             }
         case .redisURL:
-            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone). Several, comma-separated: independent shards, each channel on one; redis+sentinel://host:port,…/master-name: the master Redis Sentinel names, followed through failovers (docs/operations.md).") {
+            Setting("redis-url", help: "redis://[:password@]host[:port][/db]: join a cluster through Redis (unset: run alone). Several, comma-separated: independent shards, each channel on one; redis+sentinel://host:port,…/master-name: the master Redis Sentinel names, followed through failovers; redis+cluster://host:port,…: a Redis Cluster, found through these seed nodes (docs/operations.md).") {
                 config, value in
                 do throws(RedisDeployment.ParseError) {
                     config.redis = try RedisDeployment(parsing: value.raw)

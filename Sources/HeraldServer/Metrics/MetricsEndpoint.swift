@@ -25,7 +25,7 @@ struct MetricsEndpoint {
     func scrape() -> Response {
         metrics.channels.record(hub.channelCount)
         metrics.brokerUp.record(broker.status.isUp ? 1 : 0)
-        for part in broker.parts { metrics.recordShard(part.name, up: part.isUp) }
+        metrics.recordShards(broker.parts)
         if let age = monitors.compactMap(\.topologyAge).max() { metrics.recordTopologyAge(age) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(16 * 1024)
