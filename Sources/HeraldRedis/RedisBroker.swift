@@ -57,6 +57,8 @@ public final class RedisBroker: Broker {
     /// Set once by `attach`, read on every incoming message.
     private let sink: NIOLockedValueBox<(any PublicationSink)?>
     private let metrics: NodeMetrics
+    /// Round trips to this broker's Redis, by operation.
+    private let timers: NodeMetrics.RedisTimers
     /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
     private let counting: RedisSubscriberCounting?
     /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
@@ -94,6 +96,7 @@ public final class RedisBroker: Broker {
         self.policy = policy
         self.logger = logger
         self.metrics = metrics
+        self.timers = metrics.redisTimers(shard: topology.locator.name)
         self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = topology.nextLoop()
@@ -251,15 +254,15 @@ public final class RedisBroker: Broker {
         // One promise on the caller's loop, completed from nested callbacks: chaining
         // map/and/recover/hop per publish cost a future (promise + closure) each.
         let promise = loop.makePromise(of: PublishReceipt.self)
-        let (metrics, replicas) = (self.metrics, replication.minReplicas)
+        let (timers, replicas) = (self.timers, replication.minReplicas)
         let finish = { @Sendable (receipt: PublishReceipt) in
             guard let count else {
-                metrics.recordRedis(.publish, since: start)
+                timers.record(.publish, since: start)
                 return promise.succeed(receipt)
             }
             // The count is a figure, not the publish: if it fails, `delivered` counts this node only.
             count.whenComplete { others in
-                metrics.recordRedis(.publish, since: start)
+                timers.record(.publish, since: start)
                 var receipt = receipt
                 receipt.otherNodesSubscribers = receipt.duplicate ? nil : (try? others.get())?.int
                 promise.succeed(receipt)
@@ -271,14 +274,14 @@ public final class RedisBroker: Broker {
                 let reply = try published.get()
                 receipt = plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
             } catch {
-                metrics.recordRedis(.publish, since: start)
+                timers.record(.publish, since: start)
                 return promise.fail(self.brokerError(error, "publish to Redis failed"))
             }
             guard let acknowledgements else { return finish(receipt) }
             acknowledgements.whenComplete { acknowledged in
                 let count = (try? acknowledged.get())?.int ?? 0
                 guard count >= replicas else {
-                    metrics.recordRedis(.publish, since: start)
+                    timers.record(.publish, since: start)
                     return promise.fail(BrokerError.replicationTimeout(
                         "\(count) of \(replicas) Redis replicas acknowledged publication \(receipt.id) in time"))
                 }
@@ -371,7 +374,7 @@ public final class RedisBroker: Broker {
     }
 
     private func plainPublish(_ publication: Publication, on connection: RedisConnection) async throws {
-        _ = try await metrics.timeRedis(.publish) {
+        _ = try await timers.time(.publish) {
             try await connection.sendFuture([
                 publishCommand, keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]).get()
@@ -381,7 +384,7 @@ public final class RedisBroker: Broker {
     public func send(_ signal: ConnectionSignal, to channel: String) async throws(BrokerError) {
         let connection = try connected()
         do {
-            _ = try await metrics.timeRedis(.publish) {
+            _ = try await timers.time(.publish) {
                 try await connection.sendFuture([publishCommand, keys.pubsub(channel), PublicationEnvelope.encode(signal)]).get()
             }
         } catch {
@@ -405,7 +408,7 @@ public final class RedisBroker: Broker {
                 ByteBuffer(string: String(limit)), ttlMillis,
             ]
             appendFloor(of: channel, to: &arguments)
-            reply = try await metrics.timeRedis(.history) {
+            reply = try await timers.time(.history) {
                 try await LoadedScript.history.run(
                     [keys.stream(channel), keys.meta(channel)], arguments, on: connection, sha: scripts
                 ).get()

@@ -171,7 +171,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
         guard let connection = supervisor.connection else { throw .unavailable("Redis is unreachable") }
         let reply: RESPValue
         do {
-            reply = try await metrics.timeRedis(.presence) {
+            reply = try await metrics.redisTimers(shard: topology.locator.name).time(.presence) {
                 // Our own pending changes first, on the same connection: the read sees them.
                 let written = flush()
                 var arguments = [ByteBuffer(string: "EVAL"), ByteBuffer(string: RedisPresenceScripts.read), ByteBuffer(string: "3")]

@@ -241,5 +241,9 @@ import Testing
         for bad in ["redis+cluster://", "redis+cluster://h:x", "redis+cluster://h:7000/2", "redis+cluster://h:7000/x/y"] {
             #expect(throws: RedisDeployment.ParseError.self, "\(bad)") { try RedisDeployment(parsing: bad) }
         }
+        // TLS is refused by name: this hiredis has none.
+        #expect(throws: RedisDeployment.ParseError.invalid(
+            "rediss:// (TLS to Redis) is not supported by this build's hiredis 0.14: reach Redis over a private network or a TLS tunnel"
+        )) { try RedisDeployment(parsing: "rediss://h:6379") }
     }
 }

@@ -33,7 +33,7 @@ public final class NodeMetrics: Sendable {
     public let deliveryLatency: Timer
     private let recoveries: [Bool: Counter]
     public let duplicates: Counter
-    private let redisLatency: [RedisOperation: Timer]
+    private let redisLatency: RedisTimers
     /// Join and leave events that did not fit their batch (replaced by one `presence_changed`).
     public let joinLeaveOverflows: Counter
     /// Set when scraped: channels with subscribers on this node, and whether the broker is up.
@@ -98,9 +98,7 @@ public final class NodeMetrics: Sendable {
                 factory: factory)
         }
         duplicates = Counter(label: "herald_idempotent_duplicates_total", factory: factory)
-        redisLatency = each(RedisOperation.allCases) {
-            Timer(label: "herald_redis_command_duration_seconds", dimensions: [("operation", $0.rawValue)], factory: factory)
-        }
+        redisLatency = RedisTimers(shard: nil, factory: factory)
         joinLeaveOverflows = Counter(label: "herald_join_leave_overflows_total", factory: factory)
         channels = Gauge(label: "herald_channels", factory: factory)
         brokerUp = Gauge(label: "herald_broker_up", factory: factory)
@@ -135,14 +133,43 @@ public final class NodeMetrics: Sendable {
 
     /// Times one Redis round trip.
     public func timeRedis<T>(_ operation: RedisOperation, _ body: () async throws -> T) async rethrows -> T {
-        let start = NIODeadline.now()
-        defer { redisLatency[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds) }
-        return try await body()
+        try await redisLatency.time(operation, body)
     }
 
     /// Records one Redis round trip that started at `start` (for future-based callers).
     public func recordRedis(_ operation: RedisOperation, since start: NIODeadline) {
-        redisLatency[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        redisLatency.record(operation, since: start)
+    }
+
+    /// The round-trip histograms of one Redis (`host:port` of a shard or cluster master, or
+    /// `sentinel/<name>`), made once by the component that talks to it.
+    public func redisTimers(shard: String) -> RedisTimers {
+        RedisTimers(shard: shard, factory: factory)
+    }
+
+    /// `herald_redis_command_duration_seconds{operation, shard}`: one Redis' round trips.
+    public struct RedisTimers: Sendable {
+        private let timers: [RedisOperation: Timer]
+
+        init(shard: String?, factory: any MetricsFactory) {
+            var timers: [RedisOperation: Timer] = [:]
+            for operation in RedisOperation.allCases {
+                var dimensions = [("operation", operation.rawValue)]
+                if let shard { dimensions.append(("shard", shard)) }
+                timers[operation] = Timer(label: "herald_redis_command_duration_seconds", dimensions: dimensions, factory: factory)
+            }
+            self.timers = timers
+        }
+
+        public func record(_ operation: RedisOperation, since start: NIODeadline) {
+            timers[operation]?.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        }
+
+        public func time<T>(_ operation: RedisOperation, _ body: () async throws -> T) async rethrows -> T {
+            let start = NIODeadline.now()
+            defer { record(operation, since: start) }
+            return try await body()
+        }
     }
 
     /// A Redis connection of the node (`publish`, `subscribe`, `registry`, `presence`) to the

@@ -26,6 +26,10 @@ public enum RedisDeployment: Sendable, Equatable, CustomStringConvertible {
 
     public init(parsing text: String) throws(ParseError) {
         let text = text.trimmingCharacters(in: .whitespaces)
+        if text.contains("rediss://") || text.contains("rediss+") {
+            // hiredis 0.14 (Debian bookworm's libhiredis) has no TLS; hiredis_ssl came with 1.0.
+            throw .invalid("rediss:// (TLS to Redis) is not supported by this build's hiredis 0.14: reach Redis over a private network or a TLS tunnel")
+        }
         if text.hasPrefix(Self.sentinelScheme) {
             self = try Self.sentinel(text.dropFirst(Self.sentinelScheme.count))
             return
