@@ -26,7 +26,7 @@ import Synchronization
 ///
 /// Ordering: one node's publications to a channel reach every node in publish order (one
 /// pipelined connection in, Redis' single-threaded fan-out, one pub/sub connection out).
-public final class RedisBroker: Broker {
+public final class RedisBroker: Broker, SubscriberCountStore {
     /// Most channels in one SUBSCRIBE or UNSUBSCRIBE command.
     public static let batchSize = 512
 
@@ -59,7 +59,7 @@ public final class RedisBroker: Broker {
     private let metrics: NodeMetrics
     /// Round trips to this broker's Redis, by operation.
     private let timers: NodeMetrics.RedisTimers
-    /// Where the cluster registry keeps the nodes' channel counts, for `delivered`.
+    /// Where the nodes' subscriber counts are, for `delivered`: this node's id.
     private let counting: RedisSubscriberCounting?
     /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
     public static let defaultProbeInterval = TimeAmount.seconds(5)
@@ -74,8 +74,8 @@ public final class RedisBroker: Broker {
     /// `WAIT <replicas> <timeout>`, encoded once.
     private let waitCommand: [ByteBuffer]
 
-    /// - Parameter counting: the registry's keys, so the publish script counts the other
-    ///   nodes' subscribers in the same round trip; `nil` for a broker without a registry.
+    /// - Parameter counting: this node's id, so each publish counts the other nodes'
+    ///   subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
         probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil,
@@ -223,7 +223,7 @@ public final class RedisBroker: Broker {
     /// One round trip: the publish script (position, history, idempotency — the channel's
     /// keys only), or a plain `PUBLISH` when there is nothing to keep; in a cluster the count
     /// of the other nodes' subscribers goes in the same write, so `delivered` needs no second
-    /// trip. Written at once, pipelined behind other publishes on the command connection,
+    /// trip (the channel's count hash is on the same shard). Written at once, pipelined behind other publishes on the command connection,
     /// without a Swift task.
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         guard let connection = commands.connection else {
@@ -243,11 +243,7 @@ public final class RedisBroker: Broker {
         }
         // Durability before anything else is trusted: WAIT right behind the write it guards.
         if replication.isOn { commands.append(.plain(waitCommand)) }
-        if let counting {
-            commands.append(.script(
-                LoadedScript.countOthers, keys: counting.scriptKeys(),
-                arguments: counting.arguments(publication.channel)))
-        }
+        if let counting { commands.append(counting.count(publication.channel)) }
         let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
         let acknowledgements = replication.isOn ? replies[1] : nil
         let count = counting == nil ? nil : replies[replies.count - 1]
@@ -291,20 +287,23 @@ public final class RedisBroker: Broker {
         return promise.futureResult
     }
 
-    /// The other nodes' subscribers of `channel` as the registry counts them, on its own: for
-    /// a channel whose shard is not the registry's (``ShardedBroker``). `nil` when unknown.
-    /// - Parameter counting: the registry's keys, when this broker's publishes do not count
-    ///   (a Redis Cluster master that serves the registry's slot).
-    func countOthers(of channel: String, on loop: any EventLoop, counting: RedisSubscriberCounting? = nil) -> EventLoopFuture<Int?> {
-        guard let counting = counting ?? self.counting, let connection = commands.connection else {
-            return loop.makeSucceededFuture(nil)
+    // MARK: Subscriber counts (SubscriberCountStore)
+
+    public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
+        guard let counting, let connection = commands.connection, !counts.isEmpty else { return }
+        for batch in counts.chunks(of: Self.batchSize) {
+            _ = PipelinedCommand.send(batch.map { counting.write($0.channel, count: $0.count, ttl: ttl) }, on: connection, sha: scripts)
         }
-        let command = PipelinedCommand.script(
-            LoadedScript.countOthers, keys: counting.scriptKeys(), arguments: counting.arguments(channel))
-        // A count that fails is unknown, not an error (as in the publish's own pipeline).
-        let count = loop.makePromise(of: Int?.self)
-        PipelinedCommand.send([command], on: connection, sha: scripts)[0].whenComplete { count.succeed((try? $0.get())?.int) }
-        return count.futureResult
+    }
+
+    public func countOthers(of channel: String) async throws(BrokerError) -> Int {
+        guard let counting else { return 0 }
+        let connection = try connected()
+        do {
+            return try await PipelinedCommand.send([counting.count(channel)], on: connection, sha: scripts)[0].get().int ?? 0
+        } catch {
+            throw brokerError(error, "counting subscribers in Redis failed")
+        }
     }
 
     private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {

@@ -11,7 +11,9 @@ import Synchronization
 /// Keys (named by ``RedisKeys``, one slot per deployment, each node writing only its own):
 /// - `<p>:{<p>}:nodes` — set of node ids that ever registered (pruned by readers);
 /// - `<p>:{<p>}:node:<id>` — the node's ``NodeStats`` as JSON, expiring after ``ttl``;
-/// - `…:node:<id>:channels` — hash channel → local subscribers;
+/// - `…:node:<id>:channels` — hash channel → local subscribers (for listings; the count a
+///   publish or a `subscribed` needs is kept per channel, on the channel's shard, by the
+///   broker: ``SubscriberCountStore``, written from here);
 /// - `…:node:<id>:clients` — sorted set client id by connection sequence (for paging);
 /// - `…:node:<id>:clientinfo` — hash client id → ``ClientInfo`` JSON.
 ///
@@ -41,7 +43,7 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private let pending = Mutex(Pending())
     private let liveNodes = Mutex<[String]>([])
     private let localBox = Mutex<(any LocalNodeState)?>(nil)
-    private let scripts = ScriptCache()
+    private let countsBox = Mutex<(any SubscriberCountStore)?>(nil)
 
     public init(
         nodeID: String, topology: RedisTopology, interval: TimeAmount
@@ -64,6 +66,20 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 
     private var local: (any LocalNodeState)? { localBox.withLock { $0 } }
+
+    /// Where this node's subscriber counts per channel are written (the broker, which keeps them
+    /// on each channel's shard). Called once, before `run()`.
+    public func attach(counts: any SubscriberCountStore) {
+        countsBox.withLock { $0 = counts }
+    }
+
+    private var counts: (any SubscriberCountStore)? { countsBox.withLock { $0 } }
+
+    /// Writes every channel's count again: their entries' expiry, and whatever Redis lost.
+    private func writeAllCounts() {
+        guard let counts, let local else { return }
+        counts.writeCounts(local.channelCounts().map { ($0.key, $0.value) }, ttl: ttl)
+    }
 
     // MARK: Keys
 
@@ -98,7 +114,9 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     private func heartbeat() async {
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
-            guard !Task.isCancelled, let connection = supervisor.connection else { continue }
+            guard !Task.isCancelled else { continue }
+            writeAllCounts()
+            guard let connection = supervisor.connection else { continue }
             do {
                 try await writeStats(on: connection)
                 try await refreshLiveNodes(on: connection)
@@ -230,12 +248,15 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
             defer { pending = Pending() }
             return pending
         }
-        guard let batch, let local, let connection = registering ?? supervisor.connection else { return }
+        guard let batch, let local else { return }
+        let changed = batch.channels.map { ($0, local.subscriberCount($0)) }
+        // Beside each channel's keys, whether or not the registry's own Redis is reachable.
+        if !changed.isEmpty { counts?.writeCounts(changed, ttl: ttl) }
+        guard let connection = registering ?? supervisor.connection else { return }
         var commands: [[String]] = []
         var setCounts: [String] = []
         var removedChannels: [String] = []
-        for channel in batch.channels {
-            let count = local.subscriberCount(channel)
+        for (channel, count) in changed {
             if count > 0 { setCounts += [channel, String(count)] } else { removedChannels.append(channel) }
         }
         commands += chunked(setCounts, prefix: ["HSET", channelsKey(nodeID)])
@@ -279,17 +300,14 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         return connection
     }
 
-    /// Sums the channel's count over the live nodes in one round trip (a Lua script reads the
-    /// node set, checks liveness and reads each hash), so it is exact as of the last flush of
-    /// every node — no cached membership involved. Runs on every cluster-wide `subscribed`
-    /// and user notification (a REST publish counts inside the publish script instead);
-    /// called by `EVALSHA`, the script sent once per connection.
+    /// Sums the channel's count over the other live nodes in one round trip, from the
+    /// channel's count hash on its shard (``RedisScripts/countChannel``): exact as of the last
+    /// flush of every node, a dead node's entry gone once it expired. Runs on every
+    /// cluster-wide `subscribed` and user notification (a REST publish counts beside its
+    /// publish script instead).
     public func remoteSubscriberCount(of channel: String) async throws -> Int {
-        let counting = subscriberCounting
-        let reply = try await LoadedScript.countOthers.run(
-            counting.scriptKeys(), counting.arguments(channel), on: connection(), sha: scripts
-        ).get()
-        return reply.int ?? 0
+        guard let counts else { return 0 }
+        return try await counts.countOthers(of: channel)
     }
 
     public func remoteChannelCounts() async throws -> [String: Int] {
@@ -367,30 +385,3 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
     }
 }
 
-/// How the other nodes' subscribers of a channel are counted (``RedisScripts/countOthers``):
-/// the registry's keys, and the node whose own count the caller knows exactly.
-public struct RedisSubscriberCounting: Sendable {
-    public let keys: RedisKeys
-    public let nodeID: String
-    /// What every count passes, encoded once: the node set; the node key prefix and this node.
-    private let nodesKey: ByteBuffer
-    private let fixedArguments: [ByteBuffer]
-
-    public init(keys: RedisKeys, nodeID: String) {
-        self.keys = keys
-        self.nodeID = nodeID
-        self.nodesKey = ByteBuffer(string: keys.nodes)
-        var fixed = [ByteBuffer(string: keys.nodePrefix), ByteBuffer(string: nodeID)]
-        fixed.reserveCapacity(3)
-        self.fixedArguments = fixed
-    }
-
-    /// The count script's keys.
-    func scriptKeys() -> [ByteBuffer] { [nodesKey] }
-
-    func arguments(_ channel: String) -> [ByteBuffer] {
-        var arguments = fixedArguments
-        arguments.append(ByteBuffer(string: channel))
-        return arguments
-    }
-}

@@ -10,10 +10,10 @@ import RedisBridge
 /// loaded once per connection (`SCRIPT LOAD`) and called by `EVALSHA`; after a Redis restart
 /// the first call answers `NOSCRIPT` and the script is loaded again.
 ///
-/// The publish and history scripts touch only the keys of one channel (``RedisKeys``: stream,
-/// meta, idempotency key, pub/sub channel — one Redis Cluster slot); the count of the other
-/// nodes' subscribers is a script of its own over the registry's keys, written in the same
-/// round trip as the publish.
+/// Every script touches only the keys of one channel (``RedisKeys``: stream, meta,
+/// idempotency key, pub/sub channel, counts — one Redis Cluster slot); the count of the other
+/// nodes' subscribers is a script of its own over the channel's count hash, written in the
+/// same round trip as the publish, on the same shard.
 enum RedisScripts {
     /// KEYS: stream, meta, idempotency key (or ""), pub/sub channel — all of one channel.
     /// ARGV: notification JSON without position, history size (0: off), ttl (ms), epoch
@@ -72,13 +72,41 @@ enum RedisScripts {
         return {0, ARGV[6], offset, epoch}
         """
 
-    /// The subscribers of a channel on the other live nodes, from the registry.
-    /// KEYS: the node set. ARGV: the node key prefix, this node's id, the channel.
-    static let countOthers = """
+    /// KEYS: a channel's count hash (``RedisKeys/counts(_:)``). ARGV: node id, its local
+    /// subscribers of the channel (0: none), how long the entry lives (ms). Writes the entry
+    /// with its expiry in Redis' own clock (nodes' clocks may differ), drops other nodes'
+    /// expired entries (a node that died, or restarted under a new id, leaves nothing behind
+    /// for long) and keeps the key alive at least as long as its longest-lived entry.
+    static let setCount = """
+        local now = redis.call('TIME')
+        local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        local fields = redis.call('HGETALL', KEYS[1])
+        for i = 1, #fields, 2 do
+          if fields[i] ~= ARGV[1] and tonumber(string.match(fields[i + 1], ' (%d+)$') or '0') <= ms then
+            redis.call('HDEL', KEYS[1], fields[i])
+          end
+        end
+        if tonumber(ARGV[2]) > 0 then
+          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (ms + tonumber(ARGV[3])))
+          -- Never shorter than another node's entry (a node with a shorter heartbeat).
+          if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+        else
+          redis.call('HDEL', KEYS[1], ARGV[1])
+        end
+        return 1
+        """
+
+    /// KEYS: a channel's count hash. ARGV: the calling node's id. Returns the subscribers of
+    /// the channel on the other nodes whose entries have not expired.
+    static let countChannel = """
+        local now = redis.call('TIME')
+        local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        local fields = redis.call('HGETALL', KEYS[1])
         local total = 0
-        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-          if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. id) == 1 then
-            total = total + tonumber(redis.call('HGET', ARGV[1] .. id .. ':channels', ARGV[3]) or '0')
+        for i = 1, #fields, 2 do
+          if fields[i] ~= ARGV[1] then
+            local count, expires = string.match(fields[i + 1], '^(%d+) (%d+)$')
+            if count and tonumber(expires) > ms then total = total + tonumber(count) end
           end
         end
         return total
@@ -127,7 +155,8 @@ struct LoadedScript: Sendable {
 
     static let publish = LoadedScript(name: "publish", source: RedisScripts.publish)
     static let history = LoadedScript(name: "history", source: RedisScripts.history)
-    static let countOthers = LoadedScript(name: "countOthers", source: RedisScripts.countOthers)
+    static let setCount = LoadedScript(name: "setCount", source: RedisScripts.setCount)
+    static let countChannel = LoadedScript(name: "countChannel", source: RedisScripts.countChannel)
 
     /// Runs the script: `EVALSHA` written at once, on the connection's loop; a task only to
     /// load the script the first time, or again after `NOSCRIPT` (a restart flushes them).

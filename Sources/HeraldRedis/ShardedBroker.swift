@@ -7,21 +7,19 @@ import ServiceLifecycle
 /// idempotency keys and its pub/sub all on that shard, so losing a shard affects only its
 /// channels (their publishes fail with `unavailable`, everything else keeps working).
 ///
-/// Every node-wide key (the registry) lives on the first shard; `delivered` for a channel on
-/// another shard asks the first shard's broker for the other nodes' count beside the publish.
-public final class ShardedBroker: Broker {
+/// Every node-wide key (the registry) lives on the first shard; the nodes' subscriber counts of
+/// a channel live on its own shard, so `delivered` is counted in the publish's round trip.
+public final class ShardedBroker: Broker, SubscriberCountStore {
     private let shards: Shards<RedisBroker>
-    private var registryShard: RedisBroker { shards.members[0] }
 
-    /// - Parameter counting: the registry's keys (on the first shard), for `delivered`.
+    /// - Parameter counting: this node's id, for `delivered`.
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
         probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
     ) {
-        shards = Shards(topology) { index, shard in
+        shards = Shards(topology) { _, shard in
             RedisBroker(
-                topology: shard, policy: policy, replication: replication, probeInterval: probeInterval,
-                counting: index == 0 ? counting : nil)
+                topology: shard, policy: policy, replication: replication, probeInterval: probeInterval, counting: counting)
         }
     }
 
@@ -51,18 +49,18 @@ public final class ShardedBroker: Broker {
     }
 
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
-        let broker = shards.of(publication.channel)
-        guard broker !== registryShard else { return broker.publish(publication, on: loop) }
-        // Counted beside the publish, as the registry's own shard does in its pipeline; both
-        // futures complete on `loop`, so nesting their callbacks needs no promise of its own.
-        let count = registryShard.countOthers(of: publication.channel, on: loop)
-        return broker.publish(publication, on: loop).flatMap { receipt in
-            count.map { others in
-                var receipt = receipt
-                if !receipt.duplicate { receipt.otherNodesSubscribers = others }
-                return receipt
-            }
+        shards.of(publication.channel).publish(publication, on: loop)
+    }
+
+    public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
+        let byChannel = Dictionary(counts.map { ($0.channel, $0.count) }, uniquingKeysWith: { _, last in last })
+        for (broker, channels) in shards.grouped(counts.map(\.channel)) {
+            broker.writeCounts(channels.map { ($0, byChannel[$0] ?? 0) }, ttl: ttl)
         }
+    }
+
+    public func countOthers(of channel: String) async throws(BrokerError) -> Int {
+        try await shards.of(channel).countOthers(of: channel)
     }
 
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {

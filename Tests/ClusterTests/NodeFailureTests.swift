@@ -53,8 +53,10 @@ import Testing
                     try await waitUntil("the dead node to leave the figures", timeout: .seconds(5)) {
                         let clients = try await survivor.request(.GET, "/api/clients").object()
                         let channels = try await survivor.request(.GET, "/api/channels").object()
+                        let counted = await survivor.clusterSubscriberCount("shared")
                         return clients["total"] == .integer(1)
                             && channels["channels"] == .array([.object(["name": .string("shared"), "subscribers": .integer(1)])])
+                            && counted == 1
                     }
                     let elapsed = ContinuousClock.now - killedAt
                     #expect(elapsed < .seconds(2), "left after \(elapsed)")

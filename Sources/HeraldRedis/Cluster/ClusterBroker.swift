@@ -17,9 +17,9 @@ import Synchronization
 ///   subscription with a `sunsubscribe`): the old master's broker gives the channel up and
 ///   says the last position it delivered; the new one subscribes and, once subscribed, reads
 ///   what was published after that position from the stream — nothing missed, nothing twice.
-/// - **Counting.** `delivered` asks the master of the registry's slot for the other nodes'
-///   subscribers beside the publish, as with independent shards.
-public final class ClusterBroker: Broker {
+/// - **Counting.** The nodes' subscriber counts of a channel live in its slot too, so
+///   `delivered` is counted in the publish's own round trip, at the channel's master.
+public final class ClusterBroker: Broker, SubscriberCountStore {
     private struct State {
         /// Channels with local subscribers, and the master each is subscribed at (`nil`:
         /// no master serves its slot now).
@@ -28,8 +28,6 @@ public final class ClusterBroker: Broker {
     }
 
     private let members: ClusterMembers<RedisBroker>
-    private let counting: RedisSubscriberCounting?
-    private let registrySlot: Int
     private let state = Mutex(State())
     /// How long a redirected call is retried before it is refused: inside the 5 s in which an
     /// unreachable slot's publishes must be answered.
@@ -39,14 +37,13 @@ public final class ClusterBroker: Broker {
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
         counting: RedisSubscriberCounting? = nil
     ) {
-        self.counting = counting
-        self.registrySlot = ClusterSlot.slot(ofTag: topology.keys.prefix)
         let monitor = topology.cluster
         members = ClusterMembers(
             topology: topology,
             make: { node in
                 RedisBroker(
-                    topology: node, policy: policy, replication: replication, onStale: { monitor?.refreshSoon() })
+                    topology: node, policy: policy, replication: replication, counting: counting,
+                    onStale: { monitor?.refreshSoon() })
             },
             run: { broker in try? await broker.run() })
         members.observe { [weak self] change in self?.mapChanged(change) }
@@ -133,19 +130,10 @@ public final class ClusterBroker: Broker {
             members.monitor.refreshSoon()
             return retry(.unavailable("no Redis Cluster master serves channel '\(publication.channel)'"))
         }
-        // Counted beside the publish, at the registry's master, as independent shards do.
-        let count = counting.flatMap { counting in
-            members.of(slot: registrySlot)?.countOthers(of: publication.channel, on: loop, counting: counting)
-        }
         broker.publish(publication, on: loop).whenComplete { result in
             switch result {
             case .success(let receipt):
-                guard !receipt.duplicate, let count else { return promise.succeed(receipt) }
-                count.whenComplete { others in
-                    var receipt = receipt
-                    receipt.otherNodesSubscribers = (try? others.get()) ?? nil
-                    promise.succeed(receipt)
-                }
+                promise.succeed(receipt)
             case .failure(let error):
                 guard case BrokerError.redirected = error else { return promise.fail(error) }
                 retry(error as! BrokerError)
@@ -181,6 +169,20 @@ public final class ClusterBroker: Broker {
             try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
             delay = min(delay * 2, Self.maxRetry)
         }
+    }
+
+    public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
+        var byMaster: [ClusterSlotMap.Node: (RedisBroker, [(channel: String, count: Int)])] = [:]
+        // A channel no master serves now is written by the next heartbeat.
+        for entry in counts {
+            guard let (node, broker) = members.of(entry.channel) else { continue }
+            byMaster[node, default: (broker, [])].1.append(entry)
+        }
+        for (broker, counts) in byMaster.values { broker.writeCounts(counts, ttl: ttl) }
+    }
+
+    public func countOthers(of channel: String) async throws(BrokerError) -> Int {
+        try await routed(channel) { broker throws(BrokerError) in try await broker.countOthers(of: channel) }
     }
 
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {

@@ -18,6 +18,7 @@ import NIOCore
 /// | `<p>:meta:{<c>}` | hash | `e` epoch, `s` latest offset |
 /// | `<p>:idem:{<c>}:<key>` | string | "id offset epoch" an idempotency key produced |
 /// | `<p>:pres:{<c>}`, `<p>:presn:{<c>}`, `<p>:presi:{<c>}` | sorted sets, hash | presence (``RedisPresenceScripts``) |
+/// | `<p>:cnt:{<c>}` | hash | node id → "<local subscribers> <expiry, ms of Redis time>" (``RedisScripts/setCount``) |
 /// | `<p>:{<p>}:nodes` | set | ids of nodes that registered |
 /// | `<p>:{<p>}:node:<id>` | string | a node's stats; its `:channels`, `:clients`, `:clientinfo` beside it |
 public struct RedisKeys: Sendable, Equatable {
@@ -39,6 +40,10 @@ public struct RedisKeys: Sendable, Equatable {
     public func idempotency(_ channel: String, key: String) -> ByteBuffer {
         ByteBuffer(string: "\(prefix):idem:{\(channel)}:\(key)")
     }
+
+    /// Each node's subscribers of `channel`, beside its other keys: the publish counts the
+    /// other nodes' in the same round trip, on the channel's own shard.
+    public func counts(_ channel: String) -> ByteBuffer { ByteBuffer(string: "\(prefix):cnt:{\(channel)}") }
 
     /// Presence of `channel`: expiry set, name set, info hash.
     public func presence(_ channel: String) -> [ByteBuffer] {

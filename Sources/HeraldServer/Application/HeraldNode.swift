@@ -99,6 +99,8 @@ public final class HeraldNode: Service {
                     topology: topology, policy: configuration.history, replication: configuration.replication,
                     probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
         } ?? InMemoryBroker(policy: configuration.history)
+        // The nodes' subscriber counts live beside each channel's keys: the broker keeps them.
+        if let registry, let counts = broker as? any SubscriberCountStore { registry.attach(counts: counts) }
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
         broker.attach(hub)
         let counts = SubscriberCounts(hub: hub, cluster: registry)
