@@ -289,11 +289,17 @@ public final class RedisBroker: Broker, SubscriberCountStore {
 
     // MARK: Subscriber counts (SubscriberCountStore)
 
+    /// Most channels in one call of the count script: a heartbeat rewrites every channel, and
+    /// one call holds Redis for its whole batch.
+    static let countBatch = 100
+
     public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
         guard let counting, let connection = commands.connection, !counts.isEmpty else { return }
-        for batch in counts.chunks(of: Self.batchSize) {
-            _ = PipelinedCommand.send(batch.map { counting.write($0.channel, count: $0.count, ttl: ttl) }, on: connection, sha: scripts)
-        }
+        // A cluster's script may touch one slot only.
+        let groups = topology.cluster == nil
+            ? [counts] : Array(Dictionary(grouping: counts) { ClusterSlot.slot(ofTag: $0.channel) }.values)
+        let calls = groups.flatMap { $0.chunks(of: Self.countBatch) }.map { counting.write($0, ttl: ttl) }
+        _ = PipelinedCommand.send(calls, on: connection, sha: scripts)
     }
 
     public func countOthers(of channel: String) async throws(BrokerError) -> Int {

@@ -72,28 +72,34 @@ enum RedisScripts {
         return {0, ARGV[6], offset, epoch}
         """
 
-    /// KEYS: a channel's count hash (``RedisKeys/counts(_:)``). ARGV: node id, its local
-    /// subscribers of the channel (0: none), how long the entry lives (ms). Writes the entry
-    /// with its expiry in Redis' own clock (nodes' clocks may differ), drops other nodes'
-    /// expired entries (a node that died, or restarted under a new id, leaves nothing behind
-    /// for long) and keeps the key alive at least as long as its longest-lived entry.
+    /// KEYS: count hashes of channels (``RedisKeys/counts(_:)``; in a Redis Cluster, of one
+    /// slot). ARGV: node id, how long the entries live (ms), then per key this node's local
+    /// subscribers of that channel (0: none). Writes each entry with its expiry in Redis' own
+    /// clock (nodes' clocks may differ), drops other nodes' expired entries (a node that died,
+    /// or restarted under a new id, leaves nothing behind for long) and keeps each key alive at
+    /// least as long as its longest-lived entry. One call for many channels: a heartbeat
+    /// rewrites them all.
     static let setCount = """
         local now = redis.call('TIME')
         local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-        local fields = redis.call('HGETALL', KEYS[1])
-        for i = 1, #fields, 2 do
-          if fields[i] ~= ARGV[1] and tonumber(string.match(fields[i + 1], ' (%d+)$') or '0') <= ms then
-            redis.call('HDEL', KEYS[1], fields[i])
+        local node, ttl = ARGV[1], tonumber(ARGV[2])
+        for k = 1, #KEYS do
+          local key, count = KEYS[k], tonumber(ARGV[k + 2])
+          local fields = redis.call('HGETALL', key)
+          for i = 1, #fields, 2 do
+            if fields[i] ~= node and tonumber(string.match(fields[i + 1], ' (%d+)$') or '0') <= ms then
+              redis.call('HDEL', key, fields[i])
+            end
+          end
+          if count > 0 then
+            redis.call('HSET', key, node, count .. ' ' .. (ms + ttl))
+            -- Never shorter than another node's entry (a node with a shorter heartbeat).
+            if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+          else
+            redis.call('HDEL', key, node)
           end
         end
-        if tonumber(ARGV[2]) > 0 then
-          redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (ms + tonumber(ARGV[3])))
-          -- Never shorter than another node's entry (a node with a shorter heartbeat).
-          if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-        else
-          redis.call('HDEL', KEYS[1], ARGV[1])
-        end
-        return 1
+        return #KEYS
         """
 
     /// KEYS: a channel's count hash. ARGV: the calling node's id. Returns the subscribers of

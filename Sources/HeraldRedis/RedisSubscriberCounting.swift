@@ -22,11 +22,13 @@ public struct RedisSubscriberCounting: Sendable {
         .script(LoadedScript.countChannel, keys: [keys.counts(channel)], arguments: [node])
     }
 
-    /// Writes this node's `count` of `channel`, alive for `ttl` unless written again.
-    func write(_ channel: String, count: Int, ttl: TimeAmount) -> PipelinedCommand {
+    /// Writes this node's counts of `counts`' channels (of one slot in a Redis Cluster),
+    /// alive for `ttl` unless written again.
+    func write(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) -> PipelinedCommand {
         .script(
-            LoadedScript.setCount, keys: [keys.counts(channel)],
-            arguments: [node, ByteBuffer(string: String(count)), ByteBuffer(string: String(ttl.nanoseconds / 1_000_000))])
+            LoadedScript.setCount, keys: counts.map { keys.counts($0.channel) },
+            arguments: [node, ByteBuffer(string: String(ttl.nanoseconds / 1_000_000))]
+                + counts.map { ByteBuffer(string: String($0.count)) })
     }
 }
 
