@@ -232,6 +232,44 @@ import Testing
         }
     }
 
+    /// A channel's presence moves with its slot: the node writes its members at the new
+    /// master and keeps them alive there, so they outlive the old entries' expiry.
+    @Test func presenceFollowsASlotMigration() async throws {
+        struct Page: Decodable { var total: Int }
+        try await withRedisCluster { cluster in
+            let deployment = try RedisDeployment(parsing: cluster.url)
+            try await withCluster(2, shards: [cluster.servers[0]], { $0.redis = deployment }) { nodes in
+                let member = try await nodes[0].connect()
+                try await member.send(.setName("ada"))
+                try await member.send(.subscribe(channel: "lobby"))
+                _ = try await member.next { if case .subscribed = $0 { true } else { false } }
+                let node = nodes[1]
+                @Sendable func total() async throws -> Int {
+                    let response = try await node.request(.GET, "/api/presence/lobby")
+                    guard response.status == 200 else { throw TimeoutError(what: "presence: \(response.status) \(response.text)") }
+                    return try response.json(Page.self).total
+                }
+                try await waitUntil("node 2 to see the member") { try await total() == 1 }
+                let slot = ClusterSlot.slot(ofTag: "lobby")
+                let owner = try await cluster.owner(of: slot)
+                let target = try #require(await cluster.masters().first { $0 !== owner })
+                try await cluster.migrate(slot: slot, to: target)
+                // Read at once, from a node that has not heard of the move yet (nothing of its
+                // own is on that channel): answered from the new owner, not refused.
+                #expect(try await total() == 1)
+                // Three heartbeats (0.2 s each) and more: entries not refreshed would be gone.
+                let deadline = ContinuousClock.now + .seconds(2)
+                while ContinuousClock.now < deadline {
+                    #expect(try await total() == 1)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let key = "\(nodes[0].configuration.redisPrefix):pres:{lobby}"
+                #expect(try await cluster.owner(of: slot) === target)
+                #expect(try await target.command("ZCARD", key).int == 1)
+            }
+        }
+    }
+
     @Test func clusterURLsAreParsedAndBadOnesRefused() throws {
         let parsed = try RedisDeployment(parsing: "redis+cluster://:secret@10.0.0.1:7000,10.0.0.2:7001")
         guard case .cluster(let seeds) = parsed else {

@@ -50,9 +50,28 @@ public final class ClusterPresence: PresenceStore, MembershipObserver, Service {
         for (store, channels) in byMaster.values { store.updated(member, channels: channels) }
     }
 
+    /// Read at the channel's master. A read that fails (a `MOVED` from a map not refreshed yet,
+    /// a master failing over) is retried at whichever master serves the slot then, for at most
+    /// ``ClusterBroker/retryFor``: a read changes nothing, so asking twice is safe.
     public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
-        guard let store = store(of: channel) else { throw .unavailable("no Redis Cluster master serves channel '\(channel)'") }
-        return try await store.members(of: channel, after: cursor, limit: limit)
+        let deadline = NIODeadline.now() + ClusterBroker.retryFor
+        var delay = TimeAmount.milliseconds(20)
+        while true {
+            let failure: PresenceError
+            if let store = store(of: channel) {
+                do throws(PresenceError) {
+                    return try await store.members(of: channel, after: cursor, limit: limit)
+                } catch {
+                    failure = error
+                }
+            } else {
+                failure = .unavailable("no Redis Cluster master serves channel '\(channel)'")
+            }
+            members.monitor.refreshSoon()
+            guard NIODeadline.now() + delay < deadline else { throw failure }
+            try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+            delay = min(delay * 2, .milliseconds(400))
+        }
     }
 
     public func run() async throws {
