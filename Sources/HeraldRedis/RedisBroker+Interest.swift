@@ -135,7 +135,7 @@ extension RedisBroker {
         }
         if case .failure(let error) = result {
             // A cluster's MOVED: the map is stale, and the cluster broker moves the channel.
-            _ = brokerError(error, "")
+            _ = redirection(error)
             logger.error("Redis refused \(subscribe ? topology.subscribeCommand : topology.unsubscribeCommand); retrying", metadata: [
                 "channels": "\(channels.prefix(5).joined(separator: ","))\(channels.count > 5 ? ",…" : "")",
                 "count": "\(channels.count)", "error": "\(error)",

@@ -61,6 +61,8 @@ public final class RedisBroker: Broker, SubscriberCountStore {
     private let timers: NodeMetrics.RedisTimers
     /// Where the nodes' subscriber counts are, for `delivered`: this node's id.
     private let counting: RedisSubscriberCounting?
+    /// `PUBLISH`, or `SPUBLISH` in a Redis Cluster, encoded once: every publish passes it.
+    private let publishCommand: ByteBuffer
     /// How long the pub/sub link may be silent before it is probed (``PubSubLiveness``).
     public static let defaultProbeInterval = TimeAmount.seconds(5)
     /// `nil` in a Redis Cluster, where a probe channel would have to follow one of the link's
@@ -97,6 +99,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         self.logger = logger
         self.metrics = metrics
         self.timers = metrics.redisTimers(shard: topology.locator.name)
+        self.publishCommand = ByteBuffer(string: topology.publishCommand)
         self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = topology.nextLoop()
@@ -332,21 +335,23 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         return (keys, arguments)
     }
 
-    /// `PUBLISH`, or `SPUBLISH` in a Redis Cluster.
-    private var publishCommand: ByteBuffer { ByteBuffer(string: topology.publishCommand) }
-
     /// What a failed Redis call means to callers: Redis Cluster's redirections
     /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: nothing ran) are ``BrokerError/redirected(_:)``,
     /// which ``ClusterBroker`` retries at the slot's owner; anything else is `unavailable`.
     func brokerError(_ error: any Error, _ what: String) -> BrokerError {
         if let error = error as? BrokerError { return error }
-        if case RedisConnectionError.server(let message) = error,
-            ["MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"].contains(where: message.hasPrefix)
-        {
-            onStale?()
-            return .redirected("\(what): \(message)")
-        }
+        if let redirect = redirection(error) { return .redirected("\(what): \(redirect)") }
         return .unavailable("\(what): \(error)")
+    }
+
+    /// The message of a Redis Cluster redirection, after telling the cluster broker its map is
+    /// stale; `nil` for any other failure.
+    func redirection(_ error: any Error) -> String? {
+        guard case RedisConnectionError.server(let message) = error,
+            ["MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"].contains(where: message.hasPrefix)
+        else { return nil }
+        onStale?()
+        return message
     }
 
     /// The scripts' floor: the newest position this node delivered for `channel`, so that

@@ -33,6 +33,8 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
     private let redisKeys: RedisKeys
     private let supervisor: RedisSupervisor
     private let metrics: NodeMetrics
+    /// Round trips to this store's Redis.
+    private let timers: NodeMetrics.RedisTimers
     private let logger: Logger
     private let loop: any EventLoop
     private let state = Mutex(State())
@@ -45,6 +47,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
         self.redisKeys = keys
         self.interval = interval
         self.metrics = metrics
+        self.timers = metrics.redisTimers(shard: topology.locator.name)
         self.logger = logger
         self.loop = topology.nextLoop()
         self.supervisor = topology.link("presence")
@@ -171,7 +174,7 @@ public final class RedisPresence: PresenceStore, MembershipObserver, Service {
         guard let connection = supervisor.connection else { throw .unavailable("Redis is unreachable") }
         let reply: RESPValue
         do {
-            reply = try await metrics.redisTimers(shard: topology.locator.name).time(.presence) {
+            reply = try await timers.time(.presence) {
                 // Our own pending changes first, on the same connection: the read sees them.
                 let written = flush()
                 var arguments = [ByteBuffer(string: "EVAL"), ByteBuffer(string: RedisPresenceScripts.read), ByteBuffer(string: "3")]

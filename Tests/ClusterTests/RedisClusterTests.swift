@@ -257,7 +257,8 @@ import Testing
                 // Read at once, from a node that has not heard of the move yet (nothing of its
                 // own is on that channel): answered from the new owner, not refused.
                 #expect(try await total() == 1)
-                // Three heartbeats (0.2 s each) and more: entries not refreshed would be gone.
+                // Three heartbeats (0.2 s each) and more: entries not refreshed would be gone. The
+                // time passing is what is tested, so it is slept, with a read every 100 ms.
                 let deadline = ContinuousClock.now + .seconds(2)
                 while ContinuousClock.now < deadline {
                     #expect(try await total() == 1)

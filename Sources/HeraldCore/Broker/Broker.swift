@@ -82,6 +82,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// the owner; callers see it only when that ran out of time, as `unavailable`.
     case redirected(String)
 
+    /// A Redis Cluster redirection: nothing ran, the call may go to the slot's owner.
+    public var isRedirect: Bool {
+        if case .redirected = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .redirected(let reason): "broker unavailable: \(reason)"

@@ -29,9 +29,8 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
 
     private let members: ClusterMembers<RedisBroker>
     private let state = Mutex(State())
-    /// How long a redirected call is retried before it is refused: inside the 5 s in which an
-    /// unreachable slot's publishes must be answered.
-    public static let retryFor = TimeAmount.seconds(3)
+    /// How long a redirected call is retried before it is refused (``RedirectRetry``).
+    public static var retryFor: TimeAmount { RedirectRetry.budget }
 
     public init(
         topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
@@ -108,37 +107,38 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
 
     public func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt> {
         let promise = loop.makePromise(of: PublishReceipt.self)
-        attempt(publication, on: loop, until: .now() + Self.retryFor, delay: Self.firstRetry, promise: promise)
+        attempt(publication, on: loop, retry: RedirectRetry(), promise: promise)
         return promise.futureResult
     }
 
-    private static let firstRetry = TimeAmount.milliseconds(20)
-    private static let maxRetry = TimeAmount.milliseconds(400)
-
-    private func attempt(
-        _ publication: Publication, on loop: any EventLoop, until deadline: NIODeadline, delay: TimeAmount,
-        promise: EventLoopPromise<PublishReceipt>
-    ) {
-        let retry = { @Sendable (error: BrokerError) in
-            guard NIODeadline.now() + delay < deadline else { return promise.fail(Self.final(error)) }
-            loop.scheduleTask(in: delay) {
-                self.attempt(
-                    publication, on: loop, until: deadline, delay: min(delay * 2, Self.maxRetry), promise: promise)
-            }
-        }
+    private func attempt(_ publication: Publication, on loop: any EventLoop, retry: RedirectRetry, promise: EventLoopPromise<PublishReceipt>) {
         guard let (_, broker) = members.of(publication.channel) else {
             members.monitor.refreshSoon()
-            return retry(.unavailable("no Redis Cluster master serves channel '\(publication.channel)'"))
+            return again(publication, on: loop, retry: retry, after: Self.unserved(publication.channel), promise: promise)
         }
         broker.publish(publication, on: loop).whenComplete { result in
             switch result {
-            case .success(let receipt):
-                promise.succeed(receipt)
-            case .failure(let error):
-                guard case BrokerError.redirected = error else { return promise.fail(error) }
-                retry(error as! BrokerError)
+            case .success(let receipt): promise.succeed(receipt)
+            case .failure(let error as BrokerError) where error.isRedirect:
+                self.again(publication, on: loop, retry: retry, after: error, promise: promise)
+            case .failure(let error): promise.fail(error)
             }
         }
+    }
+
+    /// Tries `publication` again after the retry's pause, or fails it once the budget is spent.
+    private func again(
+        _ publication: Publication, on loop: any EventLoop, retry: RedirectRetry, after error: BrokerError,
+        promise: EventLoopPromise<PublishReceipt>
+    ) {
+        var next = retry
+        guard let pause = next.next() else { return promise.fail(Self.final(error)) }
+        let retry = next
+        loop.scheduleTask(in: pause) { self.attempt(publication, on: loop, retry: retry, promise: promise) }
+    }
+
+    private static func unserved(_ channel: String) -> BrokerError {
+        .unavailable("no Redis Cluster master serves channel '\(channel)'")
     }
 
     /// What callers see of an error that outlived its retries.
@@ -147,38 +147,33 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
         return error
     }
 
-    /// Runs `body` against the channel's master, retrying redirections (nothing ran) for at
-    /// most ``retryFor``.
+    /// Runs `body` against the channel's master, retrying redirections (nothing ran) within
+    /// one ``RedirectRetry`` budget.
     private func routed<T>(_ channel: String, _ body: (RedisBroker) async throws(BrokerError) -> T) async throws(BrokerError) -> T {
-        let deadline = NIODeadline.now() + Self.retryFor
-        var delay = Self.firstRetry
+        var retry = RedirectRetry()
         while true {
             let error: BrokerError
             if let (_, broker) = members.of(channel) {
                 do throws(BrokerError) {
                     return try await body(broker)
                 } catch let failure {
-                    guard case .redirected = failure else { throw failure }
+                    guard failure.isRedirect else { throw failure }
                     error = failure
                 }
             } else {
                 members.monitor.refreshSoon()
-                error = .unavailable("no Redis Cluster master serves channel '\(channel)'")
+                error = Self.unserved(channel)
             }
-            guard NIODeadline.now() + delay < deadline else { throw Self.final(error) }
-            try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
-            delay = min(delay * 2, Self.maxRetry)
+            guard await retry.wait() else { throw Self.final(error) }
         }
     }
 
     public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
-        var byMaster: [ClusterSlotMap.Node: (RedisBroker, [(channel: String, count: Int)])] = [:]
         // A channel no master serves now is written by the next heartbeat.
-        for entry in counts {
-            guard let (node, broker) = members.of(entry.channel) else { continue }
-            byMaster[node, default: (broker, [])].1.append(entry)
+        let byChannel = Dictionary(counts.map { ($0.channel, $0.count) }, uniquingKeysWith: { _, last in last })
+        for (broker, channels) in members.grouped(counts.map(\.channel)) {
+            broker.writeCounts(channels.map { ($0, byChannel[$0] ?? 0) }, ttl: ttl)
         }
-        for (broker, counts) in byMaster.values { broker.writeCounts(counts, ttl: ttl) }
     }
 
     public func countOthers(of channel: String) async throws(BrokerError) -> Int {
@@ -206,8 +201,7 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
             }
             return state.wanted.removeValue(forKey: channel) ?? nil
         }
-        guard let target, let broker = members.all.first(where: { $0.node == target })?.member else { return }
-        broker.setInterest(in: channel, interested)
+        members.member(at: target)?.setInterest(in: channel, interested)
     }
 
     public func whenSubscribed(_ channel: String, on loop: any EventLoop) -> EventLoopFuture<Void> {
@@ -220,12 +214,10 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
     /// map, during a failover), waits for one, bounded like a subscribe on a link that is down.
     private func awaitSubscription(_ channel: String, on loop: any EventLoop, until deadline: NIODeadline, promise: EventLoopPromise<Void>) {
         let target = state.withLock { $0.wanted[channel] ?? nil }
-        if let target, let broker = members.all.first(where: { $0.node == target })?.member {
+        if let broker = members.member(at: target) {
             return broker.whenSubscribed(channel, on: loop).cascade(to: promise)
         }
-        guard NIODeadline.now() < deadline else {
-            return promise.fail(BrokerError.unavailable("no Redis Cluster master serves channel '\(channel)'"))
-        }
+        guard NIODeadline.now() < deadline else { return promise.fail(Self.unserved(channel)) }
         loop.scheduleTask(in: .milliseconds(100)) { self.awaitSubscription(channel, on: loop, until: deadline, promise: promise) }
     }
 }

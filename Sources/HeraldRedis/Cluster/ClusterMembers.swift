@@ -88,9 +88,24 @@ final class ClusterMembers<Member: Sendable>: Sendable {
         }
     }
 
-    /// The member serving `slot`.
-    func of(slot: Int) -> Member? {
-        state.withLock { state in state.map?.owner(of: slot).flatMap { state.entries[$0]?.member } }
+    /// The member of master `node`, if it still has one.
+    func member(at node: ClusterSlotMap.Node?) -> Member? {
+        guard let node else { return nil }
+        return state.withLock { $0.entries[node]?.member }
+    }
+
+    /// `channels` grouped by the member that serves them now, leaving out channels no master
+    /// serves (as ``Shards/grouped(_:)`` does for independent shards).
+    func grouped(_ channels: [String]) -> [(Member, [String])] {
+        let groups = state.withLock { state -> [ClusterSlotMap.Node: (Member, [String])] in
+            var groups: [ClusterSlotMap.Node: (Member, [String])] = [:]
+            for channel in channels {
+                guard let node = state.map?.owner(ofChannel: channel), let entry = state.entries[node] else { continue }
+                groups[node, default: (entry.member, [])].1.append(channel)
+            }
+            return groups
+        }
+        return Array(groups.values)
     }
 
     var map: ClusterSlotMap? { state.withLock { $0.map } }

@@ -42,20 +42,14 @@ public final class ClusterPresence: PresenceStore, MembershipObserver, Service {
     }
 
     public func updated(_ member: PresenceMember, channels: [String]) {
-        var byMaster: [ClusterSlotMap.Node: (RedisPresence, [String])] = [:]
-        for channel in channels {
-            guard let (node, store) = members.of(channel) else { continue }
-            byMaster[node, default: (store, [])].1.append(channel)
-        }
-        for (store, channels) in byMaster.values { store.updated(member, channels: channels) }
+        for (store, channels) in members.grouped(channels) { store.updated(member, channels: channels) }
     }
 
     /// Read at the channel's master. A read that fails (a `MOVED` from a map not refreshed yet,
     /// a master failing over) is retried at whichever master serves the slot then, for at most
-    /// ``ClusterBroker/retryFor``: a read changes nothing, so asking twice is safe.
+    /// one ``RedirectRetry`` budget: a read changes nothing, so asking twice is safe.
     public func members(of channel: String, after cursor: String?, limit: Int) async throws(PresenceError) -> PresencePage {
-        let deadline = NIODeadline.now() + ClusterBroker.retryFor
-        var delay = TimeAmount.milliseconds(20)
+        var retry = RedirectRetry()
         while true {
             let failure: PresenceError
             if let store = store(of: channel) {
@@ -68,9 +62,7 @@ public final class ClusterPresence: PresenceStore, MembershipObserver, Service {
                 failure = .unavailable("no Redis Cluster master serves channel '\(channel)'")
             }
             members.monitor.refreshSoon()
-            guard NIODeadline.now() + delay < deadline else { throw failure }
-            try? await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
-            delay = min(delay * 2, .milliseconds(400))
+            guard await retry.wait() else { throw failure }
         }
     }
 

@@ -88,19 +88,21 @@ public struct RedisTopology: Sendable {
 
     /// Shard `index` alone, as its broker and presence store see it.
     public func shard(_ index: Int) -> RedisTopology {
-        var shard = RedisTopology(
-            locators: [shards[index]], monitors: [], prefix: keys.prefix, group: group, logger: logger, metrics: metrics)
-        shard.commandTimeout = commandTimeout
-        return shard
+        alone(shards[index])
     }
 
     /// One cluster master alone, as the broker and presence store serving its slots see it.
     public func clusterNode(_ url: RedisURL) -> RedisTopology {
-        var node = RedisTopology(
-            locators: [FixedRedisLocator(url)], monitors: [], cluster: cluster, prefix: keys.prefix, group: group, logger: logger,
+        alone(FixedRedisLocator(url))
+    }
+
+    /// The one Redis `locator` finds, with this topology's keys, links and timeouts.
+    private func alone(_ locator: any RedisLocator) -> RedisTopology {
+        var topology = RedisTopology(
+            locators: [locator], monitors: [], cluster: cluster, prefix: keys.prefix, group: group, logger: logger,
             metrics: metrics)
-        node.commandTimeout = commandTimeout
-        return node
+        topology.commandTimeout = commandTimeout
+        return topology
     }
 
     /// Pub/sub commands: sharded in a Redis Cluster, so a publication is not sent to every node.
