@@ -10,13 +10,18 @@ import HeraldProtocol
 /// the missing range from the channel's stream and delivers it, in order, before anything
 /// newer (which waits here meanwhile). Duplicates (offsets already delivered) are dropped.
 /// What the stream no longer holds cannot be healed; the next message then simply carries
-/// its real offset, so the clients' own recovery can tell.
+/// its real offset, so the clients' own recovery can tell. A read that fails (the command
+/// link is not back yet after a failover, while the pub/sub link already is) is retried with
+/// backoff for a bounded time: giving up at once would move past a gap the stream still holds,
+/// and those notifications would reach nobody live.
 struct GapHealingStateMachine {
     enum Action: Equatable {
         /// Hand these to the Hub, in order.
         case deliver([Publication])
         /// Read the channel's history after `offset` and report it with ``fetched(_:_:)``.
         case fetch(channel: String, after: Int64)
+        /// The same read, after `delay`: the last one failed.
+        case fetchLater(channel: String, after: Int64, delay: Duration)
     }
 
     struct Channel {
@@ -24,6 +29,8 @@ struct GapHealingStateMachine {
         /// A fetch is under way: live messages wait in `buffered`.
         var healing = false
         var buffered: [Publication] = []
+        /// Reads that failed in a row while healing this gap.
+        var failures = 0
     }
 
     /// Most messages held per channel while a gap is being read; beyond it the node gives up
@@ -31,11 +38,20 @@ struct GapHealingStateMachine {
     let maxBuffered: Int
     /// How many publications one fetch asks for.
     let fetchLimit: Int
+    /// The waits between failed reads of one gap; when they are used up the node gives up on
+    /// it. The default spans about 17 s, longer than a Sentinel failover or a cluster's
+    /// promotion of a replica takes.
+    let retryDelays: [Duration]
     private(set) var channels: [String: Channel] = [:]
 
-    init(maxBuffered: Int = 10_000, fetchLimit: Int) {
+    static let defaultRetryDelays: [Duration] =
+        [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600)]
+        + Array(repeating: .seconds(2), count: 7)
+
+    init(maxBuffered: Int = 10_000, fetchLimit: Int, retryDelays: [Duration] = Self.defaultRetryDelays) {
         self.maxBuffered = maxBuffered
         self.fetchLimit = fetchLimit
+        self.retryDelays = retryDelays
     }
 
     /// The position a subscriber was given: the node must deliver everything after it.
@@ -91,6 +107,8 @@ struct GapHealingStateMachine {
     /// The history read for a gap came back.
     mutating func fetched(_ name: String, _ page: HistoryPage) -> [Action] {
         guard var channel = channels[name], channel.healing else { return [] }
+        channel.failures = 0
+        channels[name] = channel
         guard let latest = page.latest else { return giveUp(name) }
         if latest.epoch != channel.last.epoch {
             // The stream started over (a Redis, or a shard, that came back without its data):
@@ -133,9 +151,15 @@ struct GapHealingStateMachine {
         return out.isEmpty ? [] : [.deliver(out)]
     }
 
-    /// The read failed: deliver what waits, in order; the gap stays visible in the offsets.
+    /// The read failed: try again after the next delay; when the delays are used up, deliver
+    /// what waits, in order, and the gap stays visible in the offsets.
     mutating func fetchFailed(_ name: String) -> [Action] {
-        giveUp(name)
+        guard var channel = channels[name], channel.healing else { return [] }
+        guard channel.failures < retryDelays.count else { return giveUp(name) }
+        let delay = retryDelays[channel.failures]
+        channel.failures += 1
+        channels[name] = channel
+        return [.fetchLater(channel: name, after: channel.last.offset, delay: delay)]
     }
 
     /// The node no longer has interest in `channel`.
@@ -148,6 +172,7 @@ struct GapHealingStateMachine {
         let waiting = channel.buffered
         channel.buffered = []
         channel.healing = false
+        channel.failures = 0
         if let last = waiting.last?.position { channel.last = last }
         channels[name] = channel
         return waiting.isEmpty ? [] : [.deliver(waiting)]

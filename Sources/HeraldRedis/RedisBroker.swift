@@ -156,6 +156,12 @@ public final class RedisBroker: Broker, SubscriberCountStore {
             case .fetch(let channel, let after):
                 logger.notice("reading missed publications from the stream", metadata: ["channel": "\(channel)", "after": "\(after)"])
                 fetches.yield((channel, after))
+            case .fetchLater(let channel, let after, let delay):
+                logger.notice(
+                    "retrying the read of missed publications",
+                    metadata: ["channel": "\(channel)", "after": "\(after)", "delay": "\(delay)"])
+                let fetches = fetches
+                loop.scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) { fetches.yield((channel, after)) }
             }
         }
     }

@@ -103,13 +103,28 @@ import Testing
         #expect(delivered(machine.received(publication(2, epoch: "f"))) == [2])
     }
 
-    @Test func aFailedReadDeliversWhatWaits() {
-        var machine = GapHealingStateMachine(fetchLimit: 100)
+    @Test func aFailedReadIsRetriedAndHealsTheGapWhenItSucceeds() {
+        var machine = GapHealingStateMachine(fetchLimit: 100, retryDelays: [.milliseconds(100), .milliseconds(200)])
+        _ = machine.received(publication(1))
+        _ = machine.received(publication(3))
+        #expect(machine.fetchFailed("c") == [.fetchLater(channel: "c", after: 1, delay: .milliseconds(100))])
+        #expect(machine.received(publication(4)).isEmpty, "a live message overtook the gap being retried")
+        #expect(machine.fetchFailed("c") == [.fetchLater(channel: "c", after: 1, delay: .milliseconds(200))])
+        #expect(delivered(machine.fetched("c", page(2...4))) == [2, 3, 4])
+        // The budget starts afresh for the next gap.
+        _ = machine.received(publication(6))
+        #expect(machine.fetchFailed("c") == [.fetchLater(channel: "c", after: 4, delay: .milliseconds(100))])
+    }
+
+    @Test func aReadThatKeepsFailingDeliversWhatWaitsOnceTheRetriesAreSpent() {
+        var machine = GapHealingStateMachine(fetchLimit: 100, retryDelays: [.milliseconds(100)])
         _ = machine.received(publication(1))
         _ = machine.received(publication(3))
         _ = machine.received(publication(4))
+        #expect(delivered(machine.fetchFailed("c")) == [])
         #expect(delivered(machine.fetchFailed("c")) == [3, 4])
         #expect(delivered(machine.received(publication(5))) == [5])
+        #expect(machine.fetchFailed("c").isEmpty, "a stale failure restarted healing")
     }
 
     @Test func theBufferIsBounded() {
