@@ -43,16 +43,26 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case replicationTimeout = "replication_timeout"
     /// Unknown REST route.
     case notFound = "not_found"
+    /// A channel in a namespace the node's configuration does not declare (with
+    /// `unknown_namespaces: reject`).
+    case unknownNamespace = "unknown_namespace"
+    /// The backend's hook did not answer in time (or at all): try again later; herald.js and
+    /// HeraldClient retry a subscribe with backoff.
+    case temporarilyUnavailable = "temporarily_unavailable"
 }
 
 /// A protocol-level error: a stable ``ErrorCode`` and a human-readable description.
 public struct ProtocolError: Error, Codable, Sendable, Equatable, CustomStringConvertible {
     public var code: ErrorCode
     public var error: String
+    /// The channel of the subscribe (or `message`) refused, when a client needs it to retry
+    /// that one: `temporarily_unavailable` and the subscribe hook's `forbidden`.
+    public var channel: String?
 
-    public init(_ code: ErrorCode, _ error: String) {
+    public init(_ code: ErrorCode, _ error: String, channel: String? = nil) {
         self.code = code
         self.error = error
+        self.channel = channel
     }
 
     public var description: String { "\(code.rawValue): \(error)" }

@@ -110,6 +110,7 @@ extension ServerMessage: Codable {
         case .error(let error):
             try container.encode(error.error, forKey: .error)
             try container.encode(error.code, forKey: .code)
+            try container.encodeIfPresent(error.channel, forKey: .channel)
         case .serverShutdown(let message, let reconnectAfter):
             try container.encode(message, forKey: .message)
             try container.encodeIfPresent(reconnectAfter, forKey: .reconnectAfter)
@@ -171,7 +172,8 @@ extension ServerMessage: Codable {
             self = .error(
                 ProtocolError(
                     try container.decode(ErrorCode.self, forKey: .code),
-                    try container.decode(String.self, forKey: .error)
+                    try container.decode(String.self, forKey: .error),
+                    channel: try container.decodeIfPresent(String.self, forKey: .channel)
                 )
             )
         case "notification": self = .notification(try HeraldNotification(from: decoder))

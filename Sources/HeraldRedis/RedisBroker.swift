@@ -42,7 +42,8 @@ public final class RedisBroker: Broker, SubscriberCountStore {
 
     public let topology: RedisTopology
     var keys: RedisKeys { topology.keys }
-    public let policy: HistoryPolicy
+    /// Each channel's history policy, by namespace (reloaded with the configuration file).
+    public let rules: NamespaceRules
     let logger: Logger
     private let scripts = ScriptCache()
     /// Pub/sub messages in offset order, gaps healed from the stream (``GapHealingStateMachine``);
@@ -79,7 +80,8 @@ public final class RedisBroker: Broker, SubscriberCountStore {
     /// - Parameter counting: this node's id, so each publish counts the other nodes'
     ///   subscribers in the same round trip; `nil` for a broker without a registry.
     public init(
-        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), rules: NamespaceRules? = nil,
+        replication: ReplicationPolicy = ReplicationPolicy(),
         probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil,
         onStale: (@Sendable () -> Void)? = nil
     ) {
@@ -95,12 +97,13 @@ public final class RedisBroker: Broker, SubscriberCountStore {
             ByteBuffer(string: String(replication.timeout.nanoseconds / 1_000_000)),
         ]
         self.counting = counting
-        self.policy = policy
+        let rules = rules ?? NamespaceRules(history: policy)
+        self.rules = rules
         self.logger = logger
         self.metrics = metrics
         self.timers = metrics.redisTimers(shard: topology.locator.name)
         self.publishCommand = ByteBuffer(string: topology.publishCommand)
-        self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(policy.size, 1)))
+        self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(rules.defaultHistory.size, 1)))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = topology.nextLoop()
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
@@ -171,7 +174,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         for await request in fetchRequests {
             let page: HistoryPage?
             do {
-                page = try await history(of: request.channel, after: request.after, limit: max(policy.size, 1), seeding: false)
+                page = try await history(of: request.channel, after: request.after, limit: max(rules.defaultHistory.size, 1), seeding: false)
             } catch {
                 logger.warning("could not read missed publications", metadata: ["channel": "\(request.channel)", "error": "\(error)"])
                 page = nil
@@ -222,7 +225,6 @@ public final class RedisBroker: Broker, SubscriberCountStore {
 
     // MARK: Publishing and history
 
-    private var ttlMillis: ByteBuffer { ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)) }
 
     private func connected() throws(BrokerError) -> RedisConnection {
         guard let connection = commands.connection else { throw .unavailable(topology.unreachable) }
@@ -239,6 +241,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
             return loop.makeFailedFuture(BrokerError.unavailable(topology.unreachable))
         }
         let start = NIODeadline.now()
+        let policy = rules.history(for: publication.channel)
         let plain = !policy.isOn && publication.idempotencyKey == nil
         var commands: [PipelinedCommand] = []
         commands.reserveCapacity(2)
@@ -247,7 +250,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
                 publishCommand, keys.pubsub(publication.channel), PublicationEnvelope.encode(publication),
             ]))
         } else {
-            let (keys, arguments) = publishScriptInput(publication)
+            let (keys, arguments) = publishScriptInput(publication, policy)
             commands.append(.script(LoadedScript.publish, keys: keys, arguments: arguments))
         }
         // Durability before anything else is trusted: WAIT right behind the write it guards.
@@ -321,7 +324,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         }
     }
 
-    private func publishScriptInput(_ publication: Publication) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
+    private func publishScriptInput(_ publication: Publication, _ policy: HistoryPolicy) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
         let channel = publication.channel
         let idempotency = publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer()
         // In a cluster the never-existing keys go in ARGV (``RedisScripts/publish``).
@@ -329,7 +332,8 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         var keys = [self.keys.stream(channel), self.keys.meta(channel)]
         if declared { keys += [idempotency, self.keys.pubsub(channel)] }
         var arguments = [
-            publication.payload, ByteBuffer(string: String(policy.size)), ttlMillis,
+            publication.payload, ByteBuffer(string: String(policy.size)),
+            ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)),
             ByteBuffer(string: PositionedPayload.newEpoch()),
             ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
             ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
@@ -415,13 +419,14 @@ public final class RedisBroker: Broker, SubscriberCountStore {
     /// - Parameter seeding: the position read is one a subscriber is given (so the node must
     ///   deliver everything after it); false for the gap healer's own reads.
     private func history(of channel: String, after offset: Int64?, limit: Int, seeding: Bool) async throws(BrokerError) -> HistoryPage {
+        let policy = rules.history(for: channel)
         guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
         let connection = try connected()
         let reply: RESPValue
         do {
             var arguments = [
                 ByteBuffer(string: PositionedPayload.newEpoch()), ByteBuffer(string: String(offset ?? -1)),
-                ByteBuffer(string: String(limit)), ttlMillis,
+                ByteBuffer(string: String(limit)), ByteBuffer(string: String(policy.ttl.nanoseconds / 1_000_000)),
             ]
             appendFloor(of: channel, to: &arguments)
             reply = try await timers.time(.history) {

@@ -14,12 +14,12 @@ public final class ShardedBroker: Broker, SubscriberCountStore {
 
     /// - Parameter counting: this node's id, for `delivered`.
     public init(
-        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), rules: NamespaceRules? = nil, replication: ReplicationPolicy = ReplicationPolicy(),
         probeInterval: TimeAmount = RedisBroker.defaultProbeInterval, counting: RedisSubscriberCounting? = nil
     ) {
         shards = Shards(topology) { _, shard in
             RedisBroker(
-                topology: shard, policy: policy, replication: replication, probeInterval: probeInterval, counting: counting)
+                topology: shard, policy: policy, rules: rules, replication: replication, probeInterval: probeInterval, counting: counting)
         }
     }
 

@@ -22,15 +22,20 @@ struct Serve: AsyncParsableCommand {
         // Before the configuration: HERALD_MAX_CONNECTIONS=auto is derived from the result.
         FileDescriptorLimit.raiseToHardLimit()
         let configuration: HeraldConfiguration
+        let environment = ProcessInfo.processInfo.environment
+        let flags: [ConfigKey: String]
         do {
-            configuration = try HeraldConfiguration.resolve(
-                flags: try SettingFlags.parse(settings), environment: ProcessInfo.processInfo.environment)
+            flags = try SettingFlags.parse(settings)
+            configuration = try await HeraldConfiguration.load(flags: flags, environment: environment)
         } catch {
             throw ValidationError("\(error)")
         }
         LoggingSystem.bootstrap { label in NodeLogHandler(label: label, level: configuration.logLevel, format: configuration.logFormat) }
         try await HeraldNode.withEventLoopGroup(threads: configuration.threads) { eventLoopGroup in
-            let node = HeraldNode(configuration: configuration, eventLoopGroup: eventLoopGroup)
+            // SIGHUP reads the configuration again from the same flags, variables and file.
+            let node = HeraldNode(
+                configuration: configuration, eventLoopGroup: eventLoopGroup,
+                reloadConfiguration: { try await HeraldConfiguration.load(flags: flags, environment: environment) })
             var groupConfiguration = ServiceGroupConfiguration(
                 services: [.init(service: node)],
                 gracefulShutdownSignals: [.sigterm, .sigint],

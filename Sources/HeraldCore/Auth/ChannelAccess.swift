@@ -16,6 +16,9 @@ public enum ChannelAccess: Sendable, Equatable {
     case anonymous
     /// A verified token.
     case token(ClientIdentity)
+    /// The backend's connect hook vouched for the client (a session cookie, say): public
+    /// channels and what its answer listed; private namespaces go through the subscribe hook.
+    case backend(ClientIdentity)
 
     /// Names starting with this need a grant.
     public static let privatePrefix = "private:"
@@ -25,27 +28,38 @@ public enum ChannelAccess: Sendable, Equatable {
     }
 
     public func maySubscribe(_ channel: String) -> Bool {
+        maySubscribe(channel, isPrivate: Self.isPrivate(channel))
+    }
+
+    /// - Parameter isPrivate: whether the channel's namespace needs a grant.
+    public func maySubscribe(_ channel: String, isPrivate: Bool) -> Bool {
         switch self {
-        case .open, .anonymous: !Self.isPrivate(channel)
-        case .token(let identity): !Self.isPrivate(channel) || identity.grant.allows(channel)
+        case .open, .anonymous: !isPrivate
+        case .token(let identity), .backend(let identity): !isPrivate || identity.grant.allows(channel)
         }
     }
 
     public func mayPost(_ channel: String) -> Bool {
+        mayPost(channel, isPrivate: Self.isPrivate(channel))
+    }
+
+    public func mayPost(_ channel: String, isPrivate: Bool) -> Bool {
         switch self {
-        case .open: !Self.isPrivate(channel)
+        case .open: !isPrivate
         case .anonymous: false
         case .token(let identity): identity.grant.allows(channel)
+        case .backend(let identity): !isPrivate || identity.grant.allows(channel)
         }
     }
 
-    /// The verified token, when there is one.
+    /// The verified token (or the backend's answer), when there is one.
     public var identity: ClientIdentity? {
-        if case .token(let identity) = self { identity } else { nil }
+        switch self {
+        case .token(let identity), .backend(let identity): identity
+        case .open, .anonymous: nil
+        }
     }
 
-    /// The token's subject, when there is one.
-    public var userID: String? {
-        if case .token(let identity) = self { identity.userID } else { nil }
-    }
+    /// The token's subject (or the user the backend named), when there is one.
+    public var userID: String? { identity?.userID }
 }

@@ -18,11 +18,16 @@ public final class InMemoryBroker: Broker {
     }
 
     private let state: Mutex<State>
-    public let policy: HistoryPolicy
+    /// Each channel's history policy, by namespace.
+    public let rules: NamespaceRules
 
-    public init(policy: HistoryPolicy = HistoryPolicy()) {
-        self.policy = policy
-        self.state = Mutex(State(history: MemoryHistory(policy: policy)))
+    public convenience init(policy: HistoryPolicy = HistoryPolicy()) {
+        self.init(rules: NamespaceRules(history: policy))
+    }
+
+    public init(rules: NamespaceRules) {
+        self.rules = rules
+        self.state = Mutex(State(history: MemoryHistory(rules: rules)))
     }
 
     public var kind: String { "memory" }
@@ -43,7 +48,7 @@ public final class InMemoryBroker: Broker {
 
     private func publishNow(_ publication: Publication) throws(BrokerError) -> PublishReceipt {
         let now = NIODeadline.now()
-        let policy = self.policy
+        let policy = rules.history(for: publication.channel)
         return try state.withLock { state throws(BrokerError) -> PublishReceipt in
             guard let sink = state.sink else { throw .unavailable("no hub attached") }
             if let key = publication.idempotencyKey, let earlier = state.history.duplicate(of: key, now: now) {
@@ -77,7 +82,7 @@ public final class InMemoryBroker: Broker {
     }
 
     public func history(of channel: String, after offset: Int64?, limit: Int) async throws(BrokerError) -> HistoryPage {
-        guard policy.isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
+        guard rules.history(for: channel).isOn else { return HistoryPage(latest: nil, publications: [], oldest: 0) }
         let now = NIODeadline.now()
         return state.withLock { $0.history.page(of: channel, after: offset, limit: limit, now: now) }
     }
@@ -92,7 +97,8 @@ public final class InMemoryBroker: Broker {
 
     /// Forgets expired histories now and then, until shutdown.
     public func run() async throws {
-        let sweep = Duration.nanoseconds(max(min(policy.ttl.nanoseconds / 4, 5_000_000_000), 10_000_000))
+        // A namespace with a shorter TTL than the default is swept at most 5 s late.
+        let sweep = Duration.nanoseconds(max(min(rules.defaultHistory.ttl.nanoseconds / 4, 5_000_000_000), 10_000_000))
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: sweep)

@@ -29,14 +29,21 @@ struct MemoryHistory {
     /// Most idempotency keys remembered at once (oldest forgotten first).
     static let maxIdempotencyKeys = 100_000
 
-    let policy: HistoryPolicy
+    /// Each channel's size and TTL, by namespace; the default namespace's policy holds the
+    /// node-wide bounds (bytes, idempotency window).
+    let rules: NamespaceRules
+    var policy: HistoryPolicy { rules.defaultHistory }
     private(set) var channels: [String: Channel] = [:]
     private(set) var bytes = 0
     private var receipts: [String: (receipt: PublishReceipt, expires: NIODeadline)] = [:]
     private var receiptOrder = CircularBuffer<(key: String, expires: NIODeadline)>()
 
+    init(rules: NamespaceRules) {
+        self.rules = rules
+    }
+
     init(policy: HistoryPolicy) {
-        self.policy = policy
+        self.init(rules: NamespaceRules(history: policy))
     }
 
     // MARK: Publishing
@@ -60,7 +67,8 @@ struct MemoryHistory {
     /// Gives `payload` the channel's next position and keeps it. Returns the position and the
     /// payload with the position spliced in (what subscribers receive).
     mutating func append(_ payload: ByteBuffer, to name: String, now: NIODeadline) -> (StreamPosition, ByteBuffer) {
-        var channel = current(name, now: now)
+        let channelPolicy = rules.history(for: name)
+        var channel = current(name, ttl: channelPolicy.ttl, now: now)
         channel.offset += 1
         channel.touched = now
         let position = StreamPosition(offset: channel.offset, epoch: channel.epoch)
@@ -68,7 +76,7 @@ struct MemoryHistory {
         channel.entries.append(Entry(offset: channel.offset, payload: positioned))
         channel.bytes += positioned.readableBytes
         bytes += positioned.readableBytes
-        while channel.entries.count > policy.size, let dropped = channel.entries.popFirst() {
+        while channel.entries.count > channelPolicy.size, let dropped = channel.entries.popFirst() {
             channel.bytes -= dropped.payload.readableBytes
             bytes -= dropped.payload.readableBytes
         }
@@ -84,7 +92,7 @@ struct MemoryHistory {
     /// given stays valid for what comes next — the one write a read may make
     /// (``ChannelHistory``'s contract).
     mutating func page(of name: String, after offset: Int64?, limit: Int, now: NIODeadline) -> HistoryPage {
-        let channel = current(name, now: now)
+        let channel = current(name, ttl: rules.history(for: name).ttl, now: now)
         channels[name] = channel
         let latest = StreamPosition(offset: channel.offset, epoch: channel.epoch)
         let oldest = channel.entries.first?.offset ?? channel.offset + 1
@@ -102,7 +110,7 @@ struct MemoryHistory {
 
     /// Forgets channels whose last publish is older than the TTL.
     mutating func expire(now: NIODeadline) {
-        for (name, channel) in channels where now - channel.touched > policy.ttl {
+        for (name, channel) in channels where now - channel.touched > rules.history(for: name).ttl {
             bytes -= channel.bytes
             channels[name] = nil
         }
@@ -110,8 +118,8 @@ struct MemoryHistory {
     }
 
     /// The channel's live state, or a fresh epoch if it expired or never existed.
-    private mutating func current(_ name: String, now: NIODeadline) -> Channel {
-        if let channel = channels[name], now - channel.touched <= policy.ttl { return channel }
+    private mutating func current(_ name: String, ttl: TimeAmount, now: NIODeadline) -> Channel {
+        if let channel = channels[name], now - channel.touched <= ttl { return channel }
         if let stale = channels[name] { bytes -= stale.bytes }
         return Channel(epoch: PositionedPayload.newEpoch(), touched: now)
     }

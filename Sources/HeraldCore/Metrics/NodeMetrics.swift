@@ -66,7 +66,9 @@ public final class NodeMetrics: Sendable {
     ]
 
     /// Labels of the metrics whose histograms use ``latencyBuckets``.
-    public static let latencyLabels = ["herald_delivery_latency_seconds", "herald_redis_command_duration_seconds"]
+    public static let latencyLabels = [
+        "herald_delivery_latency_seconds", "herald_redis_command_duration_seconds", "herald_hook_duration_seconds",
+    ]
 
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory

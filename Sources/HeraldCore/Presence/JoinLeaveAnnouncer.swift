@@ -13,7 +13,8 @@ import Synchronization
 /// most one batch per window. A `Service`: on graceful shutdown it flushes what its node's
 /// departing clients left behind, then stops.
 public final class JoinLeaveAnnouncer: MembershipObserver, Service {
-    public let pattern: ChannelPattern
+    /// Which channels announce: their namespace's `join_leave`, else the global pattern.
+    public let rules: NamespaceRules
     public let window: Duration
     private let broker: any Broker
     private let metrics: NodeMetrics
@@ -23,10 +24,10 @@ public final class JoinLeaveAnnouncer: MembershipObserver, Service {
     private let wakeupStream: AsyncStream<Void>
 
     public init(
-        pattern: ChannelPattern, broker: any Broker, metrics: NodeMetrics, logger: Logger,
+        rules: NamespaceRules, broker: any Broker, metrics: NodeMetrics, logger: Logger,
         window: Duration = .milliseconds(50), maxEventsPerChannel: Int = 32
     ) {
-        self.pattern = pattern
+        self.rules = rules
         self.window = window
         self.broker = broker
         self.metrics = metrics
@@ -37,13 +38,22 @@ public final class JoinLeaveAnnouncer: MembershipObserver, Service {
 
     // MARK: MembershipObserver
 
+    public convenience init(
+        pattern: ChannelPattern, broker: any Broker, metrics: NodeMetrics, logger: Logger,
+        window: Duration = .milliseconds(50), maxEventsPerChannel: Int = 32
+    ) {
+        self.init(
+            rules: NamespaceRules(Namespaces(joinLeaveChannels: pattern)), broker: broker, metrics: metrics, logger: logger,
+            window: window, maxEventsPerChannel: maxEventsPerChannel)
+    }
+
     public func joined(_ channel: String, _ member: PresenceMember) {
-        guard pattern.matches(channel) else { return }
+        guard rules.joinsAndLeaves(channel) else { return }
         if batcher.withLock({ $0.joined(channel, member) }) { wakeups.yield() }
     }
 
     public func left(_ channel: String, _ member: PresenceMember) {
-        guard pattern.matches(channel) else { return }
+        guard rules.joinsAndLeaves(channel) else { return }
         if batcher.withLock({ $0.left(channel, member) }) { wakeups.yield() }
     }
 

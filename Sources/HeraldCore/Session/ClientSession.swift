@@ -16,12 +16,16 @@ public struct ClientSession: Sendable {
         /// Join `channel` in the Hub, then reply `subscribed` with the channel's count and
         /// position (replaying what followed `since`, when given).
         case subscribe(String, since: StreamPosition?)
+        /// Ask the backend's subscribe hook first, then call ``subscribeHookAnswered(_:since:_:)``.
+        case askSubscribeHook(String, since: StreamPosition?)
         /// Already subscribed: reply `subscribed` again with the current count (idempotent).
         case resubscribe(String)
         /// Leave `channel` in the Hub and reply `unsubscribed`.
         case unsubscribe(String)
         /// Publish `text` to `channel` on behalf of this client.
         case publish(channel: String, text: String)
+        /// Ask the backend's publish hook, which may rewrite or veto the `message`.
+        case askPublishHook(channel: String, text: String)
         /// Read the members of `channel` (one the client is subscribed to) and reply `presence`.
         case presence(String)
         /// Nothing to do (a `pong`).
@@ -32,6 +36,8 @@ public struct ClientSession: Sendable {
 
     public let clientID: String
     public let limits: SessionLimits
+    /// Each channel's namespace rules (who may subscribe and post, which hooks are asked).
+    public let namespaces: NamespaceRules
     public private(set) var name: String?
     public private(set) var subscriptions: Set<String> = []
     /// What this connection may do with channels; changes once, when an `auth` succeeds.
@@ -49,10 +55,11 @@ public struct ClientSession: Sendable {
     ///   - requiresToken: anonymous connections must authenticate with their first message.
     public init(
         clientID: String, limits: SessionLimits, access: ChannelAccess = .open, requiresToken: Bool = false,
-        now: NIODeadline
+        namespaces: NamespaceRules = NamespaceRules(), now: NIODeadline
     ) {
         self.clientID = clientID
         self.limits = limits
+        self.namespaces = namespaces
         self.access = access
         self.requiresToken = requiresToken
         self.bucket = TokenBucket(rate: limits.rateLimit, burst: limits.rateBurst, now: now)
@@ -81,10 +88,49 @@ public struct ClientSession: Sendable {
         access = .token(identity)
     }
 
+    /// The backend's connect hook vouched for the connection.
+    public mutating func connectedByBackend(_ identity: ClientIdentity) {
+        access = .backend(identity)
+    }
+
+    /// What the subscribe hook said about `channel`.
+    public mutating func subscribeHookAnswered(_ channel: String, since: StreamPosition?, _ verdict: HookVerdict) -> Action {
+        switch verdict {
+        case .allowed:
+            if subscriptions.contains(channel) { return .resubscribe(channel) }
+            guard subscriptions.count < limits.maxSubscriptions else {
+                return .reply(.error(ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")))
+            }
+            subscriptions.insert(channel)
+            return .subscribe(channel, since: since)
+        case .refused(let message):
+            return .reply(.error(ProtocolError(.forbidden, message, channel: channel)))
+        case .unavailable(let message):
+            return .reply(.error(ProtocolError(.temporarilyUnavailable, message, channel: channel)))
+        }
+    }
+
+    /// A channel the connect hook's answer named: subscribed without asking the subscribe
+    /// hook again (the backend just said so), within the same limits as a `subscribe`.
+    public mutating func subscribeAtConnect(_ channel: String) -> Action {
+        if let problem = ChannelName.problem(with: channel) {
+            return .reply(.error(ProtocolError(.invalidChannel, problem, channel: channel)))
+        }
+        if subscriptions.contains(channel) { return .none }
+        guard namespaces.policy(for: channel) != nil else {
+            return .reply(.error(ProtocolError(.unknownNamespace, "channel \(channel) is in no namespace this node knows", channel: channel)))
+        }
+        guard subscriptions.count < limits.maxSubscriptions else {
+            return .reply(.error(ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")))
+        }
+        subscriptions.insert(channel)
+        return .subscribe(channel, since: nil)
+    }
+
     /// Whether the connection still owes the token the node requires.
     public var awaitsToken: Bool {
         guard requiresToken else { return false }
-        if case .token = access { return false }
+        if access.identity != nil { return false }
         return true
     }
 
@@ -122,7 +168,10 @@ public struct ClientSession: Sendable {
         case .subscribe(let channel, let since):
             try Self.check(channel)
             if subscriptions.contains(channel) { return .resubscribe(channel) }
-            guard access.maySubscribe(channel) else {
+            let policy = try policy(of: channel)
+            // The backend has the say on every subscribe of a hooked namespace, private or not.
+            if policy.subscribeHook { return .askSubscribeHook(channel, since: since) }
+            guard access.maySubscribe(channel, isPrivate: policy.isPrivate) else {
                 throw ProtocolError(.forbidden, "your token does not grant channel \(channel)")
             }
             guard subscriptions.count < limits.maxSubscriptions else {
@@ -147,18 +196,25 @@ public struct ClientSession: Sendable {
             return .none
         case .message(let channel, let text):
             try Self.check(channel)
-            guard access.mayPost(channel) else {
+            let policy = try policy(of: channel)
+            guard policy.clientPublish else {
+                throw ProtocolError(.forbidden, "clients may not post to channels of namespace \(Namespaces.namespace(of: channel) ?? "")")
+            }
+            guard access.mayPost(channel, isPrivate: policy.isPrivate) else {
                 throw ProtocolError(.forbidden, "your token does not allow posting to \(channel)")
             }
             guard subscriptions.contains(channel) else {
                 throw ProtocolError(.notSubscribed, "subscribe to \(channel) before posting to it")
             }
             guard !text.isEmpty else { throw ProtocolError(.invalidField, "field \"text\" must not be empty") }
-            return .publish(channel: channel, text: text)
+            return policy.publishHook ? .askPublishHook(channel: channel, text: text) : .publish(channel: channel, text: text)
         case .presence(let channel):
             try Self.check(channel)
             guard subscriptions.contains(channel) else {
                 throw ProtocolError(.notSubscribed, "subscribe to \(channel) to see who else is in it")
+            }
+            guard namespaces.policy(for: channel)?.presence ?? false else {
+                throw ProtocolError(.unavailable, "presence is off for channels of this namespace")
             }
             return .presence(channel)
         }
@@ -168,7 +224,7 @@ public struct ClientSession: Sendable {
         switch access {
         case .open:
             throw ProtocolError(.invalidMessage, "this node does not verify tokens; connect without auth")
-        case .token:
+        case .token, .backend:
             throw ProtocolError(.invalidMessage, "already authenticated")
         case .anonymous:
             guard isFirst else {
@@ -198,6 +254,14 @@ public struct ClientSession: Sendable {
         case 0x200E, 0x200F, 0x061C, 0x202A...0x202E, 0x2066...0x2069: return true
         default: return scalar.properties.generalCategory == .control
         }
+    }
+
+    /// The namespace rules of `channel`, or `unknown_namespace`.
+    private func policy(of channel: String) throws(ProtocolError) -> NamespacePolicy {
+        guard let policy = namespaces.policy(for: channel) else {
+            throw ProtocolError(.unknownNamespace, "channel \(channel) is in no namespace this node knows")
+        }
+        return policy
     }
 
     private static func check(_ channel: String) throws(ProtocolError) {

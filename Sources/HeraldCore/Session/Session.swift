@@ -59,11 +59,13 @@ public struct Session: Sendable {
     ///   - requiresToken: anonymous connections must authenticate with their first message.
     public init(
         clientID: String, transport: Transport, rules: ConnectionStateMachine.Configuration, limits: SessionLimits,
-        maxReplay: Int, access: ChannelAccess, requiresToken: Bool = false, now: NIODeadline
+        maxReplay: Int, access: ChannelAccess, requiresToken: Bool = false, namespaces: NamespaceRules = NamespaceRules(),
+        now: NIODeadline
     ) {
         self.transport = transport
         self.lifecycle = ConnectionStateMachine(configuration: rules, now: now)
-        self.client = ClientSession(clientID: clientID, limits: limits, access: access, requiresToken: requiresToken, now: now)
+        self.client = ClientSession(
+            clientID: clientID, limits: limits, access: access, requiresToken: requiresToken, namespaces: namespaces, now: now)
         self.flow = SubscriptionFlow(maxReplay: maxReplay, canResubscribe: transport == .websocket)
     }
 

@@ -33,7 +33,7 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
     public static var retryFor: TimeAmount { RedirectRetry.budget }
 
     public init(
-        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), replication: ReplicationPolicy = ReplicationPolicy(),
+        topology: RedisTopology, policy: HistoryPolicy = HistoryPolicy(), rules: NamespaceRules? = nil, replication: ReplicationPolicy = ReplicationPolicy(),
         counting: RedisSubscriberCounting? = nil
     ) {
         let monitor = topology.cluster
@@ -41,7 +41,7 @@ public final class ClusterBroker: Broker, SubscriberCountStore {
             topology: topology,
             make: { node in
                 RedisBroker(
-                    topology: node, policy: policy, replication: replication, counting: counting,
+                    topology: node, policy: policy, rules: rules, replication: replication, counting: counting,
                     onStale: { monitor?.refreshSoon() })
             },
             run: { broker in try? await broker.run() })

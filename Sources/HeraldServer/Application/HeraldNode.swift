@@ -49,6 +49,12 @@ public final class HeraldNode: Service {
     /// What follows Redis failovers (Sentinel), run before and stopped after everything that uses Redis.
     private let redisMonitors: [any RedisTopologyMonitor]
     private let announcer: JoinLeaveAnnouncer?
+    /// Each channel's namespace rules; replaced as a whole by a reload (SIGHUP).
+    public let namespaces: NamespaceRules
+    /// The backend hooks; `nil` when none is configured.
+    public let hooks: BackendHooks?
+    /// Reads the configuration again for a reload; `nil`: SIGHUP is not handled.
+    private let reloadConfiguration: (@Sendable () async throws -> HeraldConfiguration)?
 
     /// - Parameters:
     ///   - eventLoopGroup: the loops the node serves on (one Hub shard each).
@@ -60,8 +66,12 @@ public final class HeraldNode: Service {
         eventLoopGroup: any EventLoopGroup,
         broker: (any Broker)? = nil,
         logger: Logger? = nil,
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        reloadConfiguration: (@Sendable () async throws -> HeraldConfiguration)? = nil
     ) {
+        let namespaces = NamespaceRules(configuration.namespaces)
+        self.namespaces = namespaces
+        self.reloadConfiguration = reloadConfiguration
         var logger = logger ?? Logger(label: "herald")
         logger.logLevel = configuration.logLevel
         logger[metadataKey: "node"] = "\(configuration.nodeID)"
@@ -87,18 +97,18 @@ public final class HeraldNode: Service {
         let broker = broker ?? topology.map { topology -> any Broker in
             if topology.cluster != nil {
                 return ClusterBroker(
-                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    topology: topology, rules: namespaces, replication: configuration.replication,
                     counting: registry?.subscriberCounting)
             }
             // One Redis: its broker directly, so the publish path has no routing step.
             return topology.shards.count == 1
                 ? RedisBroker(
-                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    topology: topology, rules: namespaces, replication: configuration.replication,
                     probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
                 : ShardedBroker(
-                    topology: topology, policy: configuration.history, replication: configuration.replication,
+                    topology: topology, rules: namespaces, replication: configuration.replication,
                     probeInterval: configuration.redisProbeInterval, counting: registry?.subscriberCounting)
-        } ?? InMemoryBroker(policy: configuration.history)
+        } ?? InMemoryBroker(rules: namespaces)
         // The nodes' subscriber counts live beside each channel's keys: the broker keeps them.
         if let registry, let counts = broker as? any SubscriberCountStore { registry.attach(counts: counts) }
         let hub = Hub(nodeID: configuration.nodeID, broker: broker, eventLoopGroup: eventLoopGroup, metrics: metrics)
@@ -109,7 +119,9 @@ public final class HeraldNode: Service {
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
         var redisPresence: (any PresenceStore & MembershipObserver & Service)?
-        if configuration.presence, let topology {
+        // Presence is tracked when any namespace wants it (the store cannot appear on a reload).
+        let presenceOn = configuration.presence || configuration.namedNamespaces.values.contains(where: \.presence)
+        if presenceOn, let topology {
             let store: any PresenceStore & MembershipObserver & Service =
                 topology.cluster != nil
                 ? ClusterPresence(topology: topology, interval: configuration.registryInterval)
@@ -119,15 +131,17 @@ public final class HeraldNode: Service {
         }
         self.redisPresence = redisPresence
         self.redisMonitors = topology?.monitors ?? []
-        self.presence = configuration.presence ? redisPresence.map { $0 as any PresenceStore } ?? LocalPresence(hub: hub) : nil
-        if configuration.joinLeaveChannels.isEmpty {
+        self.presence = presenceOn ? redisPresence.map { $0 as any PresenceStore } ?? LocalPresence(hub: hub) : nil
+        // With a configuration file a reload may turn join/leave on for a namespace.
+        if !configuration.namespaces.announcesJoinLeave && configuration.configFile == nil {
             self.announcer = nil
         } else {
-            let announcer = JoinLeaveAnnouncer(
-                pattern: configuration.joinLeaveChannels, broker: broker, metrics: metrics, logger: logger)
+            let announcer = JoinLeaveAnnouncer(rules: namespaces, broker: broker, metrics: metrics, logger: logger)
             hub.addMembershipObserver(announcer)
             self.announcer = announcer
         }
+        self.hooks = configuration.hooks.isEmpty
+            ? nil : BackendHooks(configuration.hooks, eventLoopGroup: eventLoopGroup, metrics: metrics, logger: logger)
         self.metricsRegistry = metricsRegistry
         self.metrics = metrics
         self.requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
@@ -191,7 +205,16 @@ public final class HeraldNode: Service {
         services.append(.init(service: application))
         if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))
-        try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
+        if let reloadConfiguration {
+            services.append(.init(service: ConfigurationReloader(rules: namespaces, reload: reloadConfiguration, logger: logger)))
+        }
+        do {
+            try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
+        } catch {
+            await hooks?.shutdown()
+            throw error
+        }
+        await hooks?.shutdown()
     }
 
     /// The REST routes this node serves, as `METHOD /path/{param}` (OpenAPI's spelling), so a
@@ -232,7 +255,7 @@ public final class HeraldNode: Service {
         MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker, monitors: redisMonitors).register(on: router)
         SSEEndpoint(
             joiner: ChannelJoiner(hub: hub, history: broker, counts: counts), admission: admission, verifier: verifier,
-            configuration: configuration, metrics: metrics, logger: logger
+            configuration: configuration, metrics: metrics, logger: logger, hooks: hooks, namespaces: namespaces
         ).register(on: router)
         WebAssets().register(on: router)
         return router
@@ -248,7 +271,7 @@ public final class HeraldNode: Service {
         let fastPublish = configuration.fastPublish ? makePublishEndpoint() : nil
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
-            metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier)
+            metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier, hooks: hooks, namespaces: namespaces)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in

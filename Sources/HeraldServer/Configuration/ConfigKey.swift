@@ -21,6 +21,8 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout, redisProbeInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
+    case config, unknownNamespaces
+    case connectHookURL, subscribeHookURL, publishHookURL, hookSecret, hookTimeout, hookForwardHeaders
 
     // swift-format-ignore
     public var setting: Setting {
@@ -241,6 +243,41 @@ public enum ConfigKey: String, CaseIterable, Sendable {
             Setting("redis-probe-interval", default: "5",
                     help: "Seconds a Redis pub/sub link may stay silent before it is probed; no probe back within as long rebuilds it.") {
                 $0.redisProbeInterval = try $1.seconds()
+            }
+        case .config:
+            Setting("config", help: "A YAML (or .json) file: channel namespaces, and any setting below by its flag name with _ for - (flags and variables win). SIGHUP reloads its namespaces.") {
+                $0.configFile = try $1.string()
+            }
+        case .unknownNamespaces:
+            Setting("unknown-namespaces", default: "default",
+                    help: "A channel of a namespace the file does not declare: default (follows the global settings) or reject (`unknown_namespace`).") {
+                config, value in
+                guard let rule = Namespaces.Unknown(rawValue: value.raw.lowercased()) else { throw value.fail("default or reject") }
+                config.unknownNamespaces = rule
+            }
+        case .connectHookURL:
+            Setting("connect-hook-url", help: "Asked before `welcome` for every connection without a valid JWT (docs/hooks.md); unset: no hook.") {
+                $0.hooks.connectURL = try $1.httpURL()
+            }
+        case .subscribeHookURL:
+            Setting("subscribe-hook-url", help: "Asked on every subscribe to a namespace with `subscribe_hook: true`.") {
+                $0.hooks.subscribeURL = try $1.httpURL()
+            }
+        case .publishHookURL:
+            Setting("publish-hook-url", help: "Asked for every client `message` to a namespace with `publish_hook: true`; may rewrite or veto it.") {
+                $0.hooks.publishURL = try $1.httpURL()
+            }
+        case .hookSecret:
+            Setting("hook-secret", help: "Signs every hook call: X-Herald-Signature: sha256=<hex HMAC-SHA256 of the body>; unset: unsigned.") {
+                $0.hooks.secret = try $1.string()
+            }
+        case .hookTimeout:
+            Setting("hook-timeout", default: "1", help: "Seconds a hook call may take; past it the client gets the retryable answer.") {
+                $0.hooks.timeout = try $1.seconds()
+            }
+        case .hookForwardHeaders:
+            Setting("hook-forward-headers", help: "Request headers passed to the connect hook besides Cookie and Authorization (comma-separated).") {
+                $0.hooks.forwardHeaders = $1.list()
             }
         case .redisWaitTimeout:
             Setting("redis-wait-timeout", default: "1000", help: "Milliseconds a publish waits for the replicas of --redis-min-replicas.") {

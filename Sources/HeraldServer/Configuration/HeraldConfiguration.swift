@@ -67,6 +67,27 @@ public struct HeraldConfiguration: Sendable {
     public var logFormat = LogFormat.text
     /// Publishes served by ``FastPublishHandler`` ahead of the router.
     public var fastPublish = true
+    /// `--config`: the file the namespaces (and any other setting) came from.
+    public var configFile: String?
+    public var unknownNamespaces = Namespaces.Unknown.default
+    /// The namespaces the file declares, each already merged over the global settings.
+    public var namedNamespaces: [String: NamespacePolicy] = [:]
+    /// The backend hooks; empty when none is configured.
+    public var hooks = HookConfiguration()
+
+    /// Every namespace's rules: the default namespace from the global settings, the file's
+    /// namespaces, and what an undeclared one gets.
+    public var namespaces: Namespaces {
+        get {
+            Namespaces(
+                defaultPolicy: NamespacePolicy(history: history, presence: presence), named: namedNamespaces,
+                unknown: unknownNamespaces, joinLeaveChannels: joinLeaveChannels)
+        }
+        set {
+            namedNamespaces = newValue.named
+            unknownNamespaces = newValue.unknown
+        }
+    }
 
     /// Most notifications replayed for one `subscribe` with `since`: the history kept.
     public var maxReplay: Int { history.size }
@@ -90,12 +111,14 @@ public struct HeraldConfiguration: Sendable {
     /// Every environment variable may also be given as `NAME_FILE`, the path of a file holding
     /// the value (Docker and Kubernetes secrets are mounted as files; a trailing newline is
     /// dropped). The variable itself wins when both are set.
-    public static func resolve(flags: [ConfigKey: String], environment: [String: String]) throws(ConfigurationError) -> Self {
+    public static func resolve(
+        flags: [ConfigKey: String], environment: [String: String], file: ConfigurationFile? = nil
+    ) throws(ConfigurationError) -> Self {
         let environment = try resolvingFiles(environment)
         var config = Self(unresolved: ())
         for key in ConfigKey.allCases {
             let setting = key.setting
-            guard let value = Self.value(of: key, setting, flags: flags, environment: environment) else { continue }
+            guard let value = Self.value(of: key, setting, flags: flags, environment: environment, file: file) else { continue }
             do {
                 try setting.apply(&config, value)
             } catch let error as ConfigurationError {
@@ -105,17 +128,45 @@ public struct HeraldConfiguration: Sendable {
             }
         }
         try config.finish()
+        if let file {
+            config.namedNamespaces = try file.namespaces(over: config.namespaces.defaultPolicy)
+            // A hooked namespace without its hook would refuse every subscribe or message.
+            for (name, policy) in config.namedNamespaces.sorted(by: { $0.key < $1.key }) {
+                if policy.subscribeHook, config.hooks.subscribeURL == nil {
+                    throw ConfigurationError(
+                        key: .subscribeHookURL, source: "\(file.path): namespaces.\(name).subscribe_hook", value: "true",
+                        expected: "HERALD_SUBSCRIBE_HOOK_URL to be set as well")
+                }
+                if policy.publishHook, config.hooks.publishURL == nil {
+                    throw ConfigurationError(
+                        key: .publishHookURL, source: "\(file.path): namespaces.\(name).publish_hook", value: "true",
+                        expected: "HERALD_PUBLISH_HOOK_URL to be set as well")
+                }
+            }
+        }
         return config
+    }
+
+    /// Resolves as ``resolve(flags:environment:file:)`` does, reading the configuration file
+    /// that `--config` or `HERALD_CONFIG` names first (flags and variables win over it).
+    public static func load(flags: [ConfigKey: String], environment: [String: String]) async throws(ConfigurationError) -> Self {
+        let resolved = try resolvingFiles(environment)
+        guard let path = value(of: .config, ConfigKey.config.setting, flags: flags, environment: resolved, file: nil) else {
+            return try resolve(flags: flags, environment: environment, file: nil)
+        }
+        let file = try await ConfigurationFile.load(try path.string())
+        return try resolve(flags: flags, environment: environment, file: file)
     }
 
     /// The raw value of a setting and where it came from: flag, then environment, then default.
     private static func value(
-        of key: ConfigKey, _ setting: Setting, flags: [ConfigKey: String], environment: [String: String]
+        of key: ConfigKey, _ setting: Setting, flags: [ConfigKey: String], environment: [String: String], file: ConfigurationFile?
     ) -> SettingValue? {
         if let value = flags[key] { return SettingValue(key: key, raw: value, source: "--\(setting.flag)") }
         for name in setting.environment {
             if let value = environment[name], !value.isEmpty { return SettingValue(key: key, raw: value, source: name) }
         }
+        if let value = file?.value(of: key) { return value }
         return setting.defaultValue.map { SettingValue(key: key, raw: $0, source: "default for --\(setting.flag)") }
     }
 

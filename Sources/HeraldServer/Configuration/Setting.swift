@@ -12,6 +12,8 @@ public struct Setting: Sendable {
     public let flag: String
     /// Environment variables, first match wins.
     public let environment: [String]
+    /// The key in the configuration file (`history_size` for `--history-size`).
+    public let fileKey: String
     /// The default, as it would be typed; `nil` means "unset" (the help says what that does).
     public let defaultValue: String?
     public let help: String
@@ -25,6 +27,7 @@ public struct Setting: Sendable {
     ) {
         self.flag = flag
         self.environment = environment ?? ["HERALD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")]
+        self.fileKey = flag.replacingOccurrences(of: "-", with: "_")
         self.defaultValue = defaultValue
         self.help = help
         self.apply = apply
@@ -68,6 +71,15 @@ public struct SettingValue: Sendable {
             throw fail("a number of seconds above 0 (fractions allowed, at most 86400)")
         }
         return .nanoseconds(Int64(value * 1e9))
+    }
+
+    /// An absolute `http://` or `https://` URL.
+    func httpURL() throws(ConfigurationError) -> String {
+        let value = try string()
+        guard let url = URL(string: value), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+            throw fail("an http:// or https:// URL")
+        }
+        return value
     }
 
     /// A comma-separated list; blanks dropped.

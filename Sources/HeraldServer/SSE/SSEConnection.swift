@@ -44,10 +44,9 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     /// - Parameter access: what the stream's token (or its absence) allows.
     init(
-        joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics, access: ChannelAccess,
-        loop: any EventLoop, logger: Logger
+        clientID: String = RandomID.make(), joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics,
+        access: ChannelAccess, namespaces: NamespaceRules = NamespaceRules(), loop: any EventLoop, logger: Logger
     ) {
-        let clientID = RandomID.make()
         self.metrics = metrics
         self.clientID = clientID
         self.sequence = joiner.hub.nextSequence()
@@ -56,7 +55,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         self.loop = loop
         self.state = Session(
             clientID: clientID, transport: .sse, rules: configuration.streamRules, limits: configuration.sessionLimits,
-            maxReplay: configuration.maxReplay, access: access, now: .now())
+            maxReplay: configuration.maxReplay, access: access, namespaces: namespaces, now: .now())
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
         (events, output) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .unbounded)

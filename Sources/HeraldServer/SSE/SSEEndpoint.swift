@@ -1,6 +1,7 @@
 import HTTPTypes
 import HeraldCore
 import HeraldProtocol
+import HeraldSupport
 import Hummingbird
 import Logging
 import NIOCore
@@ -27,6 +28,9 @@ struct SSEEndpoint {
     let configuration: HeraldConfiguration
     let metrics: NodeMetrics
     let logger: Logger
+    /// `nil` when no backend hook is configured.
+    let hooks: BackendHooks?
+    let namespaces: NamespaceRules
 
     /// Most channels one stream may carry (every event's id names them all).
     static let maxChannels = 100
@@ -40,6 +44,12 @@ struct SSEEndpoint {
             return try await stream(request, context)
         } catch let error as APIError where error.isTransient && Self.acceptsEventStream(request) {
             return Self.retryLater(error, origin: request.headers[.origin], configuration: configuration)
+        } catch let refusal as BackendRefusal where Self.acceptsEventStream(request) {
+            // An EventSource would retry a non-200 status forever: the backend's word goes in
+            // an event, and `disconnect` tells herald.js not to come back as is.
+            return Self.refused(refusal, origin: request.headers[.origin], configuration: configuration)
+        } catch let refusal as BackendRefusal {
+            throw APIError(.forbidden, refusal.error.code, refusal.error.error)
         }
     }
 
@@ -55,7 +65,12 @@ struct SSEEndpoint {
                 .badRequest, .tooManySubscriptions,
                 "at most \(min(Self.maxChannels, configuration.sessionLimits.maxSubscriptions)) channels per stream")
         }
-        for channel in channels { try RequestValidation.channel(channel) }
+        for channel in channels {
+            try RequestValidation.channel(channel)
+            guard namespaces.policy(for: channel) != nil else {
+                throw APIError(.badRequest, .unknownNamespace, "channel \(channel) is in no namespace this node knows")
+            }
+        }
         let resume = try Self.resumePositions(request)
         // The admission of WebSockets; the place is held until the stream ends.
         let ticket: Admission.Ticket
@@ -68,10 +83,16 @@ struct SSEEndpoint {
         }
         // Verified after admission, as a WebSocket's `?token=` is.
         let access: ChannelAccess
+        let clientID = RandomID.make()
         do {
-            access = try await self.access(request)
-            for channel in channels where !access.maySubscribe(channel) {
-                throw APIError(.forbidden, .forbidden, "your token does not grant channel \(channel)")
+            access = try await self.access(request, clientID: clientID, peer: context.remoteAddress?.ipAddress ?? "unknown")
+            for channel in channels {
+                guard let policy = namespaces.policy(for: channel) else { continue }
+                if policy.subscribeHook {
+                    try await askSubscribeHook(channel, clientID: clientID, user: access.userID)
+                } else if !access.maySubscribe(channel, isPrivate: policy.isPrivate) {
+                    throw APIError(.forbidden, .forbidden, "your token does not grant channel \(channel)")
+                }
             }
         } catch {
             ticket.release()
@@ -79,8 +100,8 @@ struct SSEEndpoint {
         }
 
         let connection = SSEConnection(
-            joiner: joiner, configuration: configuration, metrics: metrics, access: access,
-            loop: context.eventLoop, logger: logger)
+            clientID: clientID, joiner: joiner, configuration: configuration, metrics: metrics, access: access,
+            namespaces: namespaces, loop: context.eventLoop, logger: logger)
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
         // server keeps half-closed HTTP connections open, so there is no earlier signal).
         context.closeFuture.whenComplete { _ in connection.loop.execute { connection.close() } }
@@ -128,6 +149,34 @@ struct SSEEndpoint {
         return Response(status: .ok, headers: streamHeaders(origin: origin, configuration), body: ResponseBody(byteBuffer: body))
     }
 
+    /// The subscribe hook's verdict on one of the stream's channels; throws a refusal.
+    private func askSubscribeHook(_ channel: String, clientID: String, user: String?) async throws {
+        guard let hooks else {
+            throw APIError(.serviceUnavailable, .temporarilyUnavailable, "no subscribe hook is configured")
+        }
+        switch await hooks.subscribe(client: clientID, user: user, channel: channel) {
+        case .allowed: return
+        case .refused(let message): throw APIError(.forbidden, .forbidden, message)
+        case .unavailable(let message): throw APIError(.serviceUnavailable, .temporarilyUnavailable, message)
+        }
+    }
+
+    /// The connect hook's refusal of a stream, with the backend's close code.
+    struct BackendRefusal: Error {
+        var code: UInt16
+        var error: ProtocolError
+    }
+
+    /// The backend refused the stream: an `error` event with its message, a `disconnect`
+    /// event with its code, then the end of the stream.
+    static func refused(_ refusal: BackendRefusal, origin: String?, configuration: HeraldConfiguration) -> Response {
+        var body = SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(refusal.error).jsonBytes()).readableBytesView)
+        let message = ServerMessage.disconnect(code: Int(refusal.code), reason: refusal.error.code.rawValue)
+        var disconnect = SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView)
+        body.writeBuffer(&disconnect)
+        return Response(status: .ok, headers: streamHeaders(origin: origin, configuration), body: ResponseBody(byteBuffer: body))
+    }
+
     /// `Last-Event-ID` (what `EventSource` sends when it reconnects), or `?lastEventId=`.
     static func resumePositions(_ request: Request) throws -> [String: StreamPosition] {
         let raw = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["lastEventId"].map(String.init)
@@ -138,13 +187,25 @@ struct SSEEndpoint {
         return positions
     }
 
-    /// What the request's `?token=` (or `Authorization: Bearer`) allows, as for a WebSocket.
-    private func access(_ request: Request) async throws -> ChannelAccess {
-        guard let verifier else { return .open }
+    /// What the request's `?token=` (or `Authorization: Bearer`) allows, as for a WebSocket;
+    /// without a token, what the connect hook says, when there is one.
+    private func access(_ request: Request, clientID: String, peer: String) async throws -> ChannelAccess {
         var token = request.uri.queryParameters["token"].map(String.init)
-        if token == nil, let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+        if token == nil, verifier != nil, let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
             token = String(authorization.dropFirst(7))
         }
+        if token == nil, let hooks, hooks.hasConnectHook {
+            let headers = hooks.forwardedHeaders { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
+            switch await hooks.connect(client: clientID, transport: .sse, remoteAddress: peer, headers: headers) {
+            case .accepted(let identity, _, _):
+                return .backend(identity)
+            case .refused(let code, let message):
+                throw BackendRefusal(code: code, error: ProtocolError(.forbidden, message))
+            case .unavailable:
+                throw APIError(.serviceUnavailable, .temporarilyUnavailable, "the backend could not be asked; try again")
+            }
+        }
+        guard let verifier else { return .open }
         guard let token else {
             guard configuration.auth.allowAnonymous else {
                 throw APIError(.unauthorized, .unauthorized, "this node requires a token: /sse?channel=…&token=JWT")

@@ -1,6 +1,7 @@
 import HTTPTypes
 import HeraldCore
 import HeraldProtocol
+import HeraldSupport
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -69,6 +70,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
             let rejection = NIOLoopBoundBox<Rejection?>(nil, eventLoop: channel.eventLoop)
             let endpoint = NIOLoopBoundBox<Endpoint?>(nil, eventLoop: channel.eventLoop)
             let handshake = NIOLoopBoundBox<Result<ClientIdentity, ProtocolError>?>(nil, eventLoop: channel.eventLoop)
+            let backend = NIOLoopBoundBox<(clientID: String, verdict: BackendHooks.ConnectVerdict)?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: configuration.maxMessageBytes,
                 enableAutomaticErrorHandling: false,
@@ -79,6 +81,22 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                         return channel.eventLoop.makeSucceededFuture(nil)
                     case .success(let handshakeResult):
                         endpoint.value = handshakeResult.endpoint
+                        if handshakeResult.token == nil, handshakeResult.endpoint == .notifications,
+                            let hooks = self.services.hooks, hooks.hasConnectHook
+                        {
+                            // No token: the backend's connect hook decides, before the upgrade
+                            // completes; the connection then opens as its user or closes with
+                            // its code (4503 when it could not be asked).
+                            let clientID = RandomID.make()
+                            let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                            let headers = hooks.forwardedHeaders { head.headers.first(name: $0) }
+                            return channel.eventLoop.makeFutureWithTask {
+                                await hooks.connect(client: clientID, transport: .websocket, remoteAddress: peer, headers: headers)
+                            }.map { verdict in
+                                backend.value = (clientID, verdict)
+                                return HTTPHeaders()
+                            }
+                        }
                         guard let token = handshakeResult.token, let verifier = self.verifier else {
                             return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                         }
@@ -94,7 +112,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        try self.installWebSocket(endpoint.value ?? .echo, handshake: handshake.value, on: channel)
+                        try self.installWebSocket(endpoint.value ?? .echo, handshake: handshake.value, backend: backend.value, on: channel)
                         return UpgradeResult.websocket
                     }
                 }
@@ -195,7 +213,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     private func installWebSocket(
-        _ endpoint: Endpoint, handshake: Result<ClientIdentity, ProtocolError>?, on channel: any Channel
+        _ endpoint: Endpoint, handshake: Result<ClientIdentity, ProtocolError>?,
+        backend: (clientID: String, verdict: BackendHooks.ConnectVerdict)?, on channel: any Channel
     ) throws {
         let outlet = RawFrameOutlet()
         let pipeline = channel.pipeline.syncOperations
@@ -218,7 +237,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         switch endpoint {
         case .notifications:
             try pipeline.addHandler(
-                WebSocketConnection(services: services, outlet: outlet, handshake: handshake, logger: logger))
+                WebSocketConnection(
+                    services: services, outlet: outlet, handshake: handshake, backend: backend?.verdict,
+                    clientID: backend?.clientID ?? RandomID.make(), logger: logger))
         case .echo:
             try pipeline.addHandler(
                 EchoConnection(

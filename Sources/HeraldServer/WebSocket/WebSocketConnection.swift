@@ -29,6 +29,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let shared: SharedConfiguration
         /// `nil` when the node verifies no tokens.
         let verifier: TokenVerifier?
+        /// `nil` when no backend hook is configured.
+        let hooks: BackendHooks?
+        /// Each channel's namespace rules (reloaded on SIGHUP).
+        let namespaces: NamespaceRules
 
         var joiner: ChannelJoiner { ChannelJoiner(hub: hub, history: history, counts: counts) }
     }
@@ -45,6 +49,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     private var context: ChannelHandlerContext?
     /// The handshake's `?token=` verdict, acted on when the connection opens.
     private let handshake: Result<ClientIdentity, ProtocolError>?
+    /// The connect hook's verdict, acted on when the connection opens.
+    private let backend: BackendHooks.ConnectVerdict?
+    /// Channels the connect hook's answer subscribes the client to, one after the other.
+    private var joinsAtConnect: [String] = []
     /// The one timer, armed for the machine's next deadline.
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
@@ -55,22 +63,35 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     /// - Parameters:
     ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
-    init(services: Services, outlet: RawFrameOutlet, handshake: Result<ClientIdentity, ProtocolError>?, logger: Logger) {
+    ///   - backend: the connect hook's verdict, for a handshake without a token.
+    init(
+        services: Services, outlet: RawFrameOutlet, handshake: Result<ClientIdentity, ProtocolError>?,
+        backend: BackendHooks.ConnectVerdict? = nil, clientID: String = RandomID.make(), logger: Logger
+    ) {
         let now = NIODeadline.now()
-        self.clientID = RandomID.make()
+        self.clientID = clientID
+        self.backend = backend
         self.sequence = services.hub.nextSequence()
         self.services = services
         self.outlet = outlet
-        self.handshake = handshake
         let configuration = services.shared.configuration
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
         var access = services.verifier == nil ? ChannelAccess.open : .anonymous
+        var lifecycleHandshake = handshake
         if case .success(let identity) = handshake { access = .token(identity) }
+        if case .accepted(let identity, let channels, _) = backend {
+            // The backend vouched: the lifecycle keeps its expiry as it keeps a token's.
+            access = .backend(identity)
+            lifecycleHandshake = .success(identity)
+            joinsAtConnect = channels
+        }
+        self.handshake = lifecycleHandshake
         self.state = Session(
             clientID: clientID, transport: .websocket, rules: configuration.connectionRules, limits: configuration.sessionLimits,
             maxReplay: configuration.maxReplay, access: access,
-            requiresToken: services.verifier != nil && !configuration.auth.allowAnonymous, now: now)
+            requiresToken: services.verifier != nil && !configuration.auth.allowAnonymous && backend == nil,
+            namespaces: services.namespaces, now: now)
         self.assembler = FrameAssembler(maxMessageBytes: configuration.maxMessageBytes)
     }
 
@@ -82,11 +103,36 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         services.metrics.connected(.websocket)
         logger.debug("client connected")
         let opened = state.opened(handshake: handshake, now: .now(), wallClockMillis: Self.wallClockMillis())
+        switch backend {
+        case .refused(let code, let message):
+            return close(code, ProtocolError(.forbidden, message))
+        case .unavailable:
+            return close(
+                BackendHooks.unavailableCloseCode,
+                ProtocolError(.temporarilyUnavailable, "the backend could not be asked; try again"))
+        case .accepted, nil:
+            break
+        }
         if opened.isEmpty {
             send(.welcome(clientId: clientID, node: hub.nodeID, message: "Connected to Herald"))
             if let user = state.client.access.userID { hub.identify(self, as: user, on: context.eventLoop) }
         }
         perform(opened)
+        if !joinsAtConnect.isEmpty, state.isOpen {
+            begin(.other)
+            nextOperation()
+        }
+    }
+
+    /// Closes with a code of the backend's (outside ``CloseCode``): `error` first, then the
+    /// close frame, with the lifecycle closing as for any refusal.
+    private func close(_ code: UInt16, _ error: ProtocolError) {
+        let action = state.lifecycle.close(.unauthorized, reason: error.code.rawValue, error: error, now: .now())
+        guard case .close(_, let reason, let error) = action else { return perform(action) }
+        logger.debug("closing", metadata: ["code": "\(code)", "reason": "\(reason)"])
+        if let error { writeAndFlush(ServerFrame.message(.error(error))) }
+        writeAndFlush(ServerFrame.close(code: code, reason: reason))
+        armTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -158,7 +204,12 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
                 hub.renamed(self, channels: state.client.subscriptions)
             }
         case .subscribe(let channel, let since):
-            subscribe(channel, since: since, loop: loop)
+            begin(.other)
+            join(channel, since: since, loop: loop)
+        case .askSubscribeHook(let channel, let since):
+            askSubscribeHook(channel, since: since, loop: loop)
+        case .askPublishHook(let channel, let text):
+            askPublishHook(channel, text: text, loop: loop)
         case .resubscribe(let channel):
             begin(.other)
             let query = state.resubscribing(channel)
@@ -204,8 +255,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     /// `subscribed` goes out once the broker confirmed the subscription (so the client then
     /// receives every later publication), followed by what ``SubscriptionFlow`` decided. If
     /// the broker cannot confirm, the client gets `error` and the subscription is undone.
-    private func subscribe(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
-        begin(.other)
+    private func join(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
         let query = state.subscribing(channel, since: since)
         logger.trace("subscribed", metadata: ["channel": "\(channel)"])
         let loopBound = NIOLoopBound(self, eventLoop: loop)
@@ -225,7 +275,76 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             break
         }
         perform(state.answered(channel, answer))
+        nextOperation()
+    }
+
+    /// The operation in flight is done: the next channel the connect hook named, if any (the
+    /// operation goes on), else the messages held behind it.
+    private func nextOperation() {
+        while state.isOpen, !joinsAtConnect.isEmpty, let loop = context?.eventLoop {
+            switch state.client.subscribeAtConnect(joinsAtConnect.removeFirst()) {
+            case .subscribe(let channel, let since):
+                return join(channel, since: since, loop: loop)
+            case .reply(let message):
+                send(message)
+            default:
+                break
+            }
+        }
+        joinsAtConnect = []
         end(held: state.lifecycle.operationFinished())
+    }
+
+    /// A subscribe to a namespace with `subscribe_hook`: the backend decides, off the loop;
+    /// messages that arrive meanwhile wait behind it.
+    private func askSubscribeHook(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
+        begin(.other)
+        let (hooks, client, user) = (services.hooks, clientID, state.client.access.userID)
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask { () -> HookVerdict in
+            guard let hooks else { return .unavailable("no subscribe hook is configured") }
+            return await hooks.subscribe(client: client, user: user, channel: channel)
+        }.whenSuccess { verdict in
+            let connection = loopBound.value
+            guard connection.state.isOpen else { return connection.nextOperation() }
+            switch connection.state.client.subscribeHookAnswered(channel, since: since, verdict) {
+            case .subscribe(let channel, let since):
+                connection.join(channel, since: since, loop: loop)
+            case .resubscribe(let channel):
+                let query = connection.state.resubscribing(channel)
+                connection.services.joiner.read(
+                    channel, query: query, localCount: connection.hub.subscriberCount(channel), on: loop
+                ).whenSuccess { loopBound.value.answered(channel, $0) }
+            case .reply(let message):
+                connection.send(message)
+                connection.nextOperation()
+            default:
+                connection.nextOperation()
+            }
+        }
+    }
+
+    /// A `message` to a namespace with `publish_hook`: published as the backend rewrote it, or
+    /// refused; later messages wait, so a client's messages keep their order.
+    private func askPublishHook(_ channel: String, text: String, loop: any EventLoop) {
+        begin(.other)
+        let (hooks, client, user) = (services.hooks, clientID, state.client.access.userID)
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask { () -> BackendHooks.PublishVerdict in
+            guard let hooks else { return .unavailable("no publish hook is configured") }
+            return await hooks.publish(client: client, user: user, channel: channel, text: text)
+        }.whenSuccess { verdict in
+            let connection = loopBound.value
+            switch verdict {
+            case .publish(let rewritten, let data):
+                connection.post(rewritten ?? text, data: data, to: channel, loop: loop)
+            case .refused(let message):
+                connection.send(.error(ProtocolError(.forbidden, message, channel: channel)))
+            case .unavailable(let message):
+                connection.send(.error(ProtocolError(.temporarilyUnavailable, message, channel: channel)))
+            }
+            connection.nextOperation()
+        }
     }
 
     /// `presence`: the channel's members, read like a subscribe's history — as an operation,
@@ -251,9 +370,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     /// A client `message`: published like a REST notification, minus the sender.
-    private func post(_ text: String, to channel: String, loop: any EventLoop) {
-        let notification = OutgoingNotification(HeraldNotification(
-            channel: channel, body: text, from: clientID, fromName: state.client.name, fromUser: state.client.access.userID))
+    private func post(_ text: String, data: JSONValue? = nil, to channel: String, loop: any EventLoop) {
+        let notification = OutgoingNotification(
+            HeraldNotification(
+                channel: channel, body: text, from: clientID, fromName: state.client.name, fromUser: state.client.access.userID),
+            data: data.flatMap(RawJSON.init(encoding:)))
         let publication = Publication(
             channel: channel, payload: notification.encoded(), id: notification.id, excludedClient: clientID)
         let loopBound = NIOLoopBound(self, eventLoop: loop)

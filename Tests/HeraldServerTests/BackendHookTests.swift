@@ -1,0 +1,232 @@
+import Foundation
+import HeraldCore
+import HeraldProtocol
+import HeraldServer
+import HeraldTesting
+import NIOCore
+import Testing
+
+/// The backend hooks against a real HTTP backend (``TestBackend``) and real sockets.
+@Suite struct BackendHookTests {
+    /// A node whose hooks point at `backend`, with `chat` (subscribe and publish hooks, history,
+    /// join/leave) and `ticker` (no history, no client publishing).
+    func withHookedNode<T: Sendable>(
+        _ backend: TestBackend, timeout: TimeAmount = .seconds(1), _ body: (RunningNode) async throws -> T
+    ) async throws -> T {
+        try await withNode({ config in
+            config.hooks.connectURL = backend.url("connect")
+            config.hooks.subscribeURL = backend.url("subscribe")
+            config.hooks.publishURL = backend.url("publish")
+            config.hooks.secret = "hook-secret"
+            config.hooks.timeout = timeout
+            var chat = NamespacePolicy(history: HistoryPolicy(size: 50), joinLeave: true, subscribeHook: true, publishHook: true)
+            chat.presence = true
+            config.namedNamespaces = [
+                "chat": chat,
+                "ticker": NamespacePolicy(history: HistoryPolicy(size: 0), clientPublish: false),
+            ]
+        }, body)
+    }
+
+    static let ada = #"{"result":{"user":"ada","channels":["news"]}}"#
+
+    @Test func aSessionCookieConnectsThroughTheConnectHookAndAWrongOneGetsTheBackendsCloseCode() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in
+                call.hook == "connect" && call.body["headers"] == .object(["Cookie": .string("session=good")])
+                    ? (200, Self.ada) : (200, #"{"error":{"code":4403,"message":"no such session"}}"#)
+            }
+            try await withHookedNode(backend) { node in
+                let client = try await node.connect(headers: [("Cookie", "session=good")])
+                guard case .subscribed("news", _, _, _) = try await client.nextMessage() else {
+                    Issue.record("not auto-subscribed to news")
+                    return
+                }
+                _ = try await node.request(.POST, "/api/notify/news", body: #"{"title":"hi"}"#)
+                #expect(try await client.nextNotification().title == "hi")
+                let connect = try #require(backend.calls("connect").first)
+                #expect(connect.body["transport"] == .string("websocket"))
+                #expect(connect.body["client"] == .string(client.clientID ?? ""))
+                #expect(connect.body["headers"] == .object(["Cookie": .string("session=good")]))
+                // Signed with the hook secret.
+                #expect(connect.header("X-Herald-Signature") == BackendHooks.signatureForTests(of: connect.rawBody, secret: "hook-secret"))
+                // The user is known: /api/users/ada reaches the connection.
+                _ = try await node.request(.POST, "/api/users/ada/notify", body: #"{"title":"for ada"}"#)
+                #expect(try await client.nextNotification().title == "for ada")
+
+                let refused = try await node.connect(headers: [("Cookie", "session=bad")], readWelcome: false)
+                let error = try await refused.nextError()
+                #expect(error.code == .forbidden && error.error == "no such session")
+                #expect(try await refused.nextClose().code == 4403)
+            }
+        }
+    }
+
+    @Test func theSubscribeHookAllowsAndDeniesOnlyInItsNamespace() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in
+                switch call.hook {
+                case "subscribe" where call.body["channel"] == .string("chat:2"): (200, #"{"error":{"message":"not a member of chat:2"}}"#)
+                case "connect": (200, #"{"result":{"user":"ada"}}"#)
+                default: (200, #"{"result":{}}"#)
+                }
+            }
+            try await withHookedNode(backend) { node in
+                let client = try await node.connect(headers: [("Cookie", "session=good")])
+                try await client.send(.subscribe(channel: "chat:1"))
+                guard case .subscribed("chat:1", _, let position, _) = try await client.nextMessage() else {
+                    Issue.record("chat:1 not subscribed")
+                    return
+                }
+                #expect(position != nil, "chat keeps history")
+                try await client.send(.subscribe(channel: "chat:2"))
+                let denied = try await client.nextError()
+                #expect(denied == ProtocolError(.forbidden, "not a member of chat:2", channel: "chat:2"))
+                try await client.send(.subscribe(channel: "ticker:aapl"))
+                guard case .subscribed("ticker:aapl", _, let tickerPosition, _) = try await client.nextMessage() else {
+                    Issue.record("ticker not subscribed")
+                    return
+                }
+                #expect(tickerPosition == nil, "ticker keeps no history")
+                let asked = backend.calls("subscribe").compactMap { call -> String? in
+                    if case .string(let channel) = call.body["channel"] { channel } else { nil }
+                }
+                #expect(asked == ["chat:1", "chat:2"], "the hook is asked for chat only")
+                try await client.send(.listSubscriptions)
+                #expect(try await client.nextMessage() == .subscriptions(channels: ["chat:1", "ticker:aapl"]))
+            }
+        }
+    }
+
+    @Test func thePublishHookRewritesAndVetoesAndClientPublishFalseRefusesWithoutAsking() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in
+                switch (call.hook, call.body["text"]) {
+                case ("connect", _): (200, #"{"result":{"user":"ada"}}"#)
+                case ("publish", .string("spam")): (200, #"{"error":{"message":"no spam here"}}"#)
+                case ("publish", _): (200, #"{"result":{"text":"HELLO","data":{"checked":true}}}"#)
+                default: (200, #"{"result":{}}"#)
+                }
+            }
+            try await withHookedNode(backend) { node in
+                let sender = try await node.connect(headers: [("Cookie", "session=good")])
+                let reader = try await node.connect(headers: [("Cookie", "session=good")])
+                for client in [sender, reader] {
+                    try await client.send(.subscribe(channel: "chat:1"))
+                    _ = try await client.next { if case .subscribed("chat:1", _, _, _) = $0 { true } else { false } }
+                    try await client.send(.subscribe(channel: "ticker:aapl"))
+                    _ = try await client.next { if case .subscribed("ticker:aapl", _, _, _) = $0 { true } else { false } }
+                }
+                try await sender.send(.message(channel: "chat:1", text: "spam"))
+                #expect(try await sender.nextError() == ProtocolError(.forbidden, "no spam here", channel: "chat:1"))
+                try await sender.send(.message(channel: "chat:1", text: "hello"))
+                let delivered = try await reader.next { if case .notification = $0 { true } else { false } }
+                guard case .notification(let notification) = delivered else { return }
+                #expect(notification.body == "HELLO" && notification.data == .object(["checked": .bool(true)]))
+                #expect(notification.fromUser == "ada")
+                let publishCalls = backend.calls("publish").count
+                try await sender.send(.message(channel: "ticker:aapl", text: "buy"))
+                let refused = try await sender.nextError()
+                #expect(refused.code == .forbidden)
+                #expect(backend.calls("publish").count == publishCalls, "client_publish: false asked the hook")
+                // Neither the vetoed nor the refused message reached anyone: the next one is the rewritten one.
+                try await sender.send(.message(channel: "chat:1", text: "again"))
+                let next = try await reader.next { if case .notification = $0 { true } else { false } }
+                guard case .notification(let second) = next else { return }
+                #expect(second.channel == "chat:1" && second.body == "HELLO")
+            }
+        }
+    }
+
+    @Test func aStoppedBackendGetsRetryableAnswersAndTheSameClientsSucceedOnceItIsBack() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in call.hook == "connect" ? (200, #"{"result":{"user":"ada"}}"#) : (200, #"{"result":{}}"#) }
+            try await withHookedNode(backend, timeout: .milliseconds(500)) { node in
+                let client = try await node.connect(headers: [("Cookie", "session=good")])
+                await backend.stop()
+                let start = ContinuousClock.now
+                try await client.send(.subscribe(channel: "chat:1"))
+                let error = try await client.nextError()
+                #expect(error.code == .temporarilyUnavailable && error.channel == "chat:1")
+                let refused = try await node.connect(headers: [("Cookie", "session=good")], readWelcome: false)
+                #expect(try await refused.nextError().code == .temporarilyUnavailable)
+                #expect(try await refused.nextClose().code == 4503)
+                #expect(ContinuousClock.now - start < .seconds(3))
+                try await backend.restart()
+                try await client.send(.subscribe(channel: "chat:1"))
+                _ = try await client.next { if case .subscribed("chat:1", _, _, _) = $0 { true } else { false } }
+                _ = try await node.connect(headers: [("Cookie", "session=good")])
+            }
+        }
+    }
+
+    @Test func aSlowBackendHoldsNoEventLoop() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in
+                if call.hook == "subscribe" { try? await Task.sleep(for: .seconds(3)) }
+                return call.hook == "connect" ? (200, #"{"result":{"user":"ada"}}"#) : (200, #"{"result":{}}"#)
+            }
+            // One event-loop thread: a blocked loop would stall every client.
+            try await withNode({ config in
+                config.threads = 1
+                config.hooks.connectURL = backend.url("connect")
+                config.hooks.subscribeURL = backend.url("subscribe")
+                config.hooks.timeout = .seconds(2)
+                config.namedNamespaces = ["chat": NamespacePolicy(subscribeHook: true)]
+            }) { node in
+                let waiting = try await node.connect(headers: [("Cookie", "a")])
+                let listener = try await node.subscriber("news")
+                try await waiting.send(.subscribe(channel: "chat:1"))
+                try await waitUntil("the subscribe hook to be called", timeout: .seconds(5)) { !backend.calls("subscribe").isEmpty }
+                var worst = Duration.zero
+                for index in 0..<10 {
+                    let sent = ContinuousClock.now
+                    _ = try await node.request(.POST, "/api/notify/news", body: #"{"title":"\#(index)"}"#)
+                    _ = try await listener.notification(titled: "\(index)")
+                    worst = max(worst, ContinuousClock.now - sent)
+                }
+                #expect(worst < .milliseconds(500), "a notification took \(worst) while the hook was slow")
+                let error = try await waiting.nextError(timeout: .seconds(5))
+                #expect(error.code == .temporarilyUnavailable)
+            }
+        }
+    }
+
+    @Test func joinAndLeaveOnlyWhereTheNamespaceSaysSo() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in call.hook == "connect" ? (200, #"{"result":{"user":"ada"}}"#) : (200, #"{"result":{}}"#) }
+            try await withHookedNode(backend) { node in
+                let first = try await node.connect(headers: [("Cookie", "a")])
+                for channel in ["chat:1", "ticker:aapl"] {
+                    try await first.send(.subscribe(channel: channel))
+                    _ = try await first.next { if case .subscribed(channel, _, _, _) = $0 { true } else { false } }
+                }
+                let second = try await node.connect(headers: [("Cookie", "b")])
+                try await second.send(.subscribe(channel: "ticker:aapl"))
+                _ = try await second.next { if case .subscribed("ticker:aapl", _, _, _) = $0 { true } else { false } }
+                try await second.send(.subscribe(channel: "chat:1"))
+                _ = try await second.next { if case .subscribed("chat:1", _, _, _) = $0 { true } else { false } }
+                let join = try await first.next { if case .join = $0 { true } else { false } }
+                guard case .join(let channel, _) = join else { return }
+                #expect(channel == "chat:1", "join for \(channel), which has no join_leave")
+            }
+        }
+    }
+
+    @Test func anUnknownNamespaceIsRefusedWhenTheFileSaysReject() async throws {
+        try await withNode({ config in
+            config.namedNamespaces = ["chat": NamespacePolicy()]
+            config.unknownNamespaces = .reject
+        }) { node in
+            let client = try await node.connect()
+            try await client.send(.subscribe(channel: "orders:1"))
+            #expect(try await client.nextError().code == .unknownNamespace)
+            try await client.send(.subscribe(channel: "chat:1"))
+            _ = try await client.next { if case .subscribed("chat:1", _, _, _) = $0 { true } else { false } }
+            try await client.send(.subscribe(channel: "plain"))
+            _ = try await client.next { if case .subscribed("plain", _, _, _) = $0 { true } else { false } }
+            let sse = try await node.request(.GET, "/sse?channel=orders:1")
+            #expect(sse.status == 400 && sse.text.contains("unknown_namespace"))
+        }
+    }
+}
