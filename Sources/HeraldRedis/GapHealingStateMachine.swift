@@ -36,8 +36,9 @@ struct GapHealingStateMachine {
     /// Most messages held per channel while a gap is being read; beyond it the node gives up
     /// healing that gap and delivers what it has.
     let maxBuffered: Int
-    /// How many publications one fetch asks for.
-    let fetchLimit: Int
+    /// How many publications one fetch of a channel asks for: its namespace's history size,
+    /// so a page never holds more than the stream keeps (a reload may change it).
+    let fetchLimit: @Sendable (String) -> Int
     /// The waits between failed reads of one gap; when they are used up the node gives up on
     /// it. The default spans about 17 s, longer than a Sentinel failover or a cluster's
     /// promotion of a replica takes.
@@ -48,10 +49,18 @@ struct GapHealingStateMachine {
         [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600)]
         + Array(repeating: .seconds(2), count: 7)
 
-    init(maxBuffered: Int = 10_000, fetchLimit: Int, retryDelays: [Duration] = Self.defaultRetryDelays) {
+    init(
+        maxBuffered: Int = 10_000, fetchLimit: @escaping @Sendable (String) -> Int,
+        retryDelays: [Duration] = Self.defaultRetryDelays
+    ) {
         self.maxBuffered = maxBuffered
         self.fetchLimit = fetchLimit
         self.retryDelays = retryDelays
+    }
+
+    /// One page size for every channel.
+    init(maxBuffered: Int = 10_000, fetchLimit: Int, retryDelays: [Duration] = Self.defaultRetryDelays) {
+        self.init(maxBuffered: maxBuffered, fetchLimit: { _ in fetchLimit }, retryDelays: retryDelays)
     }
 
     /// The position a subscriber was given: the node must deliver everything after it.
@@ -126,7 +135,7 @@ struct GapHealingStateMachine {
             out.append(publication)
             channel.last = position
         }
-        let full = page.publications.count >= fetchLimit
+        let full = page.publications.count >= fetchLimit(name)
         var waiting = channel.buffered
         channel.buffered = []
         while let next = waiting.first, let position = next.position {

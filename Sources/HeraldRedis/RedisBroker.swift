@@ -103,7 +103,7 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         self.metrics = metrics
         self.timers = metrics.redisTimers(shard: topology.locator.name)
         self.publishCommand = ByteBuffer(string: topology.publishCommand)
-        self.gaps = Mutex(GapHealingStateMachine(fetchLimit: max(rules.defaultHistory.size, 1)))
+        self.gaps = Mutex(GapHealingStateMachine(fetchLimit: { Self.pageSize(of: $0, rules) }))
         (fetchRequests, fetches) = AsyncStream.makeStream(of: (channel: String, after: Int64).self, bufferingPolicy: .unbounded)
         self.loop = topology.nextLoop()
         let sink = NIOLockedValueBox<(any PublicationSink)?>(nil)
@@ -169,12 +169,18 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         }
     }
 
+    /// How much of `channel`'s stream one gap read asks for: all its namespace keeps.
+    static func pageSize(of channel: String, _ rules: NamespaceRules) -> Int {
+        max(rules.history(for: channel).size, 1)
+    }
+
     /// Reads what a gap needs, one request after the other, for as long as the broker runs.
     private func healGaps() async {
         for await request in fetchRequests {
             let page: HistoryPage?
             do {
-                page = try await history(of: request.channel, after: request.after, limit: max(rules.defaultHistory.size, 1), seeding: false)
+                page = try await history(
+                    of: request.channel, after: request.after, limit: Self.pageSize(of: request.channel, rules), seeding: false)
             } catch {
                 logger.warning("could not read missed publications", metadata: ["channel": "\(request.channel)", "error": "\(error)"])
                 page = nil

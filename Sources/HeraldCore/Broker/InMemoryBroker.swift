@@ -56,7 +56,7 @@ public final class InMemoryBroker: Broker {
             }
             var delivered = publication
             if policy.isOn {
-                let (position, payload) = state.history.append(publication.payload, to: publication.channel, now: now)
+                let (position, payload) = state.history.append(publication.payload, to: publication.channel, policy: policy, now: now)
                 delivered.position = position
                 delivered.payload = payload
             }

@@ -29,10 +29,10 @@ struct MemoryHistory {
     /// Most idempotency keys remembered at once (oldest forgotten first).
     static let maxIdempotencyKeys = 100_000
 
-    /// Each channel's size and TTL, by namespace; the default namespace's policy holds the
-    /// node-wide bounds (bytes, idempotency window).
+    /// Each channel's size and TTL, by namespace.
     let rules: NamespaceRules
-    var policy: HistoryPolicy { rules.defaultHistory }
+    /// The node-wide bounds: bytes of all channels, the idempotency window.
+    let policy: HistoryPolicy
     private(set) var channels: [String: Channel] = [:]
     private(set) var bytes = 0
     private var receipts: [String: (receipt: PublishReceipt, expires: NIODeadline)] = [:]
@@ -40,6 +40,7 @@ struct MemoryHistory {
 
     init(rules: NamespaceRules) {
         self.rules = rules
+        self.policy = rules.defaultHistory
     }
 
     init(policy: HistoryPolicy) {
@@ -67,7 +68,13 @@ struct MemoryHistory {
     /// Gives `payload` the channel's next position and keeps it. Returns the position and the
     /// payload with the position spliced in (what subscribers receive).
     mutating func append(_ payload: ByteBuffer, to name: String, now: NIODeadline) -> (StreamPosition, ByteBuffer) {
-        let channelPolicy = rules.history(for: name)
+        append(payload, to: name, policy: rules.history(for: name), now: now)
+    }
+
+    /// - Parameter channelPolicy: the channel's size and TTL, which the caller looked up already.
+    mutating func append(
+        _ payload: ByteBuffer, to name: String, policy channelPolicy: HistoryPolicy, now: NIODeadline
+    ) -> (StreamPosition, ByteBuffer) {
         var channel = current(name, ttl: channelPolicy.ttl, now: now)
         channel.offset += 1
         channel.touched = now
