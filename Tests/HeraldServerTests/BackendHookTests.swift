@@ -49,7 +49,7 @@ import Testing
                 #expect(connect.body["client"] == .string(client.clientID ?? ""))
                 #expect(connect.body["headers"] == .object(["Cookie": .string("session=good")]))
                 // Signed with the hook secret.
-                #expect(connect.header("X-Herald-Signature") == BackendHooks.signatureForTests(of: connect.rawBody, secret: "hook-secret"))
+                #expect(connect.header("X-Herald-Signature") == BackendHooks.signature(of: connect.rawBody, secret: "hook-secret"))
                 // The user is known: /api/users/ada reaches the connection.
                 _ = try await node.request(.POST, "/api/users/ada/notify", body: #"{"title":"for ada"}"#)
                 #expect(try await client.nextNotification().title == "for ada")

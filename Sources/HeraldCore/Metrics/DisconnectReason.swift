@@ -26,6 +26,8 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
     case shutdown
     /// `POST /api/users/{user}/disconnect` (4003).
     case serverDisconnect = "server_disconnect"
+    /// The backend's connect hook could not be asked (4503).
+    case backendUnavailable = "backend_unavailable"
 
     /// The reason behind a close the server decided, from its code.
     public init(closing code: CloseCode) {
@@ -34,6 +36,7 @@ public enum DisconnectReason: String, Sendable, CaseIterable {
         case .unauthorized: self = .unauthorized
         case .tokenExpired: self = .tokenExpired
         case .disconnectedByServer: self = .serverDisconnect
+        case .backendUnavailable: self = .backendUnavailable
         case .policyViolation: self = .rateLimit
         case .normal: self = .normal
         default: self = .protocolError

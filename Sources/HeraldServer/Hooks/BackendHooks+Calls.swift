@@ -6,9 +6,9 @@ extension BackendHooks {
     /// What the connect hook decided.
     enum ConnectVerdict: Sendable, Equatable {
         /// Connect as this user (a grant of the channels to join at once, which follow `welcome`).
-        case accepted(ClientIdentity, channels: [String], info: JSONValue?)
+        case accepted(ClientIdentity, channels: [String])
         /// Close with the backend's code (4000–4999; 4403 when it gave none that fits).
-        case refused(code: UInt16, message: String)
+        case refused(code: CloseCode, message: String)
         case unavailable(String)
     }
 
@@ -19,10 +19,6 @@ extension BackendHooks {
         case unavailable(String)
     }
 
-    /// The close code of a connection whose connect hook could not be asked: try again.
-    static let unavailableCloseCode: UInt16 = 4503
-    /// The code a refused connection is closed with when the backend gives none it may use.
-    static let defaultRefusalCode: UInt16 = 4403
     /// Most channels a connect answer may subscribe the client to.
     static let maxConnectChannels = 100
 
@@ -44,8 +40,7 @@ extension BackendHooks {
         case .unavailable(let reason):
             return .unavailable(reason)
         case .refused(let code, let message):
-            let fits = code.map { (4000...4999).contains($0) } ?? false
-            return .refused(code: fits ? UInt16(code!) : Self.defaultRefusalCode, message: message)
+            return .refused(code: .backend(code), message: message)
         case .result(let result):
             guard !result.user.isEmpty, result.user.count <= UserChannel.maxUserLength else {
                 return .unavailable("the connect answer's user must be 1–\(UserChannel.maxUserLength) characters")
@@ -57,7 +52,7 @@ extension BackendHooks {
             let grant: ChannelGrant
             do { grant = try ChannelGrant(channels) } catch { return .unavailable("\(error)") }
             let expires = result.expires_at.map { $0.multipliedReportingOverflow(by: 1000).partialValue } ?? Int64.max
-            return .accepted(ClientIdentity(userID: result.user, grant: grant, expiresAtMillis: expires), channels: channels, info: result.info)
+            return .accepted(ClientIdentity(userID: result.user, grant: grant, expiresAtMillis: expires), channels: channels)
         }
     }
 

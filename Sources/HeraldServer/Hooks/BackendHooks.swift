@@ -61,6 +61,11 @@ public final class BackendHooks: Sendable {
         }
     }
 
+    /// The signature header a call with `body` carries: what a backend computes to check it.
+    public static func signature(of body: [UInt8], secret: String) -> String {
+        signature(of: body, key: SymmetricKey(data: Data(secret.utf8)))
+    }
+
     /// The HMAC-SHA256 of `body` with the hook secret, as the signature header carries it.
     static func signature(of body: [UInt8], key: SymmetricKey) -> String {
         "sha256=" + HMAC<SHA256>.authenticationCode(for: body, using: key).map { String(format: "%02x", $0) }.joined()
@@ -124,12 +129,5 @@ public final class BackendHooks: Sendable {
         case (nil, let refusal?): return .refused(code: refusal.code, message: refusal.message ?? "refused by the backend")
         default: return .unavailable("the answer must hold exactly one of \"result\" and \"error\"")
         }
-    }
-}
-
-extension BackendHooks {
-    /// The signature header a call with `body` carries, for tests that check it.
-    public static func signatureForTests(of body: [UInt8], secret: String) -> String {
-        signature(of: body, key: SymmetricKey(data: Data(secret.utf8)))
     }
 }

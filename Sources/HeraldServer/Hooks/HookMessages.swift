@@ -14,7 +14,6 @@ enum HookMessages {
         var user: String
         var expires_at: Int64?
         var channels: [String]?
-        var info: JSONValue?
     }
 
     struct SubscribeRequest: Encodable, Sendable {

@@ -163,7 +163,7 @@ struct SSEEndpoint {
 
     /// The connect hook's refusal of a stream, with the backend's close code.
     struct BackendRefusal: Error {
-        var code: UInt16
+        var code: CloseCode
         var error: ProtocolError
     }
 
@@ -171,7 +171,7 @@ struct SSEEndpoint {
     /// event with its code, then the end of the stream.
     static func refused(_ refusal: BackendRefusal, origin: String?, configuration: HeraldConfiguration) -> Response {
         var body = SSEEvent.event(name: "error", data: ByteBuffer(bytes: ServerMessage.error(refusal.error).jsonBytes()).readableBytesView)
-        let message = ServerMessage.disconnect(code: Int(refusal.code), reason: refusal.error.code.rawValue)
+        let message = ServerMessage.disconnect(code: Int(refusal.code.rawValue), reason: refusal.error.code.rawValue)
         var disconnect = SSEEvent.event(name: "disconnect", data: ByteBuffer(bytes: message.jsonBytes()).readableBytesView)
         body.writeBuffer(&disconnect)
         return Response(status: .ok, headers: streamHeaders(origin: origin, configuration), body: ResponseBody(byteBuffer: body))
@@ -197,7 +197,7 @@ struct SSEEndpoint {
         if token == nil, let hooks, hooks.hasConnectHook {
             let headers = hooks.forwardedHeaders { name in HTTPField.Name(name).flatMap { request.headers[$0] } }
             switch await hooks.connect(client: clientID, transport: .sse, remoteAddress: peer, headers: headers) {
-            case .accepted(let identity, _, _):
+            case .accepted(let identity, _):
                 return .backend(identity)
             case .refused(let code, let message):
                 throw BackendRefusal(code: code, error: ProtocolError(.forbidden, message))
