@@ -20,8 +20,8 @@ public enum ChannelAccess: Sendable, Equatable {
     /// channels and what its answer listed; private namespaces go through the subscribe hook.
     case backend(ClientIdentity)
 
-    /// Names starting with this need a grant.
-    public static let privatePrefix = "private:"
+    /// Names starting with this need a grant: the built-in `private` namespace.
+    public static let privatePrefix = Namespaces.privateNamespace + ":"
 
     public static func isPrivate(_ channel: String) -> Bool {
         channel.hasPrefix(privatePrefix)

@@ -33,11 +33,6 @@ public final class NamespaceRules: Sendable {
     /// bound) and the gap healer's page size.
     public var defaultHistory: HistoryPolicy { current.withLock { $0.defaultPolicy.history } }
 
-    /// Whether any namespace keeps history (a broker with none skips the stream altogether).
-    public var anyHistory: Bool {
-        current.withLock { $0.defaultPolicy.history.isOn || $0.named.values.contains { $0.history.isOn } }
-    }
-
     public func joinsAndLeaves(_ channel: String) -> Bool {
         current.withLock { $0.joinsAndLeaves(channel) }
     }

@@ -68,8 +68,4 @@ public struct Namespaces: Sendable, Equatable {
     public var announcesJoinLeave: Bool {
         !joinLeaveChannels.isEmpty || named.values.contains { $0.joinLeave == true }
     }
-
-    /// Whether any namespace asks a hook.
-    public var usesSubscribeHook: Bool { defaultPolicy.subscribeHook || named.values.contains(where: \.subscribeHook) }
-    public var usesPublishHook: Bool { defaultPolicy.publishHook || named.values.contains(where: \.publishHook) }
 }

@@ -38,15 +38,6 @@ public final class JoinLeaveAnnouncer: MembershipObserver, Service {
 
     // MARK: MembershipObserver
 
-    public convenience init(
-        pattern: ChannelPattern, broker: any Broker, metrics: NodeMetrics, logger: Logger,
-        window: Duration = .milliseconds(50), maxEventsPerChannel: Int = 32
-    ) {
-        self.init(
-            rules: NamespaceRules(Namespaces(joinLeaveChannels: pattern)), broker: broker, metrics: metrics, logger: logger,
-            window: window, maxEventsPerChannel: maxEventsPerChannel)
-    }
-
     public func joined(_ channel: String, _ member: PresenceMember) {
         guard rules.joinsAndLeaves(channel) else { return }
         if batcher.withLock({ $0.joined(channel, member) }) { wakeups.yield() }

@@ -98,11 +98,11 @@ public struct ClientSession: Sendable {
         switch verdict {
         case .allowed:
             if subscriptions.contains(channel) { return .resubscribe(channel) }
-            guard subscriptions.count < limits.maxSubscriptions else {
-                return .reply(.error(ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")))
+            do {
+                return try admit(channel, since: since)
+            } catch {
+                return .reply(.error(error))
             }
-            subscriptions.insert(channel)
-            return .subscribe(channel, since: since)
         case .refused(let message):
             return .reply(.error(ProtocolError(.forbidden, message, channel: channel)))
         case .unavailable(let message):
@@ -113,18 +113,25 @@ public struct ClientSession: Sendable {
     /// A channel the connect hook's answer named: subscribed without asking the subscribe
     /// hook again (the backend just said so), within the same limits as a `subscribe`.
     public mutating func subscribeAtConnect(_ channel: String) -> Action {
-        if let problem = ChannelName.problem(with: channel) {
-            return .reply(.error(ProtocolError(.invalidChannel, problem, channel: channel)))
+        do {
+            try Self.check(channel)
+            if subscriptions.contains(channel) { return .none }
+            _ = try policy(of: channel)
+            return try admit(channel, since: nil)
+        } catch {
+            var error = error
+            error.channel = channel
+            return .reply(.error(error))
         }
-        if subscriptions.contains(channel) { return .none }
-        guard namespaces.policy(for: channel) != nil else {
-            return .reply(.error(ProtocolError(.unknownNamespace, "channel \(channel) is in no namespace this node knows", channel: channel)))
-        }
+    }
+
+    /// The last step of every subscribe: the connection's limit, then the channel is its.
+    private mutating func admit(_ channel: String, since: StreamPosition?) throws(ProtocolError) -> Action {
         guard subscriptions.count < limits.maxSubscriptions else {
-            return .reply(.error(ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")))
+            throw ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
         }
         subscriptions.insert(channel)
-        return .subscribe(channel, since: nil)
+        return .subscribe(channel, since: since)
     }
 
     /// Whether the connection still owes the token the node requires.
@@ -174,11 +181,7 @@ public struct ClientSession: Sendable {
             guard access.maySubscribe(channel, isPrivate: policy.isPrivate) else {
                 throw ProtocolError(.forbidden, "your token does not grant channel \(channel)")
             }
-            guard subscriptions.count < limits.maxSubscriptions else {
-                throw ProtocolError(.tooManySubscriptions, "at most \(limits.maxSubscriptions) subscriptions per connection")
-            }
-            subscriptions.insert(channel)
-            return .subscribe(channel, since: since)
+            return try admit(channel, since: since)
         case .unsubscribe(let channel):
             try Self.check(channel)
             guard subscriptions.remove(channel) != nil else {

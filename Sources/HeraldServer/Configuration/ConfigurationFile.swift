@@ -83,17 +83,11 @@ public struct ConfigurationFile: Sendable {
                 throw failure(name, "\(value)", "a single value")
             }
         }
-        let provider: FileProvider<YAMLSnapshot>
-        let json: FileProvider<JSONSnapshot>
         let reader: ConfigReader
         do {
-            if path.lowercased().hasSuffix(".json") {
-                json = try await FileProvider<JSONSnapshot>(filePath: FilePath(path))
-                reader = ConfigReader(provider: json)
-            } else {
-                provider = try await FileProvider<YAMLSnapshot>(filePath: FilePath(path))
-                reader = ConfigReader(provider: provider)
-            }
+            reader = path.lowercased().hasSuffix(".json")
+                ? ConfigReader(provider: try await FileProvider<JSONSnapshot>(filePath: FilePath(path)))
+                : ConfigReader(provider: try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
         } catch {
             throw failure("", "\(error)".prefix(200).description, "a file swift-configuration can read")
         }

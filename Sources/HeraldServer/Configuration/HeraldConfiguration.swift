@@ -78,15 +78,9 @@ public struct HeraldConfiguration: Sendable {
     /// Every namespace's rules: the default namespace from the global settings, the file's
     /// namespaces, and what an undeclared one gets.
     public var namespaces: Namespaces {
-        get {
-            Namespaces(
-                defaultPolicy: NamespacePolicy(history: history, presence: presence), named: namedNamespaces,
-                unknown: unknownNamespaces, joinLeaveChannels: joinLeaveChannels)
-        }
-        set {
-            namedNamespaces = newValue.named
-            unknownNamespaces = newValue.unknown
-        }
+        Namespaces(
+            defaultPolicy: NamespacePolicy(history: history, presence: presence), named: namedNamespaces,
+            unknown: unknownNamespaces, joinLeaveChannels: joinLeaveChannels)
     }
 
     /// Most notifications replayed for one `subscribe` with `since`: the history kept.

@@ -40,26 +40,26 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     let clientID: String
     let sequence: UInt64
     private let connectedAt = HeraldNotification.timestampNow()
-    private let services: Services
+    let services: Services
     private let outlet: RawFrameOutlet
-    private var logger: Logger
+    var logger: Logger
     /// The client's session: lifecycle, client rules, subscribe sequence.
-    private var state: Session
+    var state: Session
     private var assembler: FrameAssembler
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     /// The handshake's `?token=` verdict, acted on when the connection opens.
     private let handshake: Result<ClientIdentity, ProtocolError>?
     /// The connect hook's verdict, acted on when the connection opens.
     private let backend: BackendHooks.ConnectVerdict?
     /// Channels the connect hook's answer subscribes the client to, one after the other.
-    private var joinsAtConnect: [String] = []
+    var joinsAtConnect: [String] = []
     /// The one timer, armed for the machine's next deadline.
     private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
     /// Frames written since the last flush (the Hub flushes each connection once per batch).
     private var pendingFlush = false
 
-    private var hub: Hub { services.hub }
-    private var configuration: HeraldConfiguration { services.shared.configuration }
+    var hub: Hub { services.hub }
+    var configuration: HeraldConfiguration { services.shared.configuration }
 
     /// - Parameters:
     ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
@@ -80,7 +80,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         var access = services.verifier == nil ? ChannelAccess.open : .anonymous
         var lifecycleHandshake = handshake
         if case .success(let identity) = handshake { access = .token(identity) }
-        if case .accepted(let identity, let channels, _) = backend {
+        if case .accepted(let identity, let channels) = backend {
             // The backend vouched: the lifecycle keeps its expiry as it keeps a token's.
             access = .backend(identity)
             lifecycleHandshake = .success(identity)
@@ -105,11 +105,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let opened = state.opened(handshake: handshake, now: .now(), wallClockMillis: Self.wallClockMillis())
         switch backend {
         case .refused(let code, let message):
-            return close(code, ProtocolError(.forbidden, message))
+            let error = ProtocolError(.forbidden, message)
+            return perform(state.lifecycle.close(code, reason: error.code.rawValue, error: error, now: .now(), cause: .unauthorized))
         case .unavailable:
-            return close(
-                BackendHooks.unavailableCloseCode,
-                ProtocolError(.temporarilyUnavailable, "the backend could not be asked; try again"))
+            let error = ProtocolError(.temporarilyUnavailable, "the backend could not be asked; try again")
+            return perform(state.lifecycle.close(.backendUnavailable, reason: error.code.rawValue, error: error, now: .now()))
         case .accepted, nil:
             break
         }
@@ -122,17 +122,6 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             begin(.other)
             nextOperation()
         }
-    }
-
-    /// Closes with a code of the backend's (outside ``CloseCode``): `error` first, then the
-    /// close frame, with the lifecycle closing as for any refusal.
-    private func close(_ code: UInt16, _ error: ProtocolError) {
-        let action = state.lifecycle.close(.unauthorized, reason: error.code.rawValue, error: error, now: .now())
-        guard case .close(_, let reason, let error) = action else { return perform(action) }
-        logger.debug("closing", metadata: ["code": "\(code)", "reason": "\(reason)"])
-        if let error { writeAndFlush(ServerFrame.message(.error(error))) }
-        writeAndFlush(ServerFrame.close(code: code, reason: reason))
-        armTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -181,7 +170,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     // MARK: Messages
 
-    private func textReceived(_ buffer: ByteBuffer) {
+    func textReceived(_ buffer: ByteBuffer) {
         switch state.lifecycle.textReceived(buffer, now: .now()) {
         case .handle(let text):
             let action = state.client.textReceived(
@@ -232,186 +221,6 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         case .close(let code, let reason, let error):
             perform(state.lifecycle.close(code, reason: reason, error: error, now: .now()))
         }
-    }
-
-    // MARK: Operations
-
-    /// Starts an operation: later messages wait, and the socket is not read meanwhile (only
-    /// what one read brought can pile up).
-    private func begin(_ operation: ConnectionStateMachine.Operation) {
-        state.lifecycle.operationStarted(operation)
-        try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-    }
-
-    /// Ends the operation and handles what arrived behind it, in order.
-    private func end(held: [ByteBuffer]) {
-        for message in held { textReceived(message) }
-        guard !state.lifecycle.isBusy, state.isOpen else { return }
-        // Turning autoRead back on issues the read that was held back.
-        try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
-    }
-
-    /// Joins the channel, then reads its position and — with `since` — what the client missed;
-    /// `subscribed` goes out once the broker confirmed the subscription (so the client then
-    /// receives every later publication), followed by what ``SubscriptionFlow`` decided. If
-    /// the broker cannot confirm, the client gets `error` and the subscription is undone.
-    private func join(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
-        let query = state.subscribing(channel, since: since)
-        logger.trace("subscribed", metadata: ["channel": "\(channel)"])
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        services.joiner.join(self, to: channel, query: query, on: loop).whenSuccess {
-            loopBound.value.answered(channel, $0)
-        }
-    }
-
-    /// Carries out what the subscribe to `channel` came to, and ends the operation.
-    private func answered(_ channel: String, _ answer: Session.SubscribeAnswer) {
-        switch answer {
-        case .notConfirmed(let error):
-            logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])
-        case .read(.failure(let error), _):
-            logger.warning("could not read the channel's history", metadata: ["channel": "\(channel)", "error": "\(error)"])
-        case .read:
-            break
-        }
-        perform(state.answered(channel, answer))
-        nextOperation()
-    }
-
-    /// The operation in flight is done: the next channel the connect hook named, if any (the
-    /// operation goes on), else the messages held behind it.
-    private func nextOperation() {
-        while state.isOpen, !joinsAtConnect.isEmpty, let loop = context?.eventLoop {
-            switch state.client.subscribeAtConnect(joinsAtConnect.removeFirst()) {
-            case .subscribe(let channel, let since):
-                return join(channel, since: since, loop: loop)
-            case .reply(let message):
-                send(message)
-            default:
-                break
-            }
-        }
-        joinsAtConnect = []
-        end(held: state.lifecycle.operationFinished())
-    }
-
-    /// A subscribe to a namespace with `subscribe_hook`: the backend decides, off the loop;
-    /// messages that arrive meanwhile wait behind it.
-    private func askSubscribeHook(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
-        begin(.other)
-        let (hooks, client, user) = (services.hooks, clientID, state.client.access.userID)
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { () -> HookVerdict in
-            guard let hooks else { return .unavailable("no subscribe hook is configured") }
-            return await hooks.subscribe(client: client, user: user, channel: channel)
-        }.whenSuccess { verdict in
-            let connection = loopBound.value
-            guard connection.state.isOpen else { return connection.nextOperation() }
-            switch connection.state.client.subscribeHookAnswered(channel, since: since, verdict) {
-            case .subscribe(let channel, let since):
-                connection.join(channel, since: since, loop: loop)
-            case .resubscribe(let channel):
-                let query = connection.state.resubscribing(channel)
-                connection.services.joiner.read(
-                    channel, query: query, localCount: connection.hub.subscriberCount(channel), on: loop
-                ).whenSuccess { loopBound.value.answered(channel, $0) }
-            case .reply(let message):
-                connection.send(message)
-                connection.nextOperation()
-            default:
-                connection.nextOperation()
-            }
-        }
-    }
-
-    /// A `message` to a namespace with `publish_hook`: published as the backend rewrote it, or
-    /// refused; later messages wait, so a client's messages keep their order.
-    private func askPublishHook(_ channel: String, text: String, loop: any EventLoop) {
-        begin(.other)
-        let (hooks, client, user) = (services.hooks, clientID, state.client.access.userID)
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { () -> BackendHooks.PublishVerdict in
-            guard let hooks else { return .unavailable("no publish hook is configured") }
-            return await hooks.publish(client: client, user: user, channel: channel, text: text)
-        }.whenSuccess { verdict in
-            let connection = loopBound.value
-            switch verdict {
-            case .publish(let rewritten, let data):
-                connection.post(rewritten ?? text, data: data, to: channel, loop: loop)
-            case .refused(let message):
-                connection.send(.error(ProtocolError(.forbidden, message, channel: channel)))
-            case .unavailable(let message):
-                connection.send(.error(ProtocolError(.temporarilyUnavailable, message, channel: channel)))
-            }
-            connection.nextOperation()
-        }
-    }
-
-    /// `presence`: the channel's members, read like a subscribe's history — as an operation,
-    /// so the reply comes in the order of the client's messages.
-    private func presence(of channel: String, loop: any EventLoop) {
-        begin(.other)
-        let store = services.presence
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { () -> Result<PresencePage, PresenceError> in
-            do throws(PresenceError) {
-                return .success(try await store.members(of: channel, after: nil, limit: ServerMessage.maxPresenceMembers))
-            } catch {
-                return .failure(error)
-            }
-        }.whenSuccess { result in
-            let connection = loopBound.value
-            switch result {
-            case .success(let page): connection.send(.presence(channel: channel, members: page.members, total: page.total))
-            case .failure(let error): connection.send(.error(ProtocolError(.unavailable, "could not read presence: \(error)")))
-            }
-            connection.end(held: connection.state.lifecycle.operationFinished())
-        }
-    }
-
-    /// A client `message`: published like a REST notification, minus the sender.
-    private func post(_ text: String, data: JSONValue? = nil, to channel: String, loop: any EventLoop) {
-        let notification = OutgoingNotification(
-            HeraldNotification(
-                channel: channel, body: text, from: clientID, fromName: state.client.name, fromUser: state.client.access.userID),
-            data: data.flatMap(RawJSON.init(encoding:)))
-        let publication = Publication(
-            channel: channel, payload: notification.encoded(), id: notification.id, excludedClient: clientID)
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        services.publisher.publish(publication, from: .socket, on: loop).whenFailure { error in
-            loopBound.value.send(.error(ProtocolError(.unavailable, "could not publish: \(error)")))
-        }
-    }
-
-    /// Verifies an `auth` token off the loop; messages that arrive meanwhile are held and
-    /// handled, in order, once the verdict is in.
-    private func authenticate(_ token: String, loop: any EventLoop) {
-        guard let verifier = services.verifier else { return }
-        begin(.authentication)
-        let loopBound = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask {
-            await verifier.verify(token)
-        }.whenSuccess { verdict in
-            loopBound.value.authenticated(verdict)
-        }
-    }
-
-    private func authenticated(_ verdict: Result<ClientIdentity, ProtocolError>) {
-        let outcome = state.lifecycle.authenticationFinished(verdict, now: .now(), wallClockMillis: Self.wallClockMillis())
-        switch outcome {
-        case .ignore:
-            break
-        case .refused(let action):
-            perform(action)
-        case .accepted(let identity, let held):
-            state.client.authenticated(identity)
-            logger[metadataKey: "user"] = "\(identity.userID)"
-            send(.authenticated(userId: identity.userID, expiresAt: identity.expiresAtMillis))
-            if let loop = context?.eventLoop { hub.identify(self, as: identity.userID, on: loop) }
-            hub.clientChanged(self)
-            end(held: held)
-        }
-        armTimer()
     }
 
     // MARK: HubConnection
@@ -471,7 +280,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     /// Sends a message while the connection is open (nothing may follow our close frame).
-    private func send(_ message: ServerMessage) {
+    func send(_ message: ServerMessage) {
         guard state.isOpen else { return }
         writeAndFlush(ServerFrame.message(message))
     }
@@ -491,7 +300,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     /// Carries out what the session decided, then re-arms the timer for its next deadline.
-    private func perform(_ actions: [Session.Action]) {
+    func perform(_ actions: [Session.Action]) {
         for action in actions {
             switch action {
             case .send(let message):
@@ -526,7 +335,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     /// Carries out what the lifecycle decided, then re-arms the timer for its next deadline.
-    private func perform(_ action: ConnectionStateMachine.Action) {
+    func perform(_ action: ConnectionStateMachine.Action) {
         switch action {
         case .none:
             break
@@ -545,7 +354,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         armTimer()
     }
 
-    private func armTimer() {
+    func armTimer() {
         let next = state.nextDeadline
         guard next != timer?.deadline else { return }
         timer?.task.cancel()
