@@ -201,3 +201,55 @@ def page(browser):
     with contextlib.suppress(Exception):
         browser.execute_script("window.sessionStorage.clear(); window.localStorage.clear();")
     browser.get("about:blank")
+
+
+class HookBackend:
+    """A real HTTP backend for the hook tests: `POST /<hook>` answered by `answer(hook, body)`,
+    every call recorded; stoppable (connections refused) and restartable on its port."""
+
+    def __init__(self, answer):
+        import http.server
+        import threading
+        self.answer, self.calls, self.port, self.server, self._threading = answer, [], free_port(), None, threading
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                hook = self.path.strip("/")
+                backend.calls.append((hook, body))
+                reply = json.dumps(backend.answer(hook, body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *arguments):
+                pass
+
+        self._handler, self._server_class = Handler, http.server.ThreadingHTTPServer
+
+    def url(self, hook):
+        return f"http://127.0.0.1:{self.port}/{hook}"
+
+    def start(self):
+        self._server_class.allow_reuse_address = True
+        self.server = self._server_class(("127.0.0.1", self.port), self._handler)
+        self._threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@contextlib.contextmanager
+def running_hook_backend(answer):
+    backend = HookBackend(answer)
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import REPORTS, http, running_cluster, running_node, wait_until
+from conftest import REPORTS, http, running_cluster, running_hook_backend, running_node, wait_until
 
 PRELUDE = """
 const done = arguments[arguments.length - 1];
@@ -259,3 +259,54 @@ def test_herald_js_over_sse_comes_back_with_a_fresh_token_when_its_token_expires
         # Told once why the stream ended, as a WebSocket client is before its close 4002.
         assert [error["code"] for error in js(page, "return window.errors;")] == ["token_expired"]
 
+
+
+def test_herald_js_with_only_a_session_cookie_rides_out_a_backend_that_goes_away(page, tmp_path):
+    # The connect hook knows the browser by its cookie alone; chat: asks the subscribe hook.
+    def answer(hook, body):
+        if hook == "connect":
+            cookie = body.get("headers", {}).get("Cookie", "")
+            return {"result": {"user": "ada"}} if "session=good" in cookie else {"error": {"code": 4403, "message": "who?"}}
+        return {"result": {}}
+
+    config = tmp_path / "herald.yaml"
+    config.write_text("namespaces:\n  chat:\n    subscribe_hook: true\n")
+    with running_hook_backend(answer) as backend, running_node(
+            "--config", str(config), "--connect-hook-url", backend.url("connect"),
+            "--subscribe-hook-url", backend.url("subscribe"), "--hook-timeout", "0.5") as node:
+        page.get(node.url + "/health")
+        page.add_cookie({"name": "session", "value": "good", "path": "/"})
+        started = js(page, START_CLIENT, node.ws, "chat:1", {"backoffBase": 100, "backoffCap": 500})
+        assert started["state"] == "connected"
+        assert any(hook == "connect" and "session=good" in body["headers"].get("Cookie", "") for hook, body in backend.calls)
+        node.publish("chat:1", "hello ada")
+        assert wait_for_titles(page, 1) == ["hello ada"]
+
+        # The backend goes away: a new subscribe is answered temporarily_unavailable, and
+        # herald.js sends it again by itself until the backend is back.
+        backend.stop()
+        js(page, """
+window.errors = [];
+herald.on('error', (error) => window.errors.push(error));
+window.second = new Promise((resolve) => herald.on('subscribed', (m) => { if (m.channel === 'chat:2') resolve(m); }));
+herald.subscribe('chat:2', (notification) => window.got.push(notification));
+await until(() => window.errors.some((e) => e.code === 'temporarily_unavailable' && e.channel === 'chat:2'), 'the retryable error');
+return true;
+""")
+        backend.start()
+        js(page, "await window.second; return true;")
+        node.publish("chat:2", "back")
+        assert wait_for_titles(page, 2) == ["hello ada", "back"]
+
+        # A connection the connect hook cannot judge is closed with 4503 and comes back by itself.
+        backend.stop()
+        js(page, """
+const { Herald } = await import('/herald.js');
+window.late = new Herald(args[0], { backoffBase: 100, backoffCap: 500 });
+window.lateStates = [];
+late.on('state', (state) => window.lateStates.push(state));
+await until(() => window.lateStates.filter((s) => s === 'connecting').length >= 2, 'a second attempt');
+return true;
+""", node.ws)
+        backend.start()
+        js(page, "await until(() => window.late.state === 'connected', 'the late client to connect'); late.close(); return true;")

@@ -16,8 +16,11 @@ import Synchronization
 /// re-sends its name and every subscription it holds — each with `since`, the position of the
 /// last notification it received on that channel, so that what was published meanwhile is
 /// replayed once and in order, or `subscribed` says `recovered: false`. The caller does
-/// nothing. ``run()`` drives it until ``close()`` or until the attempts allowed by
-/// ``Configuration/maxAttempts`` are used up.
+/// nothing. A subscribe the server's backend could not be asked about (`error`
+/// `temporarily_unavailable` with the channel) is sent again with the same backoff, and a
+/// connection the backend could not judge (close 4503) is retried like a drop; one the backend
+/// refused (another code in 4000–4999) ends ``run()``. ``run()`` drives it until ``close()``
+/// or until the attempts allowed by ``Configuration/maxAttempts`` are used up.
 public final class HeraldClient: Sendable {
     public struct Configuration: Sendable {
         /// First reconnect delay; doubles per failed attempt up to ``backoffCap``.
@@ -78,6 +81,8 @@ public final class HeraldClient: Sendable {
         var closed = false
         /// The delay a `server_shutdown` suggested for the next reconnect.
         var reconnectHint: Duration?
+        /// Subscribes to send again because the backend could not be asked, with their backoff.
+        var resubscribes: [String: Backoff] = [:]
     }
 
     public let host: String
@@ -154,7 +159,7 @@ public final class HeraldClient: Sendable {
 
     /// Keeps the positions up to date from what the server sends.
     private func observe(_ message: ServerMessage) {
-        session.withLock { session in
+        let retry = session.withLock { session -> (channel: any Channel, name: String, delay: Duration)? in
             switch message {
             case .notification(let notification):
                 if let position = notification.position { session.positions[notification.channel] = position }
@@ -163,10 +168,31 @@ public final class HeraldClient: Sendable {
                 // notifications move the position on. Otherwise it starts at the channel's
                 // latest position (a fresh subscription, or one that could not be recovered).
                 if recovery?.recovered != true, let position { session.positions[channel] = position }
+                session.resubscribes[channel] = nil
             case .serverShutdown(_, let reconnectAfter):
                 session.reconnectHint = reconnectAfter.map { .milliseconds($0) }
+            case .error(let error):
+                guard error.code == .temporarilyUnavailable, let name = error.channel, session.subscriptions.contains(name),
+                    let channel = session.channel
+                else { return nil }
+                var backoff = session.resubscribes[name] ?? Backoff(base: configuration.backoffBase, cap: configuration.backoffCap)
+                let delay = backoff.next()
+                session.resubscribes[name] = backoff
+                return (channel, name, delay)
             default:
                 break
+            }
+            return nil
+        }
+        guard let retry else { return }
+        // On the connection's loop, so a connection that is gone by then is simply skipped.
+        retry.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(retry.delay / .nanoseconds(1)))) { [weak self] in
+            guard let self, self.session.withLock({ $0.channel === retry.channel && $0.subscriptions.contains(retry.name) }) else {
+                return
+            }
+            let message = ClientMessage.subscribe(channel: retry.name, since: self.position(of: retry.name))
+            if let frame = try? Self.frame(message, allocator: retry.channel.allocator) {
+                retry.channel.writeAndFlush(frame, promise: nil)
             }
         }
     }
@@ -191,8 +217,9 @@ public final class HeraldClient: Sendable {
             attempt += 1
             continuation.yield(.state(.connecting(attempt: attempt)))
             var refused = false
+            let handler = ClientConnectionHandler(continuation: continuation) { [weak self] message in self?.observe(message) }
             do {
-                let (channel, closed, handler) = try await connect()
+                let (channel, closed) = try await connect(handler)
                 failures = 0
                 attempt = 0
                 backoff.reset()
@@ -202,10 +229,11 @@ public final class HeraldClient: Sendable {
                     channel.close(promise: nil)
                 }
                 session.withLock { $0.channel = nil }
-                refused = Self.isFinal(closeCode: handler.closeCode, canRefresh: configuration.tokenProvider != nil)
             } catch {
                 failures += 1
             }
+            // Also when the close came instead of `welcome` (a connect hook's refusal).
+            refused = Self.isFinal(closeCode: handler.closeCode, canRefresh: configuration.tokenProvider != nil)
             if isClosed || Task.isCancelled || refused { break }
             if let maxAttempts = configuration.maxAttempts, failures >= maxAttempts { break }
             let hint = session.withLock { session -> Duration? in
@@ -223,19 +251,20 @@ public final class HeraldClient: Sendable {
     private var isClosed: Bool { session.withLock { $0.closed } }
 
     /// Whether the server's close code says that reconnecting cannot succeed, or must not be
-    /// tried: 4001 (no valid token), 4003 (the application disconnected this user), or 4002
-    /// (token expired) when there is no way to get a fresh one.
+    /// tried: 4001 (no valid token), 4003 (the application disconnected this user), a code the
+    /// backend's connect hook refused with (the rest of 4000–4999, but 4503: the backend could
+    /// not be asked, try again), or 4002 (token expired) when there is no way to get a fresh one.
     public static func isFinal(closeCode: UInt16?, canRefresh: Bool) -> Bool {
         switch closeCode {
-        case CloseCode.unauthorized.rawValue, CloseCode.disconnectedByServer.rawValue: true
         case CloseCode.tokenExpired.rawValue: !canRefresh
+        case CloseCode.backendUnavailable.rawValue: false
+        case .some(4000...4999): true
         default: false
         }
     }
 
     /// One connection: handshake, wait for `welcome`, restore name and subscriptions.
-    private func connect() async throws -> (any Channel, EventLoopFuture<Void>, ClientConnectionHandler) {
-        let handler = ClientConnectionHandler(continuation: continuation) { [weak self] message in self?.observe(message) }
+    private func connect(_ handler: ClientConnectionHandler) async throws -> (any Channel, EventLoopFuture<Void>) {
         let channel = try await WebSocketDialer.connect(
             host: host, port: port, path: path, headers: configuration.headers, tls: tls, group: group
         ) { pipeline in
@@ -256,13 +285,15 @@ public final class HeraldClient: Sendable {
         if let name { try await Self.write(.setName(name), to: channel) }
         for name in subscriptions { try await Self.write(.subscribe(channel: name, since: positions[name]), to: channel) }
         if isClosed { channel.close(promise: nil) }
-        return (channel, channel.closeFuture, handler)
+        return (channel, channel.closeFuture)
     }
 
     static func write(_ message: ClientMessage, to channel: any Channel) async throws {
-        let data = try JSONEncoder().encode(message)
-        let frame = WebSocketFrame(
-            fin: true, opcode: .text, maskKey: .random(), data: channel.allocator.buffer(bytes: data))
-        try await channel.writeAndFlush(frame)
+        try await channel.writeAndFlush(try frame(message, allocator: channel.allocator))
+    }
+
+    /// A client message as a masked text frame.
+    static func frame(_ message: ClientMessage, allocator: ByteBufferAllocator) throws -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: allocator.buffer(bytes: try JSONEncoder().encode(message)))
     }
 }

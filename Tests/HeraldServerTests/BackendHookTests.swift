@@ -1,4 +1,5 @@
 import Foundation
+import HeraldClient
 import HeraldCore
 import HeraldProtocol
 import HeraldServer
@@ -227,6 +228,64 @@ import Testing
             _ = try await client.next { if case .subscribed("plain", _, _, _) = $0 { true } else { false } }
             let sse = try await node.request(.GET, "/sse?channel=orders:1")
             #expect(sse.status == 400 && sse.text.contains("unknown_namespace"))
+        }
+    }
+
+    // MARK: HeraldClient against a backend that comes and goes
+
+    @Test func heraldClientRetriesAConnectAndASubscribeTheBackendCouldNotJudgeAndSucceedsOnceItIsBack() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in call.hook == "connect" ? (200, #"{"result":{"user":"ada"}}"#) : (200, #"{"result":{}}"#) }
+            try await withHookedNode(backend, timeout: .milliseconds(300)) { node in
+                await backend.stop()
+                var configuration = HeraldClient.Configuration()
+                configuration.headers = [("Cookie", "session=good")]
+                configuration.backoffBase = .milliseconds(50)
+                configuration.backoffCap = .milliseconds(400)
+                let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: configuration)
+                try await client.subscribe("chat:1")
+                try await withRunning(client) { events in
+                    // Closed with 4503 instead of welcome, and tried again.
+                    try await events.next("a second attempt after 4503") { event in
+                        if case .state(.connecting(let attempt)) = event { attempt >= 2 } else { false }
+                    }
+                    try await backend.restart()
+                    try await events.next("welcome once the backend is back") { event in
+                        if case .state(.connected) = event { true } else { false }
+                    }
+                    try await events.next("chat:1 subscribed") { event in
+                        if case .message(.subscribed("chat:1", _, _, _)) = event { true } else { false }
+                    }
+                    // The subscribe hook goes away: the next subscribe is refused for now, and
+                    // the client sends it again by itself until the backend answers.
+                    await backend.stop()
+                    try await client.subscribe("chat:2")
+                    try await events.next("temporarily_unavailable for chat:2") { event in
+                        if case .message(.error(let error)) = event { error.code == .temporarilyUnavailable && error.channel == "chat:2" } else { false }
+                    }
+                    try await backend.restart()
+                    try await events.next("chat:2 subscribed without the application asking again") { event in
+                        if case .message(.subscribed("chat:2", _, _, _)) = event { true } else { false }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func heraldClientStopsWhenTheBackendRefusesTheConnection() async throws {
+        try await withTestBackend { backend in
+            backend.answer { _ in (200, #"{"error":{"code":4418,"message":"banned"}}"#) }
+            try await withHookedNode(backend) { node in
+                var configuration = HeraldClient.Configuration()
+                configuration.backoffBase = .milliseconds(50)
+                let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: configuration)
+                try await withRunning(client) { events in
+                    let all = try await events.untilClosed(timeout: .seconds(10))
+                    let attempts = all.filter { if case .state(.connecting) = $0 { true } else { false } }.count
+                    #expect(attempts == 1, "the client tried again after the backend refused it")
+                }
+                #expect(backend.calls("connect").count == 1)
+            }
         }
     }
 }

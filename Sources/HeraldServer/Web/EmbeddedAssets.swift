@@ -15,13 +15,22 @@ enum EmbeddedAssets {
 // last notification it received on each channel — so that what was published meanwhile
 // arrives once and in order; when the server cannot replay it, a "recovery" event says
 // recovered: false. When a WebSocket cannot be opened it falls back to Server-Sent Events
-// (GET /sse), which resume through Last-Event-ID. See docs/javascript.md.
+// (GET /sse), which resume through Last-Event-ID. A subscribe the application's backend could
+// not be asked about (`temporarily_unavailable`) is sent again with backoff, and so is a
+// connection its connect hook could not judge (close 4503); a connection the backend refused
+// (another 4000–4999 code) is not retried. See docs/javascript.md.
 
-export const VERSION = "1.1.0";
+export const VERSION = "1.2.0";
 
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_TOKEN_EXPIRED = 4002;
 const CLOSE_DISCONNECTED = 4003;
+const CLOSE_BACKEND_UNAVAILABLE = 4503;
+
+/** A close code that says reconnecting as is cannot help: the server or its backend refused. */
+function isRefusal(code) {
+  return code >= 4000 && code <= 4999 && code !== CLOSE_TOKEN_EXPIRED && code !== CLOSE_BACKEND_UNAVAILABLE;
+}
 
 /** The SSE resume token of a set of positions: "channel~offset~epoch", comma-separated. */
 function resumeToken(positions) {
@@ -59,6 +68,7 @@ export class Herald {
     this._everOpened = false;
     this._reconnectHint = null;
     this._timer = null;
+    this._resubscribes = new Map(); // channel → {attempts, timer}: subscribes to try again
     this._closed = false;
     this._connect();
   }
@@ -144,6 +154,8 @@ export class Herald {
   close() {
     this._closed = true;
     clearTimeout(this._timer);
+    for (const retry of this._resubscribes.values()) clearTimeout(retry.timer);
+    this._resubscribes.clear();
     this._socket?.close(1000);
     this._source?.close();
     this._setState("closed");
@@ -203,9 +215,10 @@ export class Herald {
       if (this._closed) return;
       this._setState("disconnected");
       if (event.code === CLOSE_DISCONNECTED) return this._disconnected(event.code, event.reason);
-      const refused = event.code === CLOSE_UNAUTHORIZED || (event.code === CLOSE_TOKEN_EXPIRED && !this.options.getToken);
+      const refused = isRefusal(event.code) || (event.code === CLOSE_TOKEN_EXPIRED && !this.options.getToken);
       if (refused) {
-        this._emit("error", { code: event.code === CLOSE_UNAUTHORIZED ? "unauthorized" : "token_expired", error: event.reason });
+        const code = event.code === CLOSE_UNAUTHORIZED ? "unauthorized" : event.code === CLOSE_TOKEN_EXPIRED ? "token_expired" : "forbidden";
+        this._emit("error", { code, error: event.reason, closeCode: event.code });
         return this.close();
       }
       if (!opened) return this._fallBackOrRetry();
@@ -345,6 +358,7 @@ export class Herald {
         if (message.recovered !== true && message.offset !== undefined) {
           this._positions.set(message.channel, { offset: message.offset, epoch: message.epoch });
         }
+        this._subscribeSucceeded(message.channel);
         this._emit("subscribed", message);
         if (message.recovered !== undefined && this.transport === "websocket") {
           this._emit("recovery", {
@@ -369,9 +383,31 @@ export class Herald {
         this._emit(message.type, message);
         break;
       case "error":
+        if (message.code === "temporarily_unavailable" && message.channel) this._subscribeLater(message.channel);
         this._emit("error", message);
         break;
     }
+  }
+
+  /** The backend could not be asked about `channel`: subscribe again after a backoff delay. */
+  _subscribeLater(channel) {
+    if (this.transport !== "websocket" || !this._subscriptions.has(channel)) return;
+    const retry = this._resubscribes.get(channel) ?? { attempts: 0, timer: null };
+    clearTimeout(retry.timer);
+    const base = this.options.backoffBase ?? 200;
+    const cap = this.options.backoffCap ?? 10000;
+    const delay = Math.random() * Math.min(cap, base * 2 ** Math.min(retry.attempts, 20));
+    retry.attempts += 1;
+    retry.timer = setTimeout(() => {
+      if (!this._subscriptions.has(channel)) return this._resubscribes.delete(channel);
+      this._channelsChanged(() => this._send(this._subscribeMessage(channel)));
+    }, delay);
+    this._resubscribes.set(channel, retry);
+  }
+
+  _subscribeSucceeded(channel) {
+    clearTimeout(this._resubscribes.get(channel)?.timer);
+    this._resubscribes.delete(channel);
   }
 
   _setState(state) {
