@@ -229,4 +229,26 @@ import Testing
         _ = anonymous.deadlineReached(now: start + .seconds(10))
         #expect(anonymous.disconnectReason == .unauthorized)
     }
+
+    @Test func aRefreshableExpiryAsksTheBackendAndLivesOnUntilTheNewOne() {
+        var machine = machine()
+        _ = machine.opened(
+            handshake: .success(identity(expiresIn: 5000)), awaitsToken: false, refreshable: true, now: start, wallClockMillis: wall)
+        #expect(machine.deadlineReached(now: start + .seconds(5)) == .refreshExpiry)
+        #expect(machine.isOpen)
+        // No deadline while the backend is asked: the timer does not fire the question again.
+        #expect(machine.nextDeadline == nil)
+        let later = start + .seconds(6)
+        #expect(machine.expiryRefreshed(expiresAtMillis: wall + 66_000, now: later, wallClockMillis: wall + 6000) == .none)
+        #expect(machine.nextDeadline == later + .seconds(60))
+        #expect(machine.deadlineReached(now: later + .seconds(60)) == .refreshExpiry)
+        // An extension to a time already past ends the connection with 4002.
+        guard case .close(.tokenExpired, _, _) = machine.expiryRefreshed(
+            expiresAtMillis: wall, now: later + .seconds(61), wallClockMillis: wall + 67_000)
+        else {
+            Issue.record("a past expiry was taken")
+            return
+        }
+        #expect(!machine.isOpen)
+    }
 }

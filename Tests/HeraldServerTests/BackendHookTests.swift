@@ -5,6 +5,7 @@ import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import NIOCore
+import Synchronization
 import Testing
 
 /// The backend hooks against a real HTTP backend (``TestBackend``) and real sockets.
@@ -285,6 +286,41 @@ import Testing
                     #expect(attempts == 1, "the client tried again after the backend refused it")
                 }
                 #expect(backend.calls("connect").count == 1)
+            }
+        }
+    }
+
+    // MARK: Refresh
+
+    @Test func theRefreshHookExtendsAConnectionAndItsRefusalClosesWith4002() async throws {
+        try await withTestBackend { backend in
+            let refusals = Mutex(false)
+            backend.answer { call in
+                let now = Int64(Date().timeIntervalSince1970)
+                switch call.hook {
+                // One second to live: the expiry passes during the test.
+                case "connect": return (200, #"{"result":{"user":"ada","expires_at":\#(now + 1)}}"#)
+                case "refresh":
+                    return refusals.withLock { $0 }
+                        ? (200, #"{"error":{"message":"session ended"}}"#) : (200, #"{"result":{"expires_at":\#(now + 2)}}"#)
+                default: return (200, #"{"result":{}}"#)
+                }
+            }
+            try await withNode({ config in
+                config.hooks.connectURL = backend.url("connect")
+                config.hooks.refreshURL = backend.url("refresh")
+            }) { node in
+                let client = try await node.subscriber("news")
+                try await waitUntil("the refresh hook to be asked", timeout: .seconds(5)) { !backend.calls("refresh").isEmpty }
+                let refresh = try #require(backend.calls("refresh").first)
+                #expect(refresh.body["user"] == .string("ada") && refresh.body["client"] == .string(client.clientID ?? ""))
+                // Extended: still open past the first expiry.
+                _ = try await node.request(.POST, "/api/notify/news", body: #"{"title":"still here"}"#)
+                #expect(try await client.nextNotification().title == "still here")
+                refusals.withLock { $0 = true }
+                let error = try await client.nextError(timeout: .seconds(5))
+                #expect(error == ProtocolError(.tokenExpired, "session ended"))
+                #expect(try await client.nextClose().code == CloseCode.tokenExpired.rawValue)
             }
         }
     }

@@ -60,6 +60,11 @@ public enum ChannelAccess: Sendable, Equatable {
         }
     }
 
+    /// Whether the backend's connect hook vouched for the connection.
+    public var isBackend: Bool {
+        if case .backend = self { true } else { false }
+    }
+
     /// The token's subject (or the user the backend named), when there is one.
     public var userID: String? { identity?.userID }
 }

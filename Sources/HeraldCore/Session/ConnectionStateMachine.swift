@@ -50,6 +50,9 @@ public struct ConnectionStateMachine: Sendable {
         case answerClose(code: UInt16?)
         /// Close the TCP connection at once, without a close frame.
         case closeSocket
+        /// The connection's expiry passed and the backend may extend it: ask its refresh hook,
+        /// then call ``expiryRefreshed(expiresAtMillis:now:wallClockMillis:)`` or close.
+        case refreshExpiry
     }
 
     /// What to do with a frame that arrived.
@@ -108,6 +111,8 @@ public struct ConnectionStateMachine: Sendable {
     private var authDeadline: NIODeadline?
     /// When the connection's token expires (4002).
     private var expiryDeadline: NIODeadline?
+    /// The expiry came from the backend's connect hook, and its refresh hook may extend it.
+    private var refreshable = false
     private var unregistered = false
     /// Why the connection ended (or is ending): the first cause, for `herald_disconnects_total`.
     public private(set) var disconnectReason: DisconnectReason?
@@ -128,10 +133,14 @@ public struct ConnectionStateMachine: Sendable {
     /// - Parameters:
     ///   - handshake: the verdict on the handshake's `?token=`, if it carried one.
     ///   - awaitsToken: the node requires a token and the handshake brought none.
+    ///   - refreshable: the identity's expiry may be extended (``Action/refreshExpiry``) rather
+    ///     than end the connection.
     /// - Returns: `.none` to go on (send `welcome`), or the refusal.
     public mutating func opened(
-        handshake: Result<ClientIdentity, ProtocolError>?, awaitsToken: Bool, now: NIODeadline, wallClockMillis: Int64
+        handshake: Result<ClientIdentity, ProtocolError>?, awaitsToken: Bool, refreshable: Bool = false, now: NIODeadline,
+        wallClockMillis: Int64
     ) -> Action {
+        self.refreshable = refreshable
         switch handshake {
         case .failure(let error):
             return refuse(error, now: now)
@@ -250,8 +259,23 @@ public struct ConnectionStateMachine: Sendable {
             return refuse(ProtocolError(.unauthorized, "no auth message within \(millis) ms"), now: now)
         }
         if let expiryDeadline, now >= expiryDeadline {
-            return refuse(ProtocolError(.tokenExpired, "token expired; reconnect with a fresh one"), now: now)
+            guard refreshable else {
+                return refuse(ProtocolError(.tokenExpired, "token expired; reconnect with a fresh one"), now: now)
+            }
+            // No deadline while the backend is asked: its answer sets the next one.
+            self.expiryDeadline = nil
+            return .refreshExpiry
         }
+        return .none
+    }
+
+    /// The backend extended the connection to `expiresAtMillis` (Unix milliseconds).
+    public mutating func expiryRefreshed(expiresAtMillis: Int64, now: NIODeadline, wallClockMillis: Int64) -> Action {
+        guard state == .open else { return .none }
+        guard expiresAtMillis > wallClockMillis else {
+            return refuse(ProtocolError(.tokenExpired, "the backend extended the connection to a time already past"), now: now)
+        }
+        expiryDeadline = now + .milliseconds(min(expiresAtMillis - wallClockMillis, Self.longestTokenLifetime.nanoseconds / 1_000_000))
         return .none
     }
 

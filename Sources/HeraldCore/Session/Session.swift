@@ -46,6 +46,8 @@ public struct Session: Sendable {
         case end(ProtocolError, reason: DisconnectReason)
         /// Close the socket now, without a goodbye (a slow consumer, the close handshake done).
         case closeSocket
+        /// Ask the backend's refresh hook to extend the connection (its expiry passed).
+        case refreshExpiry
     }
 
     public let transport: Transport
@@ -74,8 +76,12 @@ public struct Session: Sendable {
     /// The connection is open (the WebSocket handshake completed; the SSE stream started).
     /// - Parameter handshake: the verdict on the handshake's token, if it carried one.
     /// - Returns: nothing to go on (send `welcome`), or the refusal.
-    public mutating func opened(handshake: Result<ClientIdentity, ProtocolError>?, now: NIODeadline, wallClockMillis: Int64) -> [Action] {
-        Self.actions(lifecycle.opened(handshake: handshake, awaitsToken: client.awaitsToken, now: now, wallClockMillis: wallClockMillis))
+    /// - Parameter refreshable: the backend's refresh hook may extend the identity's expiry.
+    public mutating func opened(
+        handshake: Result<ClientIdentity, ProtocolError>?, refreshable: Bool = false, now: NIODeadline, wallClockMillis: Int64
+    ) -> [Action] {
+        Self.actions(lifecycle.opened(
+            handshake: handshake, awaitsToken: client.awaitsToken, refreshable: refreshable, now: now, wallClockMillis: wallClockMillis))
     }
 
     /// The transport's timer fired at ``nextDeadline``: auth timeout, token expiry, the end of
@@ -87,6 +93,22 @@ public struct Session: Sendable {
     /// The periodic heartbeat: a `ping` to send, or a silent client to close.
     public mutating func heartbeat(now: NIODeadline, wallClockMillis: Int64) -> [Action] {
         Self.actions(lifecycle.heartbeat(now: now, wallClockMillis: wallClockMillis))
+    }
+
+    /// What the backend's refresh hook said once the connection's expiry passed
+    /// (``Action/refreshExpiry``): live on until the new expiry, or close — 4002 when the backend
+    /// refused (the session is over), 4503 when it could not be asked (reconnect and be asked again).
+    public mutating func refreshAnswered(_ verdict: ExpiryVerdict, now: NIODeadline, wallClockMillis: Int64) -> [Action] {
+        switch verdict {
+        case .extended(let millis):
+            return Self.actions(lifecycle.expiryRefreshed(expiresAtMillis: millis, now: now, wallClockMillis: wallClockMillis))
+        case .refused(let message):
+            let error = ProtocolError(.tokenExpired, message)
+            return Self.actions(lifecycle.close(.tokenExpired, reason: error.code.rawValue, error: error, now: now))
+        case .unavailable(let message):
+            let error = ProtocolError(.temporarilyUnavailable, message)
+            return Self.actions(lifecycle.close(.backendUnavailable, reason: error.code.rawValue, error: error, now: now))
+        }
     }
 
     /// The client stopped reading: its outbound queue passed its bound.
@@ -174,6 +196,7 @@ public struct Session: Sendable {
         // The events handled here never answer a peer's close frame (the transport does, as
         // it receives one); closing the socket is what is left of either.
         case .answerClose, .closeSocket: [.closeSocket]
+        case .refreshExpiry: [.refreshExpiry]
         }
     }
 }

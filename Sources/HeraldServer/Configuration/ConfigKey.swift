@@ -22,7 +22,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
     case config, unknownNamespaces
-    case connectHookURL, subscribeHookURL, publishHookURL, hookSecret, hookTimeout, hookForwardHeaders
+    case connectHookURL, subscribeHookURL, publishHookURL, refreshHookURL, hookSecret, hookTimeout, hookForwardHeaders
 
     // swift-format-ignore
     public var setting: Setting {
@@ -266,6 +266,10 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .publishHookURL:
             Setting("publish-hook-url", help: "Asked for every client `message` to a namespace with `publish_hook: true`; may rewrite or veto it.") {
                 $0.hooks.publishURL = try $1.httpURL()
+            }
+        case .refreshHookURL:
+            Setting("refresh-hook-url", help: "Asked when a connect hook's `expires_at` passes, to extend it; unset (or a refusal): the connection is closed with 4002 then.") {
+                $0.hooks.refreshURL = try $1.httpURL()
             }
         case .hookSecret:
             Setting("hook-secret", help: "Signs every hook call: X-Herald-Signature: sha256=<hex HMAC-SHA256 of the body>; unset: unsigned.") {

@@ -23,6 +23,7 @@ extension BackendHooks {
     static let maxConnectChannels = 100
 
     var hasConnectHook: Bool { configuration.connectURL != nil }
+    var hasRefreshHook: Bool { configuration.refreshURL != nil }
 
     /// The headers the connect hook gets: `Cookie`, `Authorization` and the configured ones.
     func forwardedHeaders(_ lookup: (String) -> String?) -> [String: String] {
@@ -72,6 +73,14 @@ extension BackendHooks {
             return .publish(text: result.text, data: result.data)
         case .refused(_, let message): return .refused(message)
         case .unavailable(let reason): return .unavailable("the backend could not be asked: \(reason)")
+        }
+    }
+
+    func refresh(client: String, user: String?) async -> ExpiryVerdict {
+        switch await call(.refresh, HookMessages.RefreshRequest(client: client, user: user), expecting: HookMessages.RefreshResult.self) {
+        case .result(let result): .extended(expiresAtMillis: result.expires_at.multipliedReportingOverflow(by: 1000).partialValue)
+        case .refused(_, let message): .refused(message)
+        case .unavailable(let reason): .unavailable("the backend could not be asked: \(reason)")
         }
     }
 }

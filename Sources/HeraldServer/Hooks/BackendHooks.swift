@@ -17,7 +17,7 @@ import NIOHTTP1
 /// retryable answers. Calls run in tasks, never on an event loop.
 public final class BackendHooks: Sendable {
     public enum Hook: String, Sendable, CaseIterable {
-        case connect, subscribe, publish
+        case connect, subscribe, publish, refresh
     }
 
     let configuration: HookConfiguration
@@ -58,6 +58,7 @@ public final class BackendHooks: Sendable {
         case .connect: configuration.connectURL
         case .subscribe: configuration.subscribeURL
         case .publish: configuration.publishURL
+        case .refresh: configuration.refreshURL
         }
     }
 

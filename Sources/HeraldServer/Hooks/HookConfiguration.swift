@@ -5,6 +5,7 @@ public struct HookConfiguration: Sendable, Equatable {
     public var connectURL: String?
     public var subscribeURL: String?
     public var publishURL: String?
+    public var refreshURL: String?
     /// Signs every call's body (`X-Herald-Signature: sha256=<hex>`); unsigned when unset.
     public var secret: String?
     public var timeout = TimeAmount.seconds(1)
@@ -13,5 +14,5 @@ public struct HookConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    public var isEmpty: Bool { connectURL == nil && subscribeURL == nil && publishURL == nil }
+    public var isEmpty: Bool { connectURL == nil && subscribeURL == nil && publishURL == nil && refreshURL == nil }
 }

@@ -36,6 +36,15 @@ enum HookMessages {
         var data: JSONValue?
     }
 
+    struct RefreshRequest: Encodable, Sendable {
+        var client: String
+        var user: String?
+    }
+
+    struct RefreshResult: Decodable, Sendable, Equatable {
+        var expires_at: Int64
+    }
+
     struct Refusal: Decodable, Sendable, Equatable {
         var code: Int?
         var message: String?

@@ -23,6 +23,8 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     let sequence: UInt64
     let loop: any EventLoop
     private let joiner: ChannelJoiner
+    /// Asked to extend a stream the connect hook admitted when its expiry passes.
+    private let hooks: BackendHooks?
     private let configuration: HeraldConfiguration
     private let metrics: NodeMetrics
     private var logger: Logger
@@ -45,8 +47,10 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     /// - Parameter access: what the stream's token (or its absence) allows.
     init(
         clientID: String = RandomID.make(), joiner: ChannelJoiner, configuration: HeraldConfiguration, metrics: NodeMetrics,
-        access: ChannelAccess, namespaces: NamespaceRules = NamespaceRules(), loop: any EventLoop, logger: Logger
+        access: ChannelAccess, namespaces: NamespaceRules = NamespaceRules(), hooks: BackendHooks? = nil, loop: any EventLoop,
+        logger: Logger
     ) {
+        self.hooks = hooks
         self.metrics = metrics
         self.clientID = clientID
         self.sequence = joiner.hub.nextSequence()
@@ -71,7 +75,8 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         metrics.connected(.sse)
         if let userID { hub.identify(self, as: userID, on: loop) }
         perform(state.opened(
-            handshake: identity.map { .success($0) }, now: .now(), wallClockMillis: WebSocketConnection.wallClockMillis()))
+            handshake: identity.map { .success($0) }, refreshable: hooks?.hasRefreshHook == true && state.client.access.isBackend,
+            now: .now(), wallClockMillis: WebSocketConnection.wallClockMillis()))
         emit(SSEEvent.retry(milliseconds: 1000))
         emit(SSEEvent.event(
             name: "welcome",
@@ -148,12 +153,24 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
                 close(reason: reason)
             case .closeSocket:
                 close(reason: state.lifecycle.disconnectReason ?? .normal)
+            case .refreshExpiry:
+                refreshExpiry()
             }
         }
         armTimer()
     }
 
     // MARK: Deadlines
+
+    /// The stream's expiry passed: the backend's refresh hook says whether it lives on.
+    private func refreshExpiry() {
+        guard let hooks else { return }
+        let (client, user) = (clientID, userID)
+        loop.makeFutureWithTask { await hooks.refresh(client: client, user: user) }.whenSuccess { [self] verdict in
+            guard open else { return }
+            perform(state.refreshAnswered(verdict, now: .now(), wallClockMillis: WebSocketConnection.wallClockMillis()))
+        }
+    }
 
     private func armTimer() {
         timer?.cancel()

@@ -101,7 +101,7 @@ struct SSEEndpoint {
 
         let connection = SSEConnection(
             clientID: clientID, joiner: joiner, configuration: configuration, metrics: metrics, access: access,
-            namespaces: namespaces, loop: context.eventLoop, logger: logger)
+            namespaces: namespaces, hooks: hooks, loop: context.eventLoop, logger: logger)
         // A client that hangs up is noticed by the next write, a keep-alive at the latest (the
         // server keeps half-closed HTTP connections open, so there is no earlier signal).
         context.closeFuture.whenComplete { _ in connection.loop.execute { connection.close() } }

@@ -65,7 +65,7 @@ final class EchoConnection: WebSocketEndpoint {
 
     private func perform(_ action: ConnectionStateMachine.Action, context: ChannelHandlerContext) {
         switch action {
-        case .none, .send:
+        case .none, .send, .refreshExpiry:
             break
         case .close(let code, let reason, _):
             send(ServerFrame.close(code: code.rawValue, reason: reason))

@@ -166,6 +166,18 @@ extension WebSocketConnection {
         }
     }
 
+    /// The connection's expiry passed: the backend's refresh hook says whether it lives on.
+    /// Messages keep flowing meanwhile (nothing waits on the answer).
+    func refreshExpiry() {
+        guard let hooks = services.hooks, let loop = context?.eventLoop else { return }
+        let (client, user) = (clientID, state.client.access.userID)
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask { await hooks.refresh(client: client, user: user) }.whenSuccess { verdict in
+            let connection = loopBound.value
+            connection.perform(connection.state.refreshAnswered(verdict, now: .now(), wallClockMillis: Self.wallClockMillis()))
+        }
+    }
+
     func authenticated(_ verdict: Result<ClientIdentity, ProtocolError>) {
         let outcome = state.lifecycle.authenticationFinished(verdict, now: .now(), wallClockMillis: Self.wallClockMillis())
         switch outcome {

@@ -102,7 +102,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         hub.register(self, on: context.eventLoop)
         services.metrics.connected(.websocket)
         logger.debug("client connected")
-        let opened = state.opened(handshake: handshake, now: .now(), wallClockMillis: Self.wallClockMillis())
+        let refreshable = services.hooks?.hasRefreshHook == true && state.client.access.isBackend
+        let opened = state.opened(handshake: handshake, refreshable: refreshable, now: .now(), wallClockMillis: Self.wallClockMillis())
         switch backend {
         case .refused(let code, let message):
             let error = ProtocolError(.forbidden, message)
@@ -322,6 +323,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
                 perform(.close(.goingAway, reason: error.code.rawValue, error: error))
             case .closeSocket:
                 perform(.closeSocket)
+            case .refreshExpiry:
+                perform(.refreshExpiry)
             }
         }
         armTimer()
@@ -350,6 +353,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             context?.close(promise: nil)
         case .closeSocket:
             context?.close(promise: nil)
+        case .refreshExpiry:
+            refreshExpiry()
         }
         armTimer()
     }
