@@ -1,4 +1,5 @@
 import Foundation
+import HeraldProtocol
 import HeraldServer
 import HeraldTesting
 import Testing
@@ -42,5 +43,15 @@ import Testing
             #expect(page.text == (try Self.file("clients/console/console.html")), "run scripts/embed-web")
             #expect(page.text.contains(#"import { Herald } from "/herald.js""#))
         }
+    }
+
+    /// herald.d.ts lists exactly the error codes the server has.
+    @Test func theTypesOfHeraldJSNameEveryErrorCode() throws {
+        let types = try Self.file("clients/js/herald.d.ts")
+        let start = try #require(types.range(of: "export type ErrorCode ="))
+        let end = try #require(types.range(of: ";", range: start.upperBound..<types.endIndex))
+        let listed = types[start.upperBound..<end.lowerBound].split(separator: "|").map {
+            $0.trimmingCharacters(in: CharacterSet(charactersIn: " \n\"")) }.filter { !$0.isEmpty }
+        #expect(Set(listed) == Set(ErrorCode.allCases.map(\.rawValue)))
     }
 }
