@@ -26,6 +26,12 @@ public final class BackendHooks: Sendable {
     private let key: SymmetricKey?
     private let calls: [Hook: [String: Counter]]
     private let durations: [Hook: CoreMetrics.Timer]
+    /// Keys in a stable order, so the same call has the same body (and signature).
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
     /// Most bytes of an answer read; a bigger one is not the documented JSON.
     static let maxAnswerBytes = 64 * 1024
 
@@ -97,7 +103,7 @@ public final class BackendHooks: Sendable {
     ) async -> HookOutcome<Result> {
         let body: [UInt8]
         do {
-            body = Array(try JSONEncoder().encode(request))
+            body = Array(try Self.encoder.encode(request))
         } catch {
             return .unavailable("could not encode the request: \(error)")
         }
