@@ -324,4 +324,54 @@ import Testing
             }
         }
     }
+
+    // MARK: Server-Sent Events
+
+    @Test func anEventStreamGoesThroughTheConnectAndSubscribeHooks() async throws {
+        try await withTestBackend { backend in
+            backend.answer { call in
+                switch call.hook {
+                case "connect" where call.body["headers"] == .object(["Cookie": .string("session=good")]):
+                    (200, #"{"result":{"user":"ada"}}"#)
+                case "connect": (200, #"{"error":{"code":4418,"message":"who are you?"}}"#)
+                case "subscribe" where call.body["channel"] == .string("chat:2"): (200, #"{"error":{"message":"not a member"}}"#)
+                default: (200, #"{"result":{}}"#)
+                }
+            }
+            try await withHookedNode(backend, timeout: .milliseconds(300)) { node in
+                let good = [("Cookie", "session=good")]
+                try await withEventStream(node.baseURL + "/sse?channel=chat:1", headers: good) { stream, _ in
+                    #expect(stream.status == 200)
+                    #expect(try await stream.nextEvent().name == "welcome")
+                    #expect(try await stream.nextEvent().name == "subscribed")
+                    _ = try await node.request(.POST, "/api/users/ada/notify", body: #"{"title":"for ada"}"#)
+                    #expect(try await stream.nextNotification().0.title == "for ada")
+                }
+                #expect(backend.calls("connect").last?.body["transport"] == .string("sse"))
+                #expect(backend.calls("subscribe").last?.body["channel"] == .string("chat:1"))
+                try await withEventStream(node.baseURL + "/sse?channel=chat:2", headers: good) { stream, body in
+                    #expect(stream.status == 403 && body.contains("not a member"))
+                }
+                // Refused by the connect hook: its message, then `disconnect` with its code.
+                try await withEventStream(node.baseURL + "/sse?channel=news", headers: [("Cookie", "session=bad")]) { stream, _ in
+                    let error = try await stream.nextEvent()
+                    #expect(error.name == "error" && error.data.contains("who are you?"))
+                    let disconnect = try await stream.nextEvent()
+                    #expect(try disconnect.message() == .disconnect(code: 4418, reason: "forbidden"))
+                    try await stream.waitForEnd()
+                }
+                // The backend away: `retry:` and temporarily_unavailable, so EventSource comes back.
+                await backend.stop()
+                try await withEventStream(node.baseURL + "/sse?channel=news", headers: good) { stream, _ in
+                    guard case .retry = try await stream.nextItem() else {
+                        Issue.record("no retry: first")
+                        return
+                    }
+                    let error = try await stream.nextEvent()
+                    #expect(try error.message() == .error(ProtocolError(.temporarilyUnavailable, "the backend could not be asked; try again")))
+                    try await stream.waitForEnd()
+                }
+            }
+        }
+    }
 }
