@@ -13,7 +13,8 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
-from conftest import http, redis_cli, running_cluster, running_node, running_redis, running_redis_cluster, wait_until
+from conftest import (
+    http, redis_cli, running_cluster, running_hook_backend, running_node, running_redis, running_redis_cluster, wait_until)
 
 
 def scrape(node, headers=None):
@@ -202,6 +203,33 @@ def test_server_disconnects_and_sse_streams_are_counted_per_transport():
         after = scrape(node)
         assert delta(before, after, "herald_connects_total", transport="sse") == 1
         assert delta(before, after, "herald_connects_total", transport="websocket") == 1
+
+
+def test_backend_hook_calls_are_counted_by_hook_and_outcome_and_timed(tmp_path):
+    def answer(hook, body):
+        if hook == "subscribe" and body["channel"] == "chat:2":
+            return {"error": {"message": "not a member"}}
+        return {"result": {"user": "ada"}} if hook == "connect" else {"result": {}}
+
+    config = tmp_path / "herald.yaml"
+    config.write_text("namespaces:\n  chat:\n    subscribe_hook: true\n")
+    with running_hook_backend(answer) as backend, running_node(
+            "--config", str(config), "--connect-hook-url", backend.url("connect"),
+            "--subscribe-hook-url", backend.url("subscribe"), "--hook-timeout", "0.5") as node:
+        before = scrape(node)
+        client = Client(node)
+        client.subscribe("chat:1")
+        client.send(type="subscribe", channel="chat:2")
+        assert client.next("error")["code"] == "forbidden"
+        backend.stop()
+        client.send(type="subscribe", channel="chat:3")
+        assert client.next("error")["code"] == "temporarily_unavailable"
+        client.close()
+        after = scrape(node)
+        for hook, outcome, count in [("connect", "allowed", 1), ("subscribe", "allowed", 1), ("subscribe", "refused", 1),
+                                     ("subscribe", "unavailable", 1), ("connect", "refused", 0)]:
+            assert delta(before, after, "herald_hook_calls_total", hook=hook, outcome=outcome) == count, (hook, outcome)
+        assert delta(before, after, "herald_hook_duration_seconds_count", hook="subscribe") == 3
 
 
 def test_metrics_need_the_api_key_when_one_is_set_unless_made_public():
