@@ -232,6 +232,25 @@ import Testing
         }
     }
 
+    @Test func theConnectHookGetsTheForwardedHeadersAndAnAnswerThatIsNotTheDocumentedJSONIsUnavailable() async throws {
+        try await withTestBackend { backend in
+            backend.answer { _ in (200, #"{"result":{"user":"ada"}}"#) }
+            try await withNode({ config in
+                config.hooks.connectURL = backend.url("connect")
+                config.hooks.forwardHeaders = ["X-Tenant"]
+            }) { node in
+                _ = try await node.connect(headers: [("Cookie", "s=1"), ("X-Tenant", "acme"), ("X-Other", "no")])
+                #expect(backend.calls("connect").last?.body["headers"] == .object(["Cookie": .string("s=1"), "X-Tenant": .string("acme")]))
+                for (status, body) in [(200, "not json"), (200, #"{"result":{}}"#), (200, #"{"result":{"user":"a"},"error":{}}"#), (500, #"{"result":{"user":"a"}}"#)] {
+                    backend.answer { _ in (status, body) }
+                    let refused = try await node.connect(readWelcome: false)
+                    #expect(try await refused.nextError().code == .temporarilyUnavailable, "\(status) \(body)")
+                    #expect(try await refused.nextClose().code == CloseCode.backendUnavailable.rawValue)
+                }
+            }
+        }
+    }
+
     // MARK: HeraldClient against a backend that comes and goes
 
     @Test func heraldClientRetriesAConnectAndASubscribeTheBackendCouldNotJudgeAndSucceedsOnceItIsBack() async throws {
