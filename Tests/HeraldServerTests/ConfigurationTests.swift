@@ -120,4 +120,22 @@ import Testing
             }
         }
     }
+
+    /// Every key a namespace may set is shown in docs/configuration.md's file example, and the
+    /// page names nothing the reader would refuse.
+    @Test func theDocumentationShowsEveryNamespaceKey() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+        let text = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        let start = try #require(text.range(of: "## Namespaces: the configuration file"))
+        let example = try #require(text.range(of: "```yaml", range: start.upperBound..<text.endIndex))
+        let end = try #require(text.range(of: "```", range: example.upperBound..<text.endIndex))
+        var documented = Set<String>()
+        var inNamespace = false
+        for line in text[example.upperBound..<end.lowerBound].split(separator: "\n") {
+            let indent = line.prefix { $0 == " " }.count
+            let key = line.trimmingCharacters(in: .whitespaces).split(separator: ":").first.map(String.init) ?? ""
+            if indent == 2 { inNamespace = true } else if indent == 4, inNamespace { documented.insert(key) }
+        }
+        #expect(documented == Set(ConfigurationFile.NamespaceKey.allCases.map(\.rawValue)))
+    }
 }
