@@ -32,6 +32,8 @@ public final class Hub: PublicationSink {
     private let observers = Mutex<(any HubObserver)?>(nil)
     /// Set before the node serves; read on every membership change.
     private let membership = Mutex<[any MembershipObserver]>([])
+    /// Set before the node serves; read when a channel's local count crosses zero.
+    private let occupancy = Mutex<[any OccupancyObserver]>([])
     public let metrics: NodeMetrics
 
     /// - Parameters:
@@ -73,6 +75,16 @@ public final class Hub: PublicationSink {
     }
 
     private var membershipObservers: [any MembershipObserver] { membership.withLock { $0 } }
+
+    /// Adds an observer of channels (and users) becoming occupied or vacant on this node
+    /// (webhooks). Called at start.
+    public func addOccupancyObserver(_ observer: any OccupancyObserver) {
+        occupancy.withLock { $0.append(observer) }
+    }
+
+    private func occupancyChanged(_ channel: String, occupied: Bool) {
+        for observer in occupancy.withLock({ $0 }) { observer.occupancyChanged(channel, occupied: occupied) }
+    }
 
     /// Adds a connection; call on its event loop after the handshake.
     public func register(_ connection: any HubConnection, on loop: any EventLoop) {
@@ -158,7 +170,10 @@ public final class Hub: PublicationSink {
             entry.total += 1
             entry.perShard[index] += 1
             counts[channel] = entry
-            if entry.total == 1 { broker.setInterest(in: channel, true) }
+            if entry.total == 1 {
+                broker.setInterest(in: channel, true)
+                occupancyChanged(channel, occupied: true)
+            }
             observer?.channelCountChanged(channel)
             return entry.total
         }
@@ -186,6 +201,7 @@ public final class Hub: PublicationSink {
             if entry.total <= 0 {
                 counts[channel] = nil
                 broker.setInterest(in: channel, false)
+                occupancyChanged(channel, occupied: false)
             } else {
                 counts[channel] = entry
             }

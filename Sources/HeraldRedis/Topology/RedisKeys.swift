@@ -21,6 +21,7 @@ import NIOCore
 /// | `<p>:cnt:{<c>}` | hash | node id → "<local subscribers> <expiry, ms of Redis time>" (``RedisScripts/setCount``) |
 /// | `<p>:{<p>}:nodes` | set | ids of nodes that registered |
 /// | `<p>:{<p>}:node:<id>` | string | a node's stats; its `:channels`, `:clients`, `:clientinfo` beside it |
+/// | `<p>:{<p>}:wh:…` | stream, sets, strings | webhook events and who holds each channel and user (``RedisWebhookLog``) |
 public struct RedisKeys: Sendable, Equatable {
     public let prefix: String
     /// `<p>:ch:{`, kept: every pub/sub message is matched against it.
@@ -71,4 +72,9 @@ public struct RedisKeys: Sendable, Equatable {
     public func nodeChannels(_ id: String) -> String { node(id) + ":channels" }
     public func nodeClients(_ id: String) -> String { node(id) + ":clients" }
     public func nodeClientInfo(_ id: String) -> String { node(id) + ":clientinfo" }
+
+    /// Where the webhook keys start (``RedisWebhookLog``), beside the registry's on its slot:
+    /// `…:wh:events` (stream), `…:wh:nodes`, `…:wh:sender`, and per key and node
+    /// `…:wh:holders:<c:channel|u:user>`, `…:wh:held:<node>`, `…:wh:alive:<node>`.
+    public var webhooks: String { "\(registry):wh:" }
 }

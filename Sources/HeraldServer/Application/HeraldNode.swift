@@ -53,6 +53,8 @@ public final class HeraldNode: Service {
     public let namespaces: NamespaceRules
     /// The backend hooks; `nil` when none is configured.
     public let hooks: BackendHooks?
+    /// Occupancy for webhooks and their one sender; empty without `HERALD_WEBHOOK_URL`.
+    private let webhookServices: [any Service]
     /// Reads the configuration again for a reload; `nil`: SIGHUP is not handled.
     private let reloadConfiguration: (@Sendable () async throws -> HeraldConfiguration)?
 
@@ -142,6 +144,14 @@ public final class HeraldNode: Service {
         }
         self.hooks = configuration.hooks.isEmpty
             ? nil : BackendHooks(configuration.hooks, eventLoopGroup: eventLoopGroup, metrics: metrics, logger: logger)
+        if let sender = WebhookSender(configuration.webhooks, log: Self.webhookLog(configuration, topology), eventLoopGroup: eventLoopGroup, metrics: metrics, logger: logger) {
+            let log = sender.log
+            let recorder = OccupancyRecorder(log: log, vacateDelay: configuration.webhooks.vacateDelay, loop: eventLoopGroup.next(), logger: logger)
+            hub.addOccupancyObserver(recorder)
+            webhookServices = [log as? any Service, recorder, sender].compactMap { $0 }
+        } else {
+            webhookServices = []
+        }
         self.metricsRegistry = metricsRegistry
         self.metrics = metrics
         self.requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
@@ -160,6 +170,14 @@ public final class HeraldNode: Service {
             trustedProxies: limits.trustedProxies, gate: gate, slots: slots)
         self.pending = PendingConnections(maxPerAddress: limits.maxPendingPerAddress, trustedProxies: limits.trustedProxies)
         self.onServerRunning = onServerRunning
+    }
+
+    /// Where occupancy and webhook events are kept: Redis with a cluster, else this node.
+    private static func webhookLog(_ configuration: HeraldConfiguration, _ topology: RedisTopology?) -> any WebhookLog {
+        guard let topology else { return InMemoryWebhookLog() }
+        return RedisWebhookLog(
+            nodeID: configuration.nodeID, topology: topology, interval: configuration.registryInterval,
+            shutdownLinger: configuration.webhooks.vacateDelay)
     }
 
     /// Runs `body` with a fresh event-loop group of `threads` threads, and shuts the group down
@@ -202,6 +220,7 @@ public final class HeraldNode: Service {
         services.append(.init(service: broker))
         if let registry { services.append(.init(service: registry)) }
         if let redisPresence { services.append(.init(service: redisPresence)) }
+        services += webhookServices.map { .init(service: $0) }
         services.append(.init(service: application))
         if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))

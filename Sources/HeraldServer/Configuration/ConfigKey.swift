@@ -23,6 +23,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
     case config, unknownNamespaces
     case connectHookURL, subscribeHookURL, publishHookURL, refreshHookURL, hookSecret, hookTimeout, hookForwardHeaders
+    case webhookURL, webhookSecret, webhookVacateDelay, webhookRetryFor, webhookTimeout
 
     // swift-format-ignore
     public var setting: Setting {
@@ -282,6 +283,27 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .hookForwardHeaders:
             Setting("hook-forward-headers", help: "Request headers passed to the connect hook besides Cookie and Authorization (comma-separated).") {
                 $0.hooks.forwardHeaders = $1.list()
+            }
+        case .webhookURL:
+            Setting("webhook-url", help: "Receives channel_occupied/vacated and user_online/offline events, batched and signed (docs/integration.md); unset: none.") {
+                $0.webhooks.url = try $1.httpURL()
+            }
+        case .webhookSecret:
+            Setting("webhook-secret", help: "Signs every webhook request: X-Herald-Signature: sha256=<hex HMAC-SHA256 of the body>; unset: unsigned.") {
+                $0.webhooks.secret = try $1.string()
+            }
+        case .webhookVacateDelay:
+            Setting("webhook-vacate-delay", default: "2",
+                    help: "Seconds a channel (user) must stay empty (offline) cluster-wide before channel_vacated (user_offline): a quick reconnect makes no event.") {
+                $0.webhooks.vacateDelay = try $1.seconds()
+            }
+        case .webhookRetryFor:
+            Setting("webhook-retry-for", default: "600", help: "Seconds a batch is retried (with backoff) after its oldest event; then dropped, logged and counted.") {
+                $0.webhooks.retryFor = try $1.seconds()
+            }
+        case .webhookTimeout:
+            Setting("webhook-timeout", default: "5", help: "Seconds the webhook receiver may take to answer one request.") {
+                $0.webhooks.timeout = try $1.seconds()
             }
         case .redisWaitTimeout:
             Setting("redis-wait-timeout", default: "1000", help: "Milliseconds a publish waits for the replicas of --redis-min-replicas.") {

@@ -74,6 +74,8 @@ public struct HeraldConfiguration: Sendable {
     public var namedNamespaces: [String: NamespacePolicy] = [:]
     /// The backend hooks; empty when none is configured.
     public var hooks = HookConfiguration()
+    /// Where webhook events go; no URL: none.
+    public var webhooks = WebhookConfiguration()
 
     /// Every namespace's rules: the default namespace from the global settings, the file's
     /// namespaces, and what an undeclared one gets.
