@@ -141,6 +141,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         /// Fuzz targets (scripts/fuzz): a libFuzzer binary when built with -DFUZZING and
@@ -193,6 +195,7 @@ let package = Package(
             name: "ClusterTests",
             dependencies: [
                 "HeraldServer", "HeraldTesting", "HeraldCore", "HeraldProtocol", "HeraldRedis", "RedisBridge", "HeraldClient",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

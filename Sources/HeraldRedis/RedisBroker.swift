@@ -393,7 +393,16 @@ public final class RedisBroker: Broker, SubscriberCountStore {
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {
         let connection = try connected()
         do {
-            try await plainPublish(publication, on: connection)
+            if publication.idempotencyKey != nil {
+                // The publish script with history off: the key is checked and set in the same
+                // step as the PUBLISH, so a retry after a crash between them cannot repeat it.
+                var policy = rules.history(for: publication.channel)
+                policy.size = 0
+                let (keys, arguments) = publishScriptInput(publication, policy)
+                _ = try await LoadedScript.publish.run(keys, arguments, on: connection, sha: scripts).get()
+            } else {
+                try await plainPublish(publication, on: connection)
+            }
         } catch {
             throw brokerError(error, "publish to Redis failed")
         }

@@ -1,6 +1,6 @@
 # Installs the Debian packages Herald builds and tests with, if any is missing.
 # Sourced by scripts/run, scripts/test and .ci/run.
-HERALD_PACKAGES=(pkg-config libhiredis-dev redis-server nginx openssl python3-venv gdb iproute2)
+HERALD_PACKAGES=(pkg-config libhiredis-dev redis-server nginx openssl python3-venv gdb iproute2 postgresql)
 
 ensure_packages() {
     local missing=()

@@ -34,7 +34,8 @@ public protocol Broker: Service, ChannelHistory {
     /// Hands `publication` to every node with interest in its channel (this node included)
     /// *without* a position and without storing it: for what must not be replayed — a user's
     /// notifications, join and leave events. Same ordering and delivery guarantees as
-    /// ``publish(_:on:)`` otherwise.
+    /// ``publish(_:on:)`` otherwise — its idempotency key too: a second publication with the
+    /// same key within the window is silently not sent (the transactional outbox relies on it).
     func publishTransient(_ publication: Publication) async throws(BrokerError)
     /// Hands `signal` to every node with interest in `channel` (this node included), in order
     /// with the channel's transient publications; never stored.

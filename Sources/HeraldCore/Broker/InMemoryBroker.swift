@@ -68,8 +68,13 @@ public final class InMemoryBroker: Broker {
     }
 
     public func publishTransient(_ publication: Publication) async throws(BrokerError) {
+        let now = NIODeadline.now()
         try state.withLock { state throws(BrokerError) in
             guard let sink = state.sink else { throw .unavailable("no hub attached") }
+            if let key = publication.idempotencyKey {
+                guard state.history.duplicate(of: key, now: now) == nil else { return }
+                state.history.remember(PublishReceipt(id: publication.id, position: nil), key: key, now: now)
+            }
             sink.deliver(publication)
         }
     }

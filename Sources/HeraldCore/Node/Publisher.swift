@@ -58,11 +58,14 @@ public final class Publisher: Sendable {
 
     /// Sends a notification to every connection of `user`, on every node (never stored).
     /// - Returns: those connections, cluster-wide.
-    public func notify(user: String, payload: ByteBuffer, id: String) async throws(BrokerError) -> Int {
+    /// - Parameter idempotencyKey: a retry with the same key within the idempotency window
+    ///   sends nothing again.
+    public func notify(user: String, payload: ByteBuffer, id: String, idempotencyKey: String? = nil) async throws(BrokerError) -> Int {
         let channel = UserChannel.name(of: user)
         let connections = await counts.clusterWide(channel)
         try await broker.publishTransient(
-            Publication(channel: channel, payload: payload, id: id, acceptedAtMicros: Publication.nowMicros()))
+            Publication(
+                channel: channel, payload: payload, id: id, idempotencyKey: idempotencyKey, acceptedAtMicros: Publication.nowMicros()))
         metrics.published(from: .rest, duplicate: false)
         accepted.add(1, ordering: .relaxed)
         return connections

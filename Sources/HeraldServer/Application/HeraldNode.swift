@@ -55,6 +55,8 @@ public final class HeraldNode: Service {
     public let hooks: BackendHooks?
     /// Occupancy for webhooks and their one sender; empty without `HERALD_WEBHOOK_URL`.
     private let webhookServices: [any Service]
+    /// Publishes the PostgreSQL outbox's rows; `nil` without `HERALD_OUTBOX_URL`.
+    private let outbox: OutboxConsumer?
     /// Reads the configuration again for a reload; `nil`: SIGHUP is not handled.
     private let reloadConfiguration: (@Sendable () async throws -> HeraldConfiguration)?
 
@@ -152,6 +154,10 @@ public final class HeraldNode: Service {
         } else {
             webhookServices = []
         }
+        // Checked when the configuration was read: a URL here parses.
+        self.outbox = try? OutboxConsumer(
+            configuration.outbox, publisher: publisher, maxBodyBytes: configuration.maxBodyBytes, eventLoopGroup: eventLoopGroup,
+            metrics: metrics, logger: logger)
         self.metricsRegistry = metricsRegistry
         self.metrics = metrics
         self.requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
@@ -221,6 +227,7 @@ public final class HeraldNode: Service {
         if let registry { services.append(.init(service: registry)) }
         if let redisPresence { services.append(.init(service: redisPresence)) }
         services += webhookServices.map { .init(service: $0) }
+        if let outbox { services.append(.init(service: outbox)) }
         services.append(.init(service: application))
         if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))

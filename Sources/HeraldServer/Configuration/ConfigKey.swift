@@ -24,6 +24,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case config, unknownNamespaces
     case connectHookURL, subscribeHookURL, publishHookURL, refreshHookURL, hookSecret, hookTimeout, hookForwardHeaders
     case webhookURL, webhookSecret, webhookVacateDelay, webhookRetryFor, webhookTimeout
+    case outboxURL, outboxTable, outboxCreate, outboxPoll
 
     // swift-format-ignore
     public var setting: Setting {
@@ -304,6 +305,27 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .webhookTimeout:
             Setting("webhook-timeout", default: "5", help: "Seconds the webhook receiver may take to answer one request.") {
                 $0.webhooks.timeout = try $1.seconds()
+            }
+        case .outboxURL:
+            Setting("outbox-url", help: "A PostgreSQL database whose outbox table's committed rows are published, each once (docs/integration.md); unset: no outbox.") {
+                config, value in
+                let url = try value.string()
+                if let expected = OutboxConfiguration.problem(with: url) { throw value.fail(expected) }
+                config.outbox.url = url
+            }
+        case .outboxTable:
+            Setting("outbox-table", default: "herald_outbox", help: "The outbox table; invalid rows move to <table>_failed.") { config, value in
+                let table = try value.string()
+                guard OutboxConfiguration.isValidTable(table) else { throw value.fail("lower-case letters, digits and _, at most 50, not starting with a digit") }
+                config.outbox.table = table
+            }
+        case .outboxCreate:
+            Setting("outbox-create", default: "false", help: "Create the outbox table, its _failed twin, index and NOTIFY trigger if missing.") {
+                $0.outbox.create = try $1.bool()
+            }
+        case .outboxPoll:
+            Setting("outbox-poll", default: "1", help: "Seconds between reads of the outbox table when no NOTIFY wakes it (and between tries while Redis is down).") {
+                $0.outbox.poll = try $1.seconds()
             }
         case .redisWaitTimeout:
             Setting("redis-wait-timeout", default: "1000", help: "Milliseconds a publish waits for the replicas of --redis-min-replicas.") {

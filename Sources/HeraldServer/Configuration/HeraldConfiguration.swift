@@ -76,6 +76,8 @@ public struct HeraldConfiguration: Sendable {
     public var hooks = HookConfiguration()
     /// Where webhook events go; no URL: none.
     public var webhooks = WebhookConfiguration()
+    /// The PostgreSQL outbox; no URL: none.
+    public var outbox = OutboxConfiguration()
 
     /// Every namespace's rules: the default namespace from the global settings, the file's
     /// namespaces, and what an undeclared one gets.

@@ -73,13 +73,18 @@ struct UserRoutes {
     /// The `{user}` path segment: 1–256 bytes, no control characters.
     static func user(_ context: HeraldRequestContext) throws -> String {
         let user = context.parameters.get("user") ?? ""
+        try validate(user: user)
+        return user
+    }
+
+    /// A user id as the API takes it (the outbox's `user_id` too).
+    static func validate(user: String) throws(APIError) {
         guard !user.isEmpty, user.utf8.count <= UserChannel.maxUserLength else {
             throw APIError(.badRequest, .invalidField, "user must be 1–\(UserChannel.maxUserLength) bytes (a token's sub)")
         }
         guard !user.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw APIError(.badRequest, .invalidField, "user must not contain control characters")
         }
-        return user
     }
 }
 
