@@ -253,3 +253,44 @@ def running_hook_backend(answer):
         yield backend
     finally:
         backend.stop()
+
+
+@contextlib.contextmanager
+def running_postgres():
+    """A real PostgreSQL (Debian's `postgresql`) on a free port in a temporary directory, as the
+    `postgres` user when run as root (PostgreSQL refuses root); yields (url, psql) where
+    `psql(sql)` runs SQL and returns its output's rows."""
+    import glob
+    import shutil
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda path: int(path.split("/")[-2]))[-1]
+    port, directory = free_port(), tempfile.mkdtemp(prefix="herald-pg-")
+    as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(directory, "postgres", "postgres")
+    subprocess.run([*as_postgres, f"{binaries}/initdb", "-D", f"{directory}/data", "-U", "herald", "--auth=trust",
+                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    process = subprocess.Popen(
+        [*as_postgres, f"{binaries}/postgres", "-D", f"{directory}/data", "-p", str(port), "-k", directory,
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def psql(sql):
+        result = subprocess.run(
+            [f"{binaries}/psql", "-h", "127.0.0.1", "-p", str(port), "-U", "herald", "-d", "postgres", "-At", "-c", sql],
+            capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    try:
+        wait_until("postgres", lambda: subprocess.run(
+            [f"{binaries}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0, timeout=30)
+        yield f"postgres://herald@127.0.0.1:{port}/postgres?sslmode=disable", psql
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from conftest import (
-    http, redis_cli, running_cluster, running_hook_backend, running_node, running_redis, running_redis_cluster, wait_until)
+    http, redis_cli, running_cluster, running_hook_backend, running_node, running_postgres, running_redis, running_redis_cluster,
+    wait_until)
 
 
 def scrape(node, headers=None):
@@ -230,6 +231,47 @@ def test_backend_hook_calls_are_counted_by_hook_and_outcome_and_timed(tmp_path):
                                      ("subscribe", "unavailable", 1), ("connect", "refused", 0)]:
             assert delta(before, after, "herald_hook_calls_total", hook=hook, outcome=outcome) == count, (hook, outcome)
         assert delta(before, after, "herald_hook_duration_seconds_count", hook="subscribe") == 3
+
+
+def webhook_events(samples, event, outcome):
+    """herald_webhook_events_total{name=event, outcome=outcome}: its `name` label would clash
+    with value()'s own parameter."""
+    return samples.get(("herald_webhook_events_total", frozenset({"name": event, "outcome": outcome}.items())), 0.0)
+
+
+def test_webhook_events_are_counted_by_name_and_outcome_with_the_queue_gauges():
+    with running_hook_backend(lambda hook, body: {}) as receiver, running_node(
+            "--webhook-url", receiver.url("webhook"), "--webhook-secret", "s", "--webhook-vacate-delay", "0.2") as node:
+        before = scrape(node)
+        sent = lambda event: webhook_events(scrape(node), event, "sent") - webhook_events(before, event, "sent")
+        with clients(node, 2, "lobby"):
+            wait_until("channel_occupied to be sent", lambda: sent("channel_occupied") == 1)
+        wait_until("channel_vacated to be sent", lambda: sent("channel_vacated") == 1)
+        after = scrape(node)
+        assert webhook_events(after, "channel_occupied", "dropped") == webhook_events(before, "channel_occupied", "dropped")
+        assert sent("channel_occupied") == 1
+        assert delta(before, after, "herald_webhook_requests_total", outcome="ok") >= 1
+        assert [event["name"] for hook, body in receiver.calls for event in body["events"]] == [
+            "channel_occupied", "channel_vacated"]
+        wait_until("the queue gauge to read 0", lambda: value(scrape(node), "herald_webhook_queue_depth") == 0)
+        assert value(after, "herald_webhook_oldest_pending_seconds") >= 0
+
+
+def test_outbox_rows_are_counted_and_the_lag_gauge_falls_back_to_zero():
+    with running_postgres() as (url, psql), running_node(
+            "--outbox-url", url, "--outbox-create", "true", "--outbox-poll", "0.2") as node:
+        wait_until("the outbox table", lambda: psql("SELECT to_regclass('herald_outbox_failed')") == ["herald_outbox_failed"])
+        before = scrape(node)
+        with clients(node, 1, "ledger") as (client,):
+            psql("""INSERT INTO herald_outbox (channel, payload) VALUES
+                    ('ledger', '{"title":"one"}'), ('ledger', '{"title":"two"}'), ('ledger', '"not an object"')""")
+            assert [client.next("notification")["title"] for _ in range(2)] == ["one", "two"]
+        wait_until("the rows to be counted", lambda: delta(
+            before, scrape(node), "herald_outbox_rows_total", outcome="failed") == 1)
+        after = scrape(node)
+        assert delta(before, after, "herald_outbox_rows_total", outcome="published") == 2
+        assert psql("SELECT reason FROM herald_outbox_failed") == ["invalid_json: body must be a JSON object"]
+        wait_until("the lag gauge to read 0", lambda: value(scrape(node), "herald_outbox_lag_seconds") == 0)
 
 
 def test_metrics_need_the_api_key_when_one_is_set_unless_made_public():
