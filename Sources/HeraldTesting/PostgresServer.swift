@@ -12,6 +12,10 @@ public final class PostgresServer: Sendable {
     public let port: Int
     private let directory: URL
     private let child: ChildProcess
+    /// One pool for every helper call: a client per call left connections behind faster than
+    /// they closed, until the server refused new ones and a query waited forever.
+    private let client: PostgresClient
+    private let clientTask: Task<Void, Never>
     public static let user = "herald"
 
     /// `postgres://herald@127.0.0.1:<port>/postgres?sslmode=disable`.
@@ -21,6 +25,14 @@ public final class PostgresServer: Sendable {
         self.port = port
         self.directory = directory
         self.child = child
+        var logger = Logger(label: "test-postgres")
+        logger.logLevel = .critical
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1", port: port, username: Self.user, password: nil, database: "postgres", tls: .disable)
+        configuration.options.maximumConnections = 16
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.clientTask = Task { await client.run() }
     }
 
     static func binary(_ name: String) throws -> String {
@@ -56,7 +68,7 @@ public final class PostgresServer: Sendable {
             let (postgres, arguments) = command(
                 try binary("postgres"),
                 ["-D", data, "-p", String(port), "-k", directory.path, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300"])
             let child = try ChildProcess(postgres, arguments)
             let server = PostgresServer(port: port, directory: directory, child: child)
             do {
@@ -77,34 +89,31 @@ public final class PostgresServer: Sendable {
 
     /// Fast shutdown (SIGINT), then whatever is left is killed; the directory is removed.
     func stop() async {
+        clientTask.cancel()
         child.signal(SIGINT)
         if (try? await child.waitForExit(timeout: .seconds(10))) == nil { await child.terminate() }
         await child.terminate()
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Runs `body` with a connected client (its own pool), shut down afterwards.
-    public func withClient<T: Sendable>(_ body: (PostgresClient) async throws -> T) async throws -> T {
-        var logger = Logger(label: "test-postgres")
-        logger.logLevel = .critical
-        let configuration = PostgresClient.Configuration(
-            host: "127.0.0.1", port: port, username: Self.user, password: nil, database: "postgres", tls: .disable)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let task = Task { await client.run() }
-        defer { task.cancel() }
-        return try await body(client)
+    /// Runs `body` with the server's client (a pool), each call bounded in time.
+    public func withClient<T: Sendable>(
+        timeout: Duration = .seconds(60), _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws -> T {
+        let client = self.client
+        return try await withTimeout(timeout, "PostgreSQL on port \(port)") { try await body(client) }
     }
 
     /// Runs SQL statements (no results), each on its own.
     public func execute(_ statements: String...) async throws {
-        try await withClient { client in
+        try await withClient(timeout: .seconds(20)) { client in
             for statement in statements { try await client.query(PostgresQuery(unsafeSQL: statement)) }
         }
     }
 
     /// The first column of every row of `sql`, as text.
     public func column(_ sql: String) async throws -> [String?] {
-        try await withClient { client in
+        try await withClient(timeout: .seconds(20)) { client in
             var values: [String?] = []
             for try await value in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(String?.self) { values.append(value) }
             return values

@@ -63,14 +63,25 @@ final class OutboxConsumer: Service {
     }
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.client.run() }
-                group.addTask { await self.listen() }
-                group.addTask { await self.ticks() }
-                group.addTask { await self.consume() }
+        // The client must outlive the work that uses it, and its own run() ends at the first
+        // sign of graceful shutdown — after which a transaction asking the pool for a
+        // connection waited forever. So it runs outside the shutdown's reach (a detached task
+        // inherits no graceful-shutdown context) and is stopped once the work has ended.
+        let client = self.client
+        let clientTask = Task.detached { await client.run() }
+        await withTaskCancellationHandler {
+            await cancelWhenGracefulShutdown {
+                await withDiscardingTaskGroup { work in
+                    work.addTask { await self.listen() }
+                    work.addTask { await self.ticks() }
+                    work.addTask { await self.consume() }
+                }
             }
+        } onCancel: {
+            clientTask.cancel()
         }
+        clientTask.cancel()
+        await clientTask.value
     }
 
     // MARK: Waking
