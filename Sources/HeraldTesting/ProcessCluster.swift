@@ -67,7 +67,10 @@ public final class ProcessCluster: @unchecked Sendable {
         do {
             try await waitUntil("node\(index + 1) on port \(port) to be ready", timeout: .seconds(20)) {
                 guard node.isRunning else { throw TimeoutError(what: "node\(index + 1) (it exited: \(node.outputText))") }
-                return (try? await HTTPResult.send(.GET, "http://127.0.0.1:\(port)/ready").status) == 200
+                // Its own answer: a free port picked for it may have been taken meanwhile by a
+                // node of a test running beside this one (which then answers, not this node).
+                guard let ready = try? await HTTPResult.send(.GET, "http://127.0.0.1:\(port)/ready"), ready.status == 200 else { return false }
+                return (try? ready.object()["node"]) == .string("node\(index + 1)")
             }
         } catch {
             await node.terminate()
