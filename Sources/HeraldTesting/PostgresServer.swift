@@ -124,12 +124,5 @@ public final class PostgresServer: Sendable {
 /// Runs `body` with a fresh PostgreSQL, stopped and removed afterwards however `body` ends.
 public func withPostgres<T: Sendable>(_ body: (PostgresServer) async throws -> T) async throws -> T {
     let server = try await startOnFreePort { port in try await PostgresServer.start(port: port) }
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    return try await using(server, stop: { await $0.stop() }, body)
 }

@@ -102,14 +102,7 @@ public func withRedis<T>(arguments: [String] = [], clusterBus: Bool = false, _ b
         }
         return server
     }
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    return try await using(server, stop: { await $0.stop() }, body)
 }
 
 /// Runs `body` with `count` fresh redis-servers (independent shards), all stopped afterwards

@@ -98,12 +98,5 @@ public final class TestBackend: Sendable {
 public func withTestBackend<T: Sendable>(_ body: (TestBackend) async throws -> T) async throws -> T {
     let backend = TestBackend()
     try await backend.start()
-    do {
-        let result = try await body(backend)
-        await backend.stop()
-        return result
-    } catch {
-        await backend.stop()
-        throw error
-    }
+    return try await using(backend, stop: { await $0.stop() }, body)
 }
