@@ -185,7 +185,7 @@ public final class RedisWebhookLog: WebhookLog, Service {
             ["XRANGE", eventsKey, "-", "+", "COUNT", "1"].map { ByteBuffer(string: $0) },
         ])
         let oldest = replies[1].array?.first?.array?.first?.string
-        return (replies[0].int ?? 0, oldest.map { WebhookEvent(id: $0, name: .channelOccupied).queuedAtMillis })
+        return (replies[0].int ?? 0, oldest.map(WebhookEvent.queuedAtMillis(ofID:)))
     }
 
     // MARK: Service
@@ -242,15 +242,15 @@ public final class RedisWebhookLog: WebhookLog, Service {
     private func keepLease() async throws {
         let reply = try await run(RedisWebhookScripts.lease, keys: [senderKey], arguments: [nodeID, ttlMillis].map { ByteBuffer(string: $0) }, on: control)
         let result = reply.int ?? 0
+        let isSender = result > 0
         let wasSender = state.withLock { state in
-            defer {
-                state.isSender = result > 0
-                if result == 2 { state.mustTakeOver = true }
-            }
-            return state.isSender
+            let was = state.isSender
+            state.isSender = isSender
+            if result == 2 { state.mustTakeOver = true }
+            return was
         }
-        if result == 2 || (result > 0) != wasSender {
-            logger.info(result > 0 ? "this node now sends the cluster's webhooks" : "another node sends the webhooks now")
+        if result == 2 || isSender != wasSender {
+            logger.info(isSender ? "this node now sends the cluster's webhooks" : "another node sends the webhooks now")
         }
     }
 

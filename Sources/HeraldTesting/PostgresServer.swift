@@ -91,7 +91,8 @@ public final class PostgresServer: Sendable {
     func stop() async {
         clientTask.cancel()
         child.signal(SIGINT)
-        if (try? await child.waitForExit(timeout: .seconds(10))) == nil { await child.terminate() }
+        _ = try? await child.waitForExit(timeout: .seconds(10))
+        // Whatever is left of the group (backends of a server that did not stop in time).
         await child.terminate()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -34,7 +34,10 @@ public struct WebhookEvent: Sendable, Equatable, Encodable {
     }
 
     /// When the event was queued, in milliseconds since 1970: the first part of its id.
-    public var queuedAtMillis: Int64 {
+    public var queuedAtMillis: Int64 { Self.queuedAtMillis(ofID: id) }
+
+    /// When the event with id `id` was queued, in milliseconds since 1970.
+    public static func queuedAtMillis(ofID id: String) -> Int64 {
         Int64(id.prefix { $0 != "-" }) ?? 0
     }
 }

@@ -26,8 +26,9 @@ public final class BackendHooks: Sendable {
     private let key: SymmetricKey?
     private let calls: [Hook: [String: Counter]]
     private let durations: [Hook: CoreMetrics.Timer]
-    /// Keys in a stable order, so the same call has the same body (and signature).
-    private static let encoder: JSONEncoder = {
+    /// Keys in a stable order, so the same call has the same body (and signature); webhooks
+    /// encode with it too.
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder

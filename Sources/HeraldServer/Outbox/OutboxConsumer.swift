@@ -37,8 +37,6 @@ final class OutboxConsumer: Service {
     private let blocked = Atomic(false)
     /// Spreads the nodes' passes over the partitions.
     private let start = Int.random(in: 0..<OutboxConfiguration.partitions)
-    /// A per-table advisory lock namespace: `pg_try_advisory_xact_lock(<key>, partition)`.
-    private var lockKey: Int32 { Int32(truncatingIfNeeded: configuration.table.hashValueStable) }
 
     init?(
         _ configuration: OutboxConfiguration, publisher: Publisher, maxBodyBytes: Int, eventLoopGroup: any EventLoopGroup,
@@ -131,7 +129,7 @@ final class OutboxConsumer: Service {
 
     private func createSchema() async throws {
         try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey), -1)", logger: logger)
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(schema.table)), -1)", logger: logger)
             for statement in schema.creation {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
@@ -158,14 +156,9 @@ final class OutboxConsumer: Service {
         partitions: for step in 0..<count {
             let partition = Int32((start + step) % count)
             guard waiting.contains(partition) else { continue }
-            while true {
-                switch try await batch(partition: partition) {
-                case .full: continue
-                case .done: break
-                case .stopped: break partitions
-                }
-                break
-            }
+            var outcome = BatchOutcome.full
+            while outcome == .full { outcome = try await batch(partition: partition) }
+            if outcome == .stopped { break partitions }
             if Task.isCancelled { return }
         }
         try await measureLag()
@@ -184,7 +177,9 @@ final class OutboxConsumer: Service {
         let (table, failedTable, expression) = (schema.table, schema.failed, schema.partitionExpression)
         let limit = configuration.batchSize
         return try await client.withTransaction(logger: logger) { connection -> BatchOutcome in
-            let locked = try await connection.query("SELECT pg_try_advisory_xact_lock(\(lockKey), \(partition))", logger: logger)
+            // The table's own advisory lock namespace: hashtext of its name, the same on every node.
+            let locked = try await connection.query(
+                "SELECT pg_try_advisory_xact_lock(hashtext(\(table)), \(partition))", logger: logger)
             var isLocked = false
             for try await (value) in locked.decode(Bool.self) { isLocked = value }
             guard isLocked else { return .done }
@@ -254,18 +249,5 @@ final class OutboxConsumer: Service {
         let rows = try await client.query(
             "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM \(unescaped: schema.table)", logger: logger)
         for try await value in rows.decode(Double.self) { lag.record(value) }
-    }
-}
-
-extension String {
-    /// A hash that is the same on every node and run (Swift's `hashValue` is seeded per process):
-    /// FNV-1a over the UTF-8 bytes.
-    var hashValueStable: UInt32 {
-        var hash: UInt32 = 2_166_136_261
-        for byte in utf8 {
-            hash ^= UInt32(byte)
-            hash = hash &* 16_777_619
-        }
-        return hash
     }
 }

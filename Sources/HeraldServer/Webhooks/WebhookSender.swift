@@ -37,11 +37,6 @@ final class WebhookSender: Service {
     private let requests: [Bool: Counter]
     private let queueDepth: Gauge
     private let oldestAge: Gauge
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     init?(_ configuration: WebhookConfiguration, log: any WebhookLog, eventLoopGroup: any EventLoopGroup, metrics: NodeMetrics, logger: Logger) {
         guard let url = configuration.url else { return nil }
@@ -137,7 +132,7 @@ final class WebhookSender: Service {
 
     /// One request; `nil` when the receiver answered 2xx, else why not.
     private func post(_ batch: [WebhookEvent]) async -> String? {
-        let body = Array((try? Self.encoder.encode(Body(timeMs: Self.now(), events: batch))) ?? Data())
+        let body = Array((try? BackendHooks.encoder.encode(Body(timeMs: Self.now(), events: batch))) ?? Data())
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
