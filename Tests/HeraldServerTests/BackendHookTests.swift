@@ -13,7 +13,7 @@ import Testing
     /// A node whose hooks point at `backend`, with `chat` (subscribe and publish hooks, history,
     /// join/leave) and `ticker` (no history, no client publishing).
     func withHookedNode<T: Sendable>(
-        _ backend: TestBackend, timeout: TimeAmount = .seconds(1), _ body: (RunningNode) async throws -> T
+        _ backend: TestBackend, timeout: TimeAmount = .seconds(5), _ body: (RunningNode) async throws -> T
     ) async throws -> T {
         try await withNode({ config in
             config.hooks.connectURL = backend.url("connect")
