@@ -100,10 +100,12 @@ public enum WebSocketDialer {
     ///     upgrade request: a server that accepts and never answers must not hold the caller.
     ///   - localAddress: the source address (load generators spread connections over
     ///     several loopback addresses when one address's ports would run out).
+    ///   - receiveBufferBytes: `SO_RCVBUF`, set before connecting (a small one stops the kernel
+    ///     from absorbing megabytes for a client that does not read: slow-consumer tests).
     public static func connect(
         host: String, port: Int, path: String, headers: [(String, String)] = [], tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, connectTimeout: TimeAmount = .seconds(10),
-        localAddress: SocketAddress? = nil,
+        localAddress: SocketAddress? = nil, receiveBufferBytes: Int? = nil,
         install: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
     ) async throws -> any Channel {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
@@ -120,6 +122,9 @@ public enum WebSocketDialer {
             let serverName = host.contains(where: { $0.isLetter }) && !host.contains(":") ? host : nil
             var bootstrap = ClientBootstrap(group: loop).connectTimeout(connectTimeout)
             if let localAddress { bootstrap = bootstrap.bind(to: localAddress) }
+            if let receiveBufferBytes {
+                bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferBytes))
+            }
             channel = try await bootstrap
                 .channelInitializer { [request] channel in
                     channel.eventLoop.makeCompletedFuture {

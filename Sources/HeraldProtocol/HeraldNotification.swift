@@ -25,13 +25,17 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
     public var fromUser: String?
     /// Where the notification sits in its channel's history; absent while history is off.
     public var position: StreamPosition?
+    /// The publisher's `conflate_key`: a slow client of a `latest` namespace gets only the
+    /// newest notification per channel and key.
+    public var conflateKey: String?
 
     /// A new notification gets a fresh ``timestampNow()`` and ``makeID()`` unless given.
     public init(
         channel: String, title: String? = nil, body: String? = nil, data: JSONValue? = nil,
         timestamp: String = timestampNow(), id: String = makeID(), from: String? = nil, fromName: String? = nil,
-        fromUser: String? = nil, position: StreamPosition? = nil, user: String? = nil
+        fromUser: String? = nil, position: StreamPosition? = nil, user: String? = nil, conflateKey: String? = nil
     ) {
+        self.conflateKey = conflateKey
         self.channel = channel
         self.user = user
         self.title = title
@@ -47,6 +51,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
 
     enum Key: String, CodingKey {
         case type, channel, user, title, body, data, timestamp, id, from, fromName, fromUser, offset, epoch
+        case conflateKey = "conflate_key"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -62,6 +67,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         try container.encodeIfPresent(from, forKey: .from)
         try container.encodeIfPresent(fromName, forKey: .fromName)
         try container.encodeIfPresent(fromUser, forKey: .fromUser)
+        try container.encodeIfPresent(conflateKey, forKey: .conflateKey)
         try container.encodeIfPresent(position?.offset, forKey: .offset)
         try container.encodeIfPresent(position?.epoch, forKey: .epoch)
     }
@@ -78,6 +84,7 @@ public struct HeraldNotification: Codable, Sendable, Equatable {
         from = try container.decodeIfPresent(String.self, forKey: .from)
         fromName = try container.decodeIfPresent(String.self, forKey: .fromName)
         fromUser = try container.decodeIfPresent(String.self, forKey: .fromUser)
+        conflateKey = try container.decodeIfPresent(String.self, forKey: .conflateKey)
         if let offset = try container.decodeIfPresent(Int64.self, forKey: .offset),
             let epoch = try container.decodeIfPresent(String.self, forKey: .epoch)
         {

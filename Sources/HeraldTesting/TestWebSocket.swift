@@ -30,11 +30,11 @@ public final class TestWebSocket: Sendable {
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String = "/ws", headers: [(String, String)] = [],
         readWelcome: Bool? = nil, tls: TLSConfiguration? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, receiveBufferBytes: Int? = nil
     ) async throws -> TestWebSocket {
         let inboxSlot = NIOLockedValueBox<Inbox<WebSocketFrame>?>(nil)
         let channel = try await WebSocketDialer.connect(
-            host: host, port: port, path: path, headers: headers, tls: tls, group: group
+            host: host, port: port, path: path, headers: headers, tls: tls, group: group, receiveBufferBytes: receiveBufferBytes
         ) {
             pipeline in
             let inbox = Inbox<WebSocketFrame>()

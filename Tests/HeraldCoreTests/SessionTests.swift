@@ -9,13 +9,16 @@ import Testing
     let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
     let wall: Int64 = 1_800_000_000_000
 
-    func session(_ transport: Session.Transport, access: ChannelAccess = .open, requiresToken: Bool = false) -> Session {
+    func session(
+        _ transport: Session.Transport, access: ChannelAccess = .open, requiresToken: Bool = false,
+        namespaces: NamespaceRules = NamespaceRules()
+    ) -> Session {
         // An SSE stream runs without `ping` (its keep-alive comments need no answer).
         let rules = ConnectionStateMachine.Configuration(
             pingInterval: transport == .websocket ? .seconds(30) : nil, pingTimeout: .seconds(60), authTimeout: .seconds(10))
         return Session(
             clientID: "c1", transport: transport, rules: rules, limits: SessionLimits(), maxReplay: 100, access: access,
-            requiresToken: requiresToken, now: start)
+            requiresToken: requiresToken, namespaces: namespaces, now: start)
     }
 
     func identity(expiresIn millis: Int64) -> ClientIdentity {
@@ -50,7 +53,7 @@ import Testing
         return session.subscribing(channel, since: position)
     }
 
-    func live(_ session: inout Session, _ delivery: Delivery) -> Bool { session.live(delivery) }
+    func live(_ session: inout Session, _ delivery: Delivery) -> Bool { session.deliver(delivery) == .write }
 
     @Test(arguments: [Session.Transport.websocket, .sse])
     func theRecoveryMergeSendsWhatWasMissedOnceAndInOrder(transport: Session.Transport) throws {
@@ -126,8 +129,9 @@ import Testing
 
     @Test(arguments: [Session.Transport.websocket, .sse])
     func aSlowConsumerIsDroppedAtOnceWithoutAGoodbye(transport: Session.Transport) {
-        var session = session(transport)
+        var session = session(transport, namespaces: NamespaceRules(Namespaces(defaultPolicy: NamespacePolicy(slowConsumer: .disconnect))))
         _ = session.opened(handshake: nil, now: start, wallClockMillis: wall)
+        _ = subscribe(&session, "news", since: nil)
         guard case .closeSocket? = session.writabilityLost().first else {
             Issue.record("a slow consumer is closed at once: a goodbye would queue behind what it does not read")
             return

@@ -58,6 +58,9 @@ import Testing
             ("prot: 80\n", "prot"),
             ("namespaces:\n  chat:\n    publish_hook: true\n", "namespaces.chat.publish_hook"),
             ("namespaces: [\n", "YAML"),
+            ("namespaces:\n  chat:\n    slow_consumer: sometimes\n", "namespaces.chat.slow_consumer"),
+            // Nothing to catch up from.
+            ("namespaces:\n  chat:\n    history_size: 0\n    slow_consumer: catch_up\n", "namespaces.chat.slow_consumer"),
         ]
         for (yaml, key) in cases {
             try await withFile(yaml) { path in
@@ -72,6 +75,35 @@ import Testing
         }
         await #expect(throws: ConfigurationError.self) {
             _ = try await HeraldConfiguration.load(flags: [.config: "/nonexistent/herald.yaml"], environment: [:])
+        }
+    }
+
+    @Test func theSlowConsumerPolicyFollowsHistoryUnlessANamespaceOrTheGlobalSettingSaysOtherwise() async throws {
+        let yaml = """
+            namespaces:
+              ticker:
+                slow_consumer: latest
+              live:
+                history_size: 0
+              chat:
+                slow_consumer: disconnect
+            """
+        try await withFile(yaml) { path in
+            let config = try await HeraldConfiguration.load(flags: [.config: path], environment: [:])
+            let namespaces = config.namespaces
+            #expect(namespaces.policy(for: "plain")?.slowConsumer == .catchUp, "history on: catch_up")
+            #expect(namespaces.policy(for: "ticker:x")?.slowConsumer == .latest)
+            #expect(namespaces.policy(for: "live:x")?.slowConsumer == .disconnect, "no history: disconnect")
+            #expect(namespaces.policy(for: "chat:x")?.slowConsumer == .disconnect)
+            let global = try await HeraldConfiguration.load(flags: [.config: path], environment: ["HERALD_SLOW_CONSUMER": "latest"])
+            #expect(global.namespaces.policy(for: "plain")?.slowConsumer == .latest)
+            #expect(global.namespaces.policy(for: "live:x")?.slowConsumer == .latest, "inherited")
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_SLOW_CONSUMER": "catch_up", "HERALD_HISTORY_SIZE": "0"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try HeraldConfiguration.resolve(flags: [:], environment: ["HERALD_SLOW_CONSUMER": "never"])
         }
     }
 

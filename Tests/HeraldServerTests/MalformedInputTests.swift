@@ -190,7 +190,10 @@ import Testing
         }) { node in
             let bystander = try await node.subscriber("watch")
             let flooder = try await node.connect()
-            for _ in 0..<200 { try await flooder.send(.ping) }
+            // The node may close before the last ones are sent: the flood is over then.
+            for _ in 0..<200 {
+                do { try await flooder.send(.ping) } catch { break }
+            }
             #expect(try await flooder.nextError(timeout: .seconds(10)).code == .rateLimited)
             #expect(try await flooder.nextClose(timeout: .seconds(10)).code == CloseCode.policyViolation.rawValue)
             let result = try await node.request(.POST, "/api/notify/watch", body: #"{"body":"unaffected"}"#)

@@ -95,7 +95,10 @@ import Testing
     }
 
     @Test func aSlowConsumerIsDroppedWithoutHurtingOthers() async throws {
-        try await withNode({ $0.sendQueueBytes = 64 * 1024 }) { node in
+        try await withNode({
+            $0.sendQueueBytes = 64 * 1024
+            $0.slowConsumer = .disconnect
+        }) { node in
             let slow = try await node.subscriber("firehose")
             let healthy = try await node.subscriber("firehose")
             // The slow client stops reading from its socket.

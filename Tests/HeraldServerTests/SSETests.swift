@@ -281,7 +281,10 @@ import Testing
     }
 
     @Test func aReaderThatStopsReadingIsDropped() async throws {
-        try await withNode({ $0.sendQueueBytes = 64 * 1024 }) { node in
+        try await withNode({
+            $0.sendQueueBytes = 64 * 1024
+            $0.slowConsumer = .disconnect
+        }) { node in
             // A raw client that sends the request and then never reads.
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(ChannelOptions.autoRead, value: false)

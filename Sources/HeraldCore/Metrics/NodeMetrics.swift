@@ -33,6 +33,14 @@ public final class NodeMetrics: Sendable {
     public let deliveryLatency: Timer
     private let recoveries: [Bool: Counter]
     public let duplicates: Counter
+    /// Connections whose queue passed its bound, by the policy applied (`disconnect`,
+    /// `catch_up`, `latest`).
+    private let slowConsumers: [SlowConsumerPolicy: Counter]
+    /// Catch-ups served: `recovered` (every missed notification sent) or `reset` (history no
+    /// longer covered the gap: `subscribed` again with `recovered:false`).
+    private let catchUps: [Bool: Counter]
+    /// `latest` notifications replaced by a newer one before a slow client could read them.
+    public let conflated: Counter
     private let redisLatency: RedisTimers
     /// Join and leave events that did not fit their batch (replaced by one `presence_changed`).
     public let joinLeaveOverflows: Counter
@@ -100,6 +108,13 @@ public final class NodeMetrics: Sendable {
                 factory: factory)
         }
         duplicates = Counter(label: "herald_idempotent_duplicates_total", factory: factory)
+        slowConsumers = each(SlowConsumerPolicy.allCases) {
+            Counter(label: "herald_slow_consumers_total", dimensions: [("policy", $0.rawValue)], factory: factory)
+        }
+        catchUps = each([true, false]) {
+            Counter(label: "herald_catch_ups_total", dimensions: [("outcome", $0 ? "recovered" : "reset")], factory: factory)
+        }
+        conflated = Counter(label: "herald_conflated_total", factory: factory)
         redisLatency = RedisTimers(shard: nil, factory: factory)
         joinLeaveOverflows = Counter(label: "herald_join_leave_overflows_total", factory: factory)
         channels = Gauge(label: "herald_channels", factory: factory)
@@ -129,6 +144,18 @@ public final class NodeMetrics: Sendable {
     /// A subscribe with `since` was answered: the missed notifications were replayed, or not.
     public func recovery(recovered: Bool) {
         recoveries[recovered]?.increment()
+    }
+
+    // MARK: Slow consumers
+
+    /// A connection's queue passed its bound and `policy` applies to it.
+    public func slowConsumer(_ policy: SlowConsumerPolicy) {
+        slowConsumers[policy]?.increment()
+    }
+
+    /// A slow client's catch-up was sent.
+    public func caughtUp(recovered: Bool) {
+        catchUps[recovered]?.increment()
     }
 
     // MARK: Redis

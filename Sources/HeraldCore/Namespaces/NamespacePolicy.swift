@@ -17,11 +17,22 @@ public struct NamespacePolicy: Sendable, Equatable {
     public var subscribeHook: Bool
     /// Whether every client `message` goes through the backend's publish hook.
     public var publishHook: Bool
+    /// What a slow client gets; `nil`: ``SlowConsumerPolicy/default(history:)``.
+    public var slowConsumerSetting: SlowConsumerPolicy?
+
+    /// What a slow client gets. `catch_up` without history cannot be served: it is
+    /// `disconnect` (the configuration refuses the combination where it is written).
+    public var slowConsumer: SlowConsumerPolicy {
+        guard let setting = slowConsumerSetting else { return .default(history: history) }
+        return setting == .catchUp && !history.isOn ? .disconnect : setting
+    }
 
     public init(
         history: HistoryPolicy = HistoryPolicy(), presence: Bool = true, joinLeave: Bool? = nil, clientPublish: Bool = true,
-        isPrivate: Bool = false, subscribeHook: Bool = false, publishHook: Bool = false
+        isPrivate: Bool = false, subscribeHook: Bool = false, publishHook: Bool = false,
+        slowConsumer: SlowConsumerPolicy? = nil
     ) {
+        self.slowConsumerSetting = slowConsumer
         self.history = history
         self.presence = presence
         self.joinLeave = joinLeave

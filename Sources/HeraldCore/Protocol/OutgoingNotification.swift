@@ -43,6 +43,7 @@ public struct OutgoingNotification: Sendable {
         writer.field("from", fields.from)
         writer.field("fromName", fields.fromName)
         writer.field("fromUser", fields.fromUser)
+        writer.field("conflate_key", fields.conflateKey)
         writer.endObject()
         return writer.buffer
     }

@@ -48,12 +48,29 @@ public struct Session: Sendable {
         case closeSocket
         /// Ask the backend's refresh hook to extend the connection (its expiry passed).
         case refreshExpiry
+        /// Write these deliveries, in order, each through ``deliverMerged(_:)`` (a slow client's
+        /// kept `latest` notifications, or its catch-up).
+        case deliver([Delivery])
+        /// Read what a slow client missed of a channel (``ChannelJoiner``'s read), then call
+        /// ``caughtUp(_:_:)``.
+        case catchUp(SlowConsumerFlow.CatchUp)
+    }
+
+    /// What to do with one delivery.
+    public enum Outgoing: Equatable, Sendable {
+        case write
+        /// Not now (a merge holds it, a replay sent it, the client is slow, the connection
+        /// closes); what a slow client's policy did with it, if that was the reason.
+        case hold(SlowConsumerFlow.Holding?)
+        /// End the connection as a slow consumer (the lifecycle recorded why).
+        case closeSocket
     }
 
     public let transport: Transport
     public var lifecycle: ConnectionStateMachine
     public var client: ClientSession
     private var flow: SubscriptionFlow
+    private var slow = SlowConsumerFlow()
 
     /// - Parameters:
     ///   - access: `.token` when the handshake carried a valid token; otherwise `.open` (the
@@ -111,9 +128,52 @@ public struct Session: Sendable {
         }
     }
 
-    /// The client stopped reading: its outbound queue passed its bound.
+    /// The client stopped reading: its outbound queue passed its bound. Its channels'
+    /// `slow_consumer` policies decide: lag (nothing more is queued until
+    /// ``writabilityRegained()``) or close.
     public mutating func writabilityLost() -> [Action] {
-        Self.actions(lifecycle.writabilityLost())
+        if lifecycle.isOpen, slow.lost(subscriptions: client.subscriptions, policy: slowConsumerPolicy) { return [] }
+        return Self.actions(lifecycle.writabilityLost())
+    }
+
+    /// The outbound queue drained: the kept `latest` notifications go out, and what `catch_up`
+    /// channels missed is read back.
+    public mutating func writabilityRegained() -> [Action] {
+        guard lifecycle.isOpen else { return [] }
+        let rules = client.namespaces
+        let (reads, deliveries) = slow.regained { rules.history(for: $0).size }
+        var actions: [Action] = deliveries.isEmpty ? [] : [.deliver(deliveries)]
+        actions += reads.map { .catchUp($0) }
+        return actions
+    }
+
+    /// What a catch-up's read (``Action/catchUp(_:)``) brought.
+    public mutating func caughtUp(_ channel: String, _ answer: SubscribeAnswer) -> [Action] {
+        let page: Result<HistoryPage, BrokerError>
+        var count = 0
+        switch answer {
+        case .read(let read, let total): (page, count) = (read, total)
+        case .notConfirmed(let error): page = .failure(.unavailable(error))
+        }
+        guard let outcome = slow.caughtUp(channel, page), client.subscriptions.contains(channel), lifecycle.isOpen else { return [] }
+        flow.sent(channel, through: outcome.position)
+        if outcome.recovery?.recovered == true { return [.deliver(outcome.deliveries)] }
+        return [.subscribed(
+            channel: channel, count: count, position: outcome.position, recovery: .init(recovered: false, replayed: 0),
+            deliveries: outcome.deliveries)]
+    }
+
+    /// Whether the client is slow now: its queue is past its bound.
+    public var isLagging: Bool { slow.isLagging }
+
+    /// The policies of the connection's channels (for metrics).
+    public var slowConsumerPolicies: Set<SlowConsumerPolicy> {
+        Set(client.subscriptions.map(slowConsumerPolicy))
+    }
+
+    private var slowConsumerPolicy: (String) -> SlowConsumerPolicy {
+        let rules = client.namespaces
+        return { rules.policy(for: $0)?.slowConsumer ?? .disconnect }
     }
 
     /// The earliest moment ``deadlineReached(now:)`` has something to do.
@@ -147,9 +207,11 @@ public struct Session: Sendable {
                 return []
             case .undo(let refusal):
                 _ = client.subscriptionFailed(channel)
+                slow.left(channel)
                 return [.leave(channel), .send(.error(refusal))]
             case .end(let refusal):
                 _ = client.subscriptionFailed(channel)
+                slow.left(channel)
                 return [.leave(channel), .end(refusal, reason: .connectionLost)]
             }
         case .read(let page, let count):
@@ -160,16 +222,36 @@ public struct Session: Sendable {
         }
     }
 
-    /// A live publication for the client.
-    /// - Returns: whether to write it now (`false`: held for a subscribe's merge, or already
-    ///   sent by a replay, or the connection is closing).
-    public mutating func live(_ delivery: Delivery) -> Bool {
-        lifecycle.isOpen && flow.live(delivery)
+    /// A live publication for the client: write it, hold it (a subscribe's merge, a replay
+    /// sent it already, the client is slow, the connection is closing), or close.
+    public mutating func deliver(_ delivery: Delivery) -> Outgoing {
+        guard lifecycle.isOpen, flow.live(delivery) else { return .hold(nil) }
+        return admit(delivery)
+    }
+
+    /// A delivery a merge already placed (a subscribe's replay, a catch-up, kept `latest`
+    /// ones): only a slow client's policy still applies.
+    public mutating func deliverMerged(_ delivery: Delivery) -> Outgoing {
+        guard lifecycle.isOpen else { return .hold(nil) }
+        return admit(delivery)
+    }
+
+    private mutating func admit(_ delivery: Delivery) -> Outgoing {
+        switch slow.admit(delivery, policy: slowConsumerPolicy) {
+        case .write:
+            return .write
+        case .held(let holding):
+            return .hold(holding)
+        case .disconnect:
+            _ = lifecycle.writabilityLost()
+            return .closeSocket
+        }
     }
 
     /// The client unsubscribed (already taken off ``client``'s subscriptions).
     public mutating func left(_ channel: String) {
         flow.left(channel)
+        slow.left(channel)
     }
 
     // MARK: Signals
@@ -182,7 +264,7 @@ public struct Session: Sendable {
             return Self.actions(lifecycle.close(.disconnectedByServer, reason: "disconnected by the server", error: nil, now: now))
         case .unsubscribe(let channel):
             guard case .unsubscribe = client.serverUnsubscribed(channel) else { return [] }
-            flow.left(channel)
+            left(channel)
             return [.leave(channel), .send(.unsubscribed(channel: channel))]
         }
     }

@@ -106,6 +106,12 @@ public struct SubscriptionFlow: Sendable {
         return outcome
     }
 
+    /// A catch-up sent `channel`'s notifications up to `position`: the live stream may still
+    /// bring some of them (``ReplayFloor``).
+    public mutating func sent(_ channel: String, through position: StreamPosition?) {
+        floor.set(channel, to: position)
+    }
+
     /// The connection left `channel`: nothing of it is buffered or filtered any more.
     public mutating func left(_ channel: String) {
         if recovering?.channel == channel { recovering = nil }

@@ -11,7 +11,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case host, port, nodeID, logLevel, threads
     case pingInterval, pingTimeout
     case maxMessageBytes, maxSubscriptions, maxNameLength
-    case rateLimit, rateBurst, maxConnections, sendQueueBytes
+    case rateLimit, rateBurst, maxConnections, sendQueueBytes, socketSendBuffer
     case maxBodyBytes, shutdownGrace
     case corsOrigins, apiKey, allowedOrigins
     case jwtSecret, jwtPublicKeyFile, allowAnonymous, authTimeout
@@ -21,7 +21,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout, redisProbeInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
-    case config, unknownNamespaces
+    case config, unknownNamespaces, slowConsumer
     case connectHookURL, subscribeHookURL, publishHookURL, refreshHookURL, hookSecret, hookTimeout, hookForwardHeaders
     case webhookURL, webhookSecret, webhookVacateDelay, webhookRetryFor, webhookTimeout
     case outboxURL, outboxTable, outboxCreate, outboxPoll
@@ -83,8 +83,13 @@ public enum ConfigKey: String, CaseIterable, Sendable {
             }
         case .sendQueueBytes:
             Setting("send-queue-bytes", default: "1048576",
-                    help: "Outbound bytes queued per connection before it is dropped as a slow consumer.") {
+                    help: "Outbound bytes queued per connection before its slow-consumer policy applies (--slow-consumer).") {
                 $0.sendQueueBytes = try $1.int(1024...Int.max)
+            }
+        case .socketSendBuffer:
+            Setting("socket-send-buffer",
+                    help: "SO_SNDBUF of each WebSocket, in bytes; unset: the kernel's autotuning, which lets a client that does not read hold up to net.ipv4.tcp_wmem's maximum (4 MiB) in kernel memory.") {
+                $0.socketSendBuffer = try $1.int(4096...(64 << 20))
             }
         case .maxBodyBytes:
             Setting("max-body-bytes", default: "65536", help: "Largest REST request body.") { $0.maxBodyBytes = try $1.int(64...(64 << 20)) }
@@ -256,6 +261,17 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                 config, value in
                 guard let rule = Namespaces.Unknown(rawValue: value.raw.lowercased()) else { throw value.fail("default or reject") }
                 config.unknownNamespaces = rule
+            }
+        case .slowConsumer:
+            Setting("slow-consumer",
+                    help: "What a client whose send queue is full gets: disconnect, catch_up (missed notifications from history once it reads again) or latest (only the newest per channel and conflate_key); unset: catch_up with history, else disconnect.") {
+                config, value in
+                guard let policy = SlowConsumerPolicy(rawValue: value.raw.lowercased()) else { throw value.fail("disconnect, catch_up or latest") }
+                // Settings resolve in declaration order: the history size is known here.
+                guard policy != .catchUp || config.history.isOn else {
+                    throw value.fail("history to catch up from (HERALD_HISTORY_SIZE > 0), or disconnect or latest")
+                }
+                config.slowConsumer = policy
             }
         case .connectHookURL:
             Setting("connect-hook-url", help: "Asked before `welcome` for every connection without a valid JWT (docs/hooks.md); unset: no hook.") {

@@ -33,6 +33,7 @@ public struct ConfigurationFile: Sendable {
         case isPrivate = "private"
         case subscribeHook = "subscribe_hook"
         case publishHook = "publish_hook"
+        case slowConsumer = "slow_consumer"
     }
 
     /// Reads and checks the file's shape (not yet its values).
@@ -137,7 +138,14 @@ public struct ConfigurationFile: Sendable {
                 case .isPrivate: policy.isPrivate = try value.bool()
                 case .subscribeHook: policy.subscribeHook = try value.bool()
                 case .publishHook: policy.publishHook = try value.bool()
+                case .slowConsumer:
+                    guard let rule = SlowConsumerPolicy(rawValue: raw.lowercased()) else { throw value.fail("disconnect, catch_up or latest") }
+                    policy.slowConsumerSetting = rule
                 }
+            }
+            if policy.slowConsumerSetting == .catchUp, !policy.history.isOn, keys.contains(NamespaceKey.slowConsumer.rawValue) {
+                let value = SettingValue(key: .config, raw: "catch_up", source: "\(path): namespaces.\(name).slow_consumer")
+                throw value.fail("history to catch up from (history_size > 0), or disconnect or latest")
             }
             result[name] = policy
         }

@@ -25,6 +25,8 @@ public struct HeraldConfiguration: Sendable {
     public var sessionLimits = SessionLimits()
     public var maxConnections = 0
     public var sendQueueBytes = 0
+    /// `SO_SNDBUF` of each WebSocket; `nil`: the kernel's autotuning.
+    public var socketSendBuffer: Int?
     public var maxBodyBytes = 0
     public var shutdownGrace = TimeAmount.seconds(5)
     public var corsOrigins: [String] = []
@@ -70,6 +72,8 @@ public struct HeraldConfiguration: Sendable {
     /// `--config`: the file the namespaces (and any other setting) came from.
     public var configFile: String?
     public var unknownNamespaces = Namespaces.Unknown.default
+    /// What a slow client of the default namespace gets; `nil`: by its history.
+    public var slowConsumer: SlowConsumerPolicy?
     /// The namespaces the file declares, each already merged over the global settings.
     public var namedNamespaces: [String: NamespacePolicy] = [:]
     /// The backend hooks; empty when none is configured.
@@ -83,7 +87,7 @@ public struct HeraldConfiguration: Sendable {
     /// namespaces, and what an undeclared one gets.
     public var namespaces: Namespaces {
         Namespaces(
-            defaultPolicy: NamespacePolicy(history: history, presence: presence), named: namedNamespaces,
+            defaultPolicy: NamespacePolicy(history: history, presence: presence, slowConsumer: slowConsumer), named: namedNamespaces,
             unknown: unknownNamespaces, joinLeaveChannels: joinLeaveChannels)
     }
 

@@ -12,10 +12,16 @@ struct PublishRequest {
     var title: String?
     var body: String?
     var data: RawJSON?
+    /// A slow client of a `latest` namespace gets only the newest notification per key.
+    var conflateKey: String?
+
+    /// The longest `conflate_key`: a key is kept per slow client, so it is bounded.
+    static let maxConflateKeyLength = 256
 
     /// The notification this request publishes on `channel` (REST defaults for title and body).
     func notification(on channel: String) -> OutgoingNotification {
-        OutgoingNotification(HeraldNotification(channel: channel, title: title ?? "Notification", body: body ?? ""), data: data)
+        OutgoingNotification(
+            HeraldNotification(channel: channel, title: title ?? "Notification", body: body ?? "", conflateKey: conflateKey), data: data)
     }
 
     /// Parses `bytes`, mapping every failure to a 400 with a precise code. An empty body is not
@@ -35,6 +41,13 @@ struct PublishRequest {
         var request = PublishRequest()
         request.title = try string("title", in: fields)
         request.body = try string("body", in: fields)
+        if let key = try string("conflate_key", in: fields) {
+            guard !key.isEmpty, key.utf8.count <= maxConflateKeyLength else {
+                throw APIError(
+                    .badRequest, .invalidField, "field \"conflate_key\" must be a non-empty string of at most \(maxConflateKeyLength) bytes")
+            }
+            request.conflateKey = key
+        }
         if let data = fields["data"], data.kind != .null {
             guard data.kind == .object else {
                 throw APIError(.badRequest, .invalidField, "field \"data\" must be a JSON object")

@@ -33,6 +33,9 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     let events: AsyncStream<ByteBuffer>
     /// Bytes handed to the writer and not yet written.
     private let queued = Atomic<Int>(0)
+    /// The queue passed its bound and the session lags: the writer wakes the loop once it
+    /// drained half of it.
+    private let lagging = Atomic<Bool>(false)
 
     // Confined to `loop`.
     private var positions: [String: StreamPosition] = [:]
@@ -131,7 +134,11 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
                     let report = RecoveryReport(channel: channel, recovery: recovery, position: position)
                     emit(SSEEvent.event(name: "recovery", data: report.encoded().readableBytesView))
                 }
-                for delivery in deliveries { deliver(delivery) }
+                deliver(merged: deliveries)
+            case .deliver(let deliveries):
+                deliver(merged: deliveries)
+            case .catchUp(let catchUp):
+                catchUpOn(catchUp)
             case .leave(let channel):
                 positions[channel] = nil
                 hub.unsubscribe(self, from: channel, on: loop)
@@ -203,22 +210,73 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Queues encoded bytes for the writer; drops the stream when the reader is too far behind.
+    /// Queues encoded bytes for the writer. Past the queue's bound the reader is slow: the
+    /// session's policies decide whether the stream lags (nothing more is queued until the
+    /// writer drained half of it) or ends — as NIO's write-buffer marks do for a WebSocket.
     private func emit(_ bytes: ByteBuffer) {
         guard open else { return }
         let total = queued.add(bytes.readableBytes, ordering: .relaxed).newValue
-        guard total <= configuration.sendQueueBytes else {
-            logger.notice("dropping slow SSE consumer", metadata: ["queued": "\(total)"])
-            perform(state.writabilityLost())
-            return
-        }
         lastWrite = .now()
         output.yield(bytes)
+        guard total > configuration.sendQueueBytes, !state.isLagging else { return }
+        let actions = state.writabilityLost()
+        if state.isLagging {
+            for policy in state.slowConsumerPolicies { metrics.slowConsumer(policy) }
+            lagging.store(true, ordering: .relaxed)
+            // The writer may have drained everything meanwhile: nothing would wake us.
+            if queued.load(ordering: .relaxed) <= configuration.sendQueueBytes / 2 { loop.execute { self.drained() } }
+        } else {
+            metrics.slowConsumer(.disconnect)
+            logger.notice("dropping slow SSE consumer", metadata: ["queued": "\(total)"])
+        }
+        perform(actions)
     }
 
     /// Called by the writer after each write.
     func written(_ bytes: Int) {
-        queued.subtract(bytes, ordering: .relaxed)
+        let left = queued.subtract(bytes, ordering: .relaxed).newValue
+        guard left <= configuration.sendQueueBytes / 2, lagging.exchange(false, ordering: .relaxed) else { return }
+        loop.execute { self.drained() }
+    }
+
+    /// The writer drained half the queue while the stream lagged.
+    private func drained() {
+        lagging.store(false, ordering: .relaxed)
+        guard open, state.isLagging else { return }
+        perform(state.writabilityRegained())
+    }
+
+    /// Deliveries a merge placed (a replay, a catch-up, kept `latest` ones).
+    private func deliver(merged deliveries: [Delivery]) {
+        for delivery in deliveries where admitted(state.deliverMerged(delivery)) { deliver(delivery) }
+    }
+
+    /// Whether the session's verdict is to write now; counts what a slow client's policy did.
+    private func admitted(_ outgoing: Session.Outgoing) -> Bool {
+        switch outgoing {
+        case .write:
+            return true
+        case .hold(let holding):
+            if holding == .kept(replaced: true) { metrics.conflated.increment() }
+            return false
+        case .closeSocket:
+            metrics.slowConsumer(.disconnect)
+            logger.notice("dropping slow SSE consumer: a notification it cannot catch up on arrived")
+            close(reason: .slowConsumer)
+            return false
+        }
+    }
+
+    /// Reads what the reader missed of a channel while it was slow, then sends it.
+    private func catchUpOn(_ catchUp: SlowConsumerFlow.CatchUp) {
+        let channel = catchUp.channel
+        joiner.read(channel, query: catchUp.query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess { [self] answer in
+            guard open else { return }
+            let actions = state.caughtUp(channel, answer)
+            for case .subscribed(_, _, _, let recovery, _) in actions { metrics.caughtUp(recovered: recovery?.recovered ?? true) }
+            if actions.contains(where: { if case .deliver = $0 { true } else { false } }) { metrics.caughtUp(recovered: true) }
+            perform(actions)
+        }
     }
 
     /// A notification as an unnamed event whose id carries the positions of every channel of
@@ -245,7 +303,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     func flush() {}
 
     func send(_ delivery: Delivery) {
-        guard open, state.live(delivery) else { return }
+        guard open, admitted(state.deliver(delivery)) else { return }
         deliver(delivery)
     }
 

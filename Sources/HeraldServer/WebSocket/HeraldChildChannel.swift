@@ -231,6 +231,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         let high = configuration.sendQueueBytes
         let options = channel.syncOptions
         try options?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
+        if let bytes = configuration.socketSendBuffer {
+            try options?.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
+        }
         // The async server bootstrap turns autoRead off (NIOAsyncChannel reads on demand); a
         // WebSocket served by plain handlers reads whenever data arrives.
         try options?.setOption(ChannelOptions.autoRead, value: true)

@@ -159,9 +159,15 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !context.channel.isWritable {
+        if context.channel.isWritable {
+            perform(state.writabilityRegained())
+        } else if state.isOpen, !state.isLagging {
             let actions = state.writabilityLost()
-            if !actions.isEmpty {
+            if state.isLagging {
+                for policy in state.slowConsumerPolicies { services.metrics.slowConsumer(policy) }
+                logger.debug("slow consumer: holding its notifications", metadata: ["queued": "\(configuration.sendQueueBytes)"])
+            } else {
+                services.metrics.slowConsumer(.disconnect)
                 logger.notice("dropping slow consumer", metadata: ["queued": "\(configuration.sendQueueBytes)"])
             }
             perform(actions)
@@ -228,7 +234,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     @discardableResult
     func write(_ delivery: Delivery) -> Bool {
-        guard let context = outlet.context, state.live(delivery) else { return false }
+        guard let context = outlet.context, admitted(state.deliver(delivery)) else { return false }
         context.write(NIOAny(Self.frame(delivery)), promise: nil)
         defer { pendingFlush = true }
         return !pendingFlush
@@ -240,8 +246,33 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     func send(_ delivery: Delivery) {
-        guard state.live(delivery) else { return }
+        guard admitted(state.deliver(delivery)) else { return }
         writeAndFlush(Self.frame(delivery))
+    }
+
+    /// Writes deliveries a merge placed (a replay, a catch-up), then flushes.
+    private func write(merged deliveries: [Delivery]) {
+        guard let context = outlet.context else { return }
+        for delivery in deliveries where admitted(state.deliverMerged(delivery)) {
+            context.write(NIOAny(Self.frame(delivery)), promise: nil)
+        }
+        context.flush()
+    }
+
+    /// Whether the session's verdict is to write now; counts what a slow client's policy did.
+    private func admitted(_ outgoing: Session.Outgoing) -> Bool {
+        switch outgoing {
+        case .write:
+            return true
+        case .hold(let holding):
+            if holding == .kept(replaced: true) { services.metrics.conflated.increment() }
+            return false
+        case .closeSocket:
+            services.metrics.slowConsumer(.disconnect)
+            logger.notice("dropping slow consumer: a notification it cannot catch up on arrived")
+            context?.close(promise: nil)
+            return false
+        }
     }
 
     func heartbeat(now: NIODeadline) {
@@ -309,10 +340,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             case .subscribed(let channel, let count, let position, let recovery, let deliveries):
                 if let recovery { services.metrics.recovery(recovered: recovery.recovered) }
                 send(.subscribed(channel: channel, subscriberCount: count, position: position, recovery: recovery))
-                if state.isOpen, let context = outlet.context {
-                    for delivery in deliveries { context.write(NIOAny(Self.frame(delivery)), promise: nil) }
-                    context.flush()
-                }
+                write(merged: deliveries)
+            case .deliver(let deliveries):
+                write(merged: deliveries)
+            case .catchUp(let catchUp):
+                catchUpOn(catchUp)
             case .leave(let channel):
                 leave(channel)
             case .close(let code, let reason, let error):
@@ -328,6 +360,20 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             }
         }
         armTimer()
+    }
+
+    /// Reads what the client missed of a channel while it was slow, then sends it.
+    private func catchUpOn(_ catchUp: SlowConsumerFlow.CatchUp) {
+        guard let loop = context?.eventLoop else { return }
+        let (channel, metrics) = (catchUp.channel, services.metrics)
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        services.joiner.read(channel, query: catchUp.query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess { answer in
+            let connection = loopBound.value
+            let actions = connection.state.caughtUp(channel, answer)
+            for case .subscribed(_, _, _, let recovery, _) in actions { metrics.caughtUp(recovered: recovery?.recovered ?? true) }
+            if actions.contains(where: { if case .deliver = $0 { true } else { false } }) { metrics.caughtUp(recovered: true) }
+            connection.perform(actions)
+        }
     }
 
     /// Leaves `channel` in the Hub.
