@@ -17,6 +17,9 @@ public enum ClientMessage: Sendable, Equatable {
     case message(channel: String, text: String)
     /// Who is subscribed to `channel` (the client must be subscribed to it).
     case presence(channel: String)
+    /// The client handled `channel`'s notifications up to `offset` (cumulative); `epoch` when
+    /// the client has it (else the one the connection was answered with).
+    case ack(channel: String, offset: Int64, epoch: String? = nil)
 
     /// The wire `type` of each message.
     public var type: String {
@@ -30,13 +33,14 @@ public enum ClientMessage: Sendable, Equatable {
         case .pong: "pong"
         case .message: "message"
         case .presence: "presence"
+        case .ack: "ack"
         }
     }
 }
 
 extension ClientMessage: Codable {
     enum Key: String, CodingKey {
-        case type, channel, name, text, token, since
+        case type, channel, name, text, token, since, offset, epoch
     }
 
     enum PositionKey: String, CodingKey {
@@ -58,6 +62,19 @@ extension ClientMessage: Codable {
             self = .subscribe(channel: try Self.string(.channel, in: container), since: try Self.position(.since, in: container))
         case "unsubscribe": self = .unsubscribe(channel: try Self.string(.channel, in: container))
         case "presence": self = .presence(channel: try Self.string(.channel, in: container))
+        case "ack":
+            guard container.contains(.offset) else { throw ProtocolError(.missingField, "missing field \"offset\"") }
+            guard let offset = try? container.decode(Int64.self, forKey: .offset), offset >= 0 else {
+                throw ProtocolError(.invalidField, "field \"offset\" must be a whole number ≥ 0")
+            }
+            var epoch: String?
+            if container.contains(.epoch), (try? container.decodeNil(forKey: .epoch)) == false {
+                guard let value = try? container.decode(String.self, forKey: .epoch), !value.isEmpty, value.utf8.count <= 64 else {
+                    throw ProtocolError(.invalidField, "field \"epoch\" must be a non-empty string of at most 64 bytes")
+                }
+                epoch = value
+            }
+            self = .ack(channel: try Self.string(.channel, in: container), offset: offset, epoch: epoch)
         case "set_name": self = .setName(try Self.string(.name, in: container))
         case "list_subscriptions": self = .listSubscriptions
         case "ping": self = .ping
@@ -88,6 +105,10 @@ extension ClientMessage: Codable {
         case .message(let channel, let text):
             try container.encode(channel, forKey: .channel)
             try container.encode(text, forKey: .text)
+        case .ack(let channel, let offset, let epoch):
+            try container.encode(channel, forKey: .channel)
+            try container.encode(offset, forKey: .offset)
+            try container.encodeIfPresent(epoch, forKey: .epoch)
         case .listSubscriptions, .ping, .pong:
             break
         }

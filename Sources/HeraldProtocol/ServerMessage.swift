@@ -41,10 +41,14 @@ public enum ServerMessage: Sendable, Equatable {
         public var recovered: Bool
         /// How many notifications were replayed (0 when not recovered).
         public var replayed: Int
+        /// A `durable` channel resumed from the user's acknowledged position: how many
+        /// notifications followed it (whether or not history still had them all).
+        public var unread: Int?
 
-        public init(recovered: Bool, replayed: Int) {
+        public init(recovered: Bool, replayed: Int, unread: Int? = nil) {
             self.recovered = recovered
             self.replayed = replayed
+            self.unread = unread
         }
     }
 
@@ -73,7 +77,7 @@ public enum ServerMessage: Sendable, Equatable {
 extension ServerMessage: Codable {
     enum Key: String, CodingKey {
         case type, clientId, node, message, channel, subscriberCount, name, channels, timestamp, error, code
-        case userId, expiresAt, offset, epoch, recovered, replayed, reconnectAfter
+        case userId, expiresAt, offset, epoch, recovered, replayed, unread, reconnectAfter
         case members, total, member, joined, left, reason
     }
 
@@ -99,6 +103,7 @@ extension ServerMessage: Codable {
             try container.encodeIfPresent(position?.epoch, forKey: .epoch)
             try container.encodeIfPresent(recovery?.recovered, forKey: .recovered)
             try container.encodeIfPresent(recovery?.replayed, forKey: .replayed)
+            try container.encodeIfPresent(recovery?.unread, forKey: .unread)
         case .unsubscribed(let channel):
             try container.encode(channel, forKey: .channel)
         case .nameSet(let name):
@@ -156,7 +161,9 @@ extension ServerMessage: Codable {
                 position = StreamPosition(offset: offset, epoch: epoch)
             }
             let recovery = try container.decodeIfPresent(Bool.self, forKey: .recovered).map { recovered in
-                Recovery(recovered: recovered, replayed: (try? container.decodeIfPresent(Int.self, forKey: .replayed)) ?? 0)
+                Recovery(
+                    recovered: recovered, replayed: (try? container.decodeIfPresent(Int.self, forKey: .replayed)) ?? 0,
+                    unread: try? container.decodeIfPresent(Int.self, forKey: .unread))
             }
             self = .subscribed(
                 channel: try container.decode(String.self, forKey: .channel),

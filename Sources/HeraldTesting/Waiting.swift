@@ -59,7 +59,7 @@ public func withTimeout<T: Sendable>(
 
 /// Runs `body` with `resource`, then `stop`s it whether `body` returns or throws: the one shape
 /// of every scoped `with…` helper here.
-func using<R, T>(_ resource: R, stop: (R) async -> Void, _ body: (R) async throws -> T) async throws -> T {
+public func using<R, T>(_ resource: R, stop: (R) async -> Void, _ body: (R) async throws -> T) async throws -> T {
     do {
         let result = try await body(resource)
         await stop(resource)

@@ -17,6 +17,9 @@ public struct NamespacePolicy: Sendable, Equatable {
     public var subscribeHook: Bool
     /// Whether every client `message` goes through the backend's publish hook.
     public var publishHook: Bool
+    /// Whether a user's acknowledged positions are kept (``ReadPositions``): a new connection of
+    /// the user that subscribes without `since` resumes after them.
+    public var durable: Bool
     /// What a slow client gets; `nil`: ``SlowConsumerPolicy/default(history:)``.
     public var slowConsumerSetting: SlowConsumerPolicy?
 
@@ -30,9 +33,10 @@ public struct NamespacePolicy: Sendable, Equatable {
     public init(
         history: HistoryPolicy = HistoryPolicy(), presence: Bool = true, joinLeave: Bool? = nil, clientPublish: Bool = true,
         isPrivate: Bool = false, subscribeHook: Bool = false, publishHook: Bool = false,
-        slowConsumer: SlowConsumerPolicy? = nil
+        slowConsumer: SlowConsumerPolicy? = nil, durable: Bool = false
     ) {
         self.slowConsumerSetting = slowConsumer
+        self.durable = durable
         self.history = history
         self.presence = presence
         self.joinLeave = joinLeave

@@ -28,6 +28,9 @@ public struct ClientSession: Sendable {
         case askPublishHook(channel: String, text: String)
         /// Read the members of `channel` (one the client is subscribed to) and reply `presence`.
         case presence(String)
+        /// The client handled `channel` up to `offset` (`epoch`, if it said): record it for the
+        /// user (a `durable` namespace) and count it for receipts that wait for acks. No reply.
+        case acknowledge(channel: String, offset: Int64, epoch: String?)
         /// Nothing to do (a `pong`).
         case none
         /// Send `error` first, then close with `code` — the client ignored earlier errors.
@@ -211,6 +214,12 @@ public struct ClientSession: Sendable {
             }
             guard !text.isEmpty else { throw ProtocolError(.invalidField, "field \"text\" must not be empty") }
             return policy.publishHook ? .askPublishHook(channel: channel, text: text) : .publish(channel: channel, text: text)
+        case .ack(let channel, let offset, let epoch):
+            try Self.check(channel)
+            guard subscriptions.contains(channel) else {
+                throw ProtocolError(.notSubscribed, "not subscribed to \(channel)")
+            }
+            return .acknowledge(channel: channel, offset: offset, epoch: epoch)
         case .presence(let channel):
             try Self.check(channel)
             guard subscriptions.contains(channel) else {

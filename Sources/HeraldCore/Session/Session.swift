@@ -71,6 +71,8 @@ public struct Session: Sendable {
     public var client: ClientSession
     private var flow: SubscriptionFlow
     private var slow = SlowConsumerFlow()
+    /// Each channel's epoch as its `subscribed` said: what an `ack` without one refers to.
+    private var epochs: [String: String] = [:]
 
     /// - Parameters:
     ///   - access: `.token` when the handshake carried a valid token; otherwise `.open` (the
@@ -157,6 +159,7 @@ public struct Session: Sendable {
         }
         guard let outcome = slow.caughtUp(channel, page), client.subscriptions.contains(channel), lifecycle.isOpen else { return [] }
         flow.sent(channel, through: outcome.position)
+        if let epoch = outcome.position?.epoch { epochs[channel] = epoch }
         if outcome.recovery?.recovered == true { return [.deliver(outcome.deliveries)] }
         return [.subscribed(
             channel: channel, count: count, position: outcome.position, recovery: .init(recovered: false, replayed: 0),
@@ -188,8 +191,10 @@ public struct Session: Sendable {
     /// stream). The transport joins the channel in the Hub; live publications of it are
     /// held until ``answered(_:_:)``.
     /// - Returns: what to ask the channel's history for.
-    public mutating func subscribing(_ channel: String, since: StreamPosition?) -> (after: Int64?, limit: Int) {
-        flow.subscribe(channel, since: since)
+    /// - Parameter fromAcknowledged: `since` is the user's acknowledged position, read for a
+    ///   `durable` channel subscribed without one (`subscribed` then says how many are unread).
+    public mutating func subscribing(_ channel: String, since: StreamPosition?, fromAcknowledged: Bool = false) -> (after: Int64?, limit: Int) {
+        flow.subscribe(channel, since: since, fromAcknowledged: fromAcknowledged)
     }
 
     /// A `subscribe` to a channel the connection is in already: answered again, no replay.
@@ -216,6 +221,7 @@ public struct Session: Sendable {
             }
         case .read(let page, let count):
             guard let outcome = flow.historyRead(channel, page, stillSubscribed: stillSubscribed) else { return [] }
+            epochs[channel] = outcome.position?.epoch
             return [.subscribed(
                 channel: channel, count: count, position: outcome.position, recovery: outcome.recovery,
                 deliveries: outcome.deliveries)]
@@ -252,6 +258,13 @@ public struct Session: Sendable {
     public mutating func left(_ channel: String) {
         flow.left(channel)
         slow.left(channel)
+        epochs[channel] = nil
+    }
+
+    /// The position an `ack` refers to: its own epoch, else the one the channel was answered with.
+    public func acknowledged(_ channel: String, offset: Int64, epoch: String?) -> StreamPosition? {
+        guard let epoch = epoch ?? epochs[channel] else { return nil }
+        return StreamPosition(offset: offset, epoch: epoch)
     }
 
     // MARK: Signals

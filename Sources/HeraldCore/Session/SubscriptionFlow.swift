@@ -38,7 +38,7 @@ public struct SubscriptionFlow: Sendable {
     public let maxBuffered: Int
     /// Whether the client can subscribe to a channel again on the same connection.
     public let canResubscribe: Bool
-    private var recovering: (channel: String, merge: SubscriptionRecovery)?
+    private var recovering: (channel: String, merge: SubscriptionRecovery, fromAcknowledged: Bool)?
     private var floor = ReplayFloor()
 
     public init(maxReplay: Int, maxBuffered: Int = Self.defaultMaxBuffered, canResubscribe: Bool) {
@@ -52,9 +52,11 @@ public struct SubscriptionFlow: Sendable {
     /// The connection joined `channel` in the Hub; live publications of it are buffered from
     /// now until the history is read.
     /// - Returns: what to ask the channel's history for.
-    public mutating func subscribe(_ channel: String, since: StreamPosition?) -> (after: Int64?, limit: Int) {
+    /// - Parameter fromAcknowledged: `since` is the user's acknowledged position (a `durable`
+    ///   channel subscribed without `since`): the answer says how many are unread.
+    public mutating func subscribe(_ channel: String, since: StreamPosition?, fromAcknowledged: Bool = false) -> (after: Int64?, limit: Int) {
         let merge = SubscriptionRecovery(since: since, maxReplay: maxReplay, maxBuffered: maxBuffered)
-        recovering = (channel, merge)
+        recovering = (channel, merge, fromAcknowledged)
         return merge.historyQuery
     }
 
@@ -62,7 +64,7 @@ public struct SubscriptionFlow: Sendable {
     /// current position, replaying nothing.
     public mutating func resubscribe(_ channel: String) -> (after: Int64?, limit: Int) {
         let merge = SubscriptionRecovery(since: nil, maxReplay: 0, maxBuffered: maxBuffered)
-        recovering = (channel, merge)
+        recovering = (channel, merge, false)
         return merge.historyQuery
     }
 
@@ -94,13 +96,17 @@ public struct SubscriptionFlow: Sendable {
     public mutating func historyRead(
         _ channel: String, _ page: Result<HistoryPage, BrokerError>, stillSubscribed: Bool
     ) -> SubscriptionRecovery.Outcome? {
-        guard var merge = recovering?.merge, recovering?.channel == channel else { return nil }
+        guard let current = recovering, current.channel == channel else { return nil }
+        var reading = current.merge
         recovering = nil
         guard stillSubscribed else { return nil }
-        let outcome: SubscriptionRecovery.Outcome
+        var outcome: SubscriptionRecovery.Outcome
         switch page {
-        case .success(let page): outcome = merge.historyRead(page)
-        case .failure: outcome = merge.historyFailed()
+        case .success(let page): outcome = reading.historyRead(page)
+        case .failure: outcome = reading.historyFailed()
+        }
+        if current.fromAcknowledged, let since = current.merge.since, let latest = outcome.position, latest.epoch == since.epoch {
+            outcome.recovery?.unread = Int(max(latest.offset - since.offset, 0))
         }
         floor.set(channel, to: outcome.position)
         return outcome

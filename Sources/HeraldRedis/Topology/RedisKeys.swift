@@ -77,4 +77,8 @@ public struct RedisKeys: Sendable, Equatable {
     /// `…:wh:events` (stream), `…:wh:nodes`, `…:wh:sender`, and per key and node
     /// `…:wh:holders:<c:channel|u:user>`, `…:wh:held:<node>`, `…:wh:alive:<node>`.
     public var webhooks: String { "\(registry):wh:" }
+
+    /// A user's read positions (``RedisReadPositions``): a hash of channel → `offset:epoch`,
+    /// beside the registry on its slot.
+    public func readPositions(_ user: String) -> String { "\(registry):pos:\(user)" }
 }

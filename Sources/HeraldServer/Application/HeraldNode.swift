@@ -51,6 +51,8 @@ public final class HeraldNode: Service {
     private let announcer: JoinLeaveAnnouncer?
     /// Each channel's namespace rules; replaced as a whole by a reload (SIGHUP).
     public let namespaces: NamespaceRules
+    /// Users' acknowledged positions (`durable` namespaces).
+    public let positions: any ReadPositions
     /// The backend hooks; `nil` when none is configured.
     public let hooks: BackendHooks?
     /// Occupancy for webhooks and their one sender; empty without `HERALD_WEBHOOK_URL`.
@@ -158,6 +160,8 @@ public final class HeraldNode: Service {
         self.outbox = try? OutboxConsumer(
             configuration.outbox, publisher: publisher, maxBodyBytes: configuration.maxBodyBytes, eventLoopGroup: eventLoopGroup,
             metrics: metrics, logger: logger)
+        // Users' read positions: beside the registry in Redis, else in this process.
+        self.positions = topology.map { RedisReadPositions(topology: $0) } ?? InMemoryReadPositions()
         self.metricsRegistry = metricsRegistry
         self.metrics = metrics
         self.requestCounters = RequestMetricsMiddleware.Counters(factory: metrics.factory)
@@ -228,6 +232,7 @@ public final class HeraldNode: Service {
         if let redisPresence { services.append(.init(service: redisPresence)) }
         services += webhookServices.map { .init(service: $0) }
         if let outbox { services.append(.init(service: outbox)) }
+        if let positions = positions as? any Service { services.append(.init(service: positions)) }
         services.append(.init(service: application))
         if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))
@@ -277,10 +282,10 @@ public final class HeraldNode: Service {
             configuration: configuration
         ).register(on: router)
         PresenceRoutes(presence: presence).register(on: router)
-        UserRoutes(publisher: publisher, configuration: configuration).register(on: router)
+        UserRoutes(publisher: publisher, positions: positions, configuration: configuration).register(on: router)
         MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker, monitors: redisMonitors).register(on: router)
         SSEEndpoint(
-            joiner: ChannelJoiner(hub: hub, history: broker, counts: counts), admission: admission, verifier: verifier,
+            joiner: ChannelJoiner(hub: hub, history: broker, counts: counts, positions: positions), admission: admission, verifier: verifier,
             configuration: configuration, metrics: metrics, logger: logger, hooks: hooks, namespaces: namespaces
         ).register(on: router)
         WebAssets().register(on: router)
@@ -297,7 +302,8 @@ public final class HeraldNode: Service {
         let fastPublish = configuration.fastPublish ? makePublishEndpoint() : nil
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
-            metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier, hooks: hooks, namespaces: namespaces)
+            metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier, hooks: hooks, namespaces: namespaces,
+            positions: positions)
         return Application(
             router: router,
             server: HTTPServerBuilder { responder in

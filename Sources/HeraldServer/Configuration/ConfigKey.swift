@@ -21,7 +21,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case redisURL, redisPrefix, registryInterval, redisMinReplicas, redisWaitTimeout, redisProbeInterval
     case historySize, historyTTL, historyMaxBytes, idempotencyWindow
     case presence, joinLeaveChannels, metricsPublic, logFormat, fastPublish
-    case config, unknownNamespaces, slowConsumer
+    case config, unknownNamespaces, slowConsumer, durable
     case connectHookURL, subscribeHookURL, publishHookURL, refreshHookURL, hookSecret, hookTimeout, hookForwardHeaders
     case webhookURL, webhookSecret, webhookVacateDelay, webhookRetryFor, webhookTimeout
     case outboxURL, outboxTable, outboxCreate, outboxPoll
@@ -272,6 +272,11 @@ public enum ConfigKey: String, CaseIterable, Sendable {
                     throw value.fail("history to catch up from (HERALD_HISTORY_SIZE > 0), or disconnect or latest")
                 }
                 config.slowConsumer = policy
+            }
+        case .durable:
+            Setting("durable", default: "false",
+                    help: "Keep each user's acknowledged position per channel of the default namespace (`ack`): a new connection of the user that subscribes without `since` resumes after it.") {
+                $0.durable = try $1.bool()
             }
         case .connectHookURL:
             Setting("connect-hook-url", help: "Asked before `welcome` for every connection without a valid JWT (docs/hooks.md); unset: no hook.") {

@@ -34,6 +34,7 @@ public struct ConfigurationFile: Sendable {
         case subscribeHook = "subscribe_hook"
         case publishHook = "publish_hook"
         case slowConsumer = "slow_consumer"
+        case durable
     }
 
     /// Reads and checks the file's shape (not yet its values).
@@ -138,6 +139,7 @@ public struct ConfigurationFile: Sendable {
                 case .isPrivate: policy.isPrivate = try value.bool()
                 case .subscribeHook: policy.subscribeHook = try value.bool()
                 case .publishHook: policy.publishHook = try value.bool()
+                case .durable: policy.durable = try value.bool()
                 case .slowConsumer:
                     guard let rule = SlowConsumerPolicy(rawValue: raw.lowercased()) else { throw value.fail("disconnect, catch_up or latest") }
                     policy.slowConsumerSetting = rule

@@ -74,6 +74,8 @@ public struct HeraldConfiguration: Sendable {
     public var unknownNamespaces = Namespaces.Unknown.default
     /// What a slow client of the default namespace gets; `nil`: by its history.
     public var slowConsumer: SlowConsumerPolicy?
+    /// Whether the default namespace keeps users' acknowledged positions.
+    public var durable = false
     /// The namespaces the file declares, each already merged over the global settings.
     public var namedNamespaces: [String: NamespacePolicy] = [:]
     /// The backend hooks; empty when none is configured.
@@ -87,7 +89,7 @@ public struct HeraldConfiguration: Sendable {
     /// namespaces, and what an undeclared one gets.
     public var namespaces: Namespaces {
         Namespaces(
-            defaultPolicy: NamespacePolicy(history: history, presence: presence, slowConsumer: slowConsumer), named: namedNamespaces,
+            defaultPolicy: NamespacePolicy(history: history, presence: presence, slowConsumer: slowConsumer, durable: durable), named: namedNamespaces,
             unknown: unknownNamespaces, joinLeaveChannels: joinLeaveChannels)
     }
 

@@ -12,12 +12,31 @@ import NIOCore
 /// of connecting).
 struct UserRoutes {
     let publisher: Publisher
+    /// The users' acknowledged positions (`durable` namespaces).
+    let positions: any ReadPositions
     let configuration: HeraldConfiguration
 
     func register(on router: Router<HeraldRequestContext>) {
         router.post("/api/users/:user/notify") { request, context in try await notify(request, context) }
         router.post("/api/users/:user/disconnect") { _, context in try await disconnect(context) }
         router.post("/api/users/:user/unsubscribe") { request, context in try await unsubscribe(request, context) }
+        router.get("/api/users/:user/positions") { _, context in try await readPositions(context) }
+    }
+
+    struct PositionsResponse: Encodable {
+        var user: String
+        /// Channel → the position the user acknowledged last.
+        var positions: [String: StreamPosition]
+    }
+
+    /// The user's acknowledged positions on `durable` channels (empty when none).
+    private func readPositions(_ context: HeraldRequestContext) async throws -> Response {
+        let user = try Self.user(context)
+        do {
+            return .json(PositionsResponse(user: user, positions: try await positions.positions(user: user)))
+        } catch {
+            throw APIError(.serviceUnavailable, .unavailable, "\(error)")
+        }
     }
 
     struct NotifyResponse: Encodable {

@@ -102,8 +102,17 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     /// that came meanwhile.
     private func subscribe(_ channel: String, since: StreamPosition?) -> EventLoopFuture<Void> {
         guard open else { return loop.makeSucceededVoidFuture() }
+        // A `durable` channel the stream does not resume by itself resumes after its user's ack.
+        guard since == nil else { return subscribe(channel, since: since, fromAcknowledged: false) }
+        return joiner.resumePosition(of: channel, user: userID, namespaces: state.client.namespaces, on: loop).flatMap { stored in
+            self.subscribe(channel, since: stored, fromAcknowledged: stored != nil)
+        }
+    }
+
+    private func subscribe(_ channel: String, since: StreamPosition?, fromAcknowledged: Bool) -> EventLoopFuture<Void> {
+        guard open else { return loop.makeSucceededVoidFuture() }
         state.client.subscribedByTransport(channel)
-        let query = state.subscribing(channel, since: since)
+        let query = state.subscribing(channel, since: since, fromAcknowledged: fromAcknowledged)
         return joiner.join(self, to: channel, query: query, on: loop).map { answer in
             if case .notConfirmed(let error) = answer {
                 self.logger.warning("subscription not confirmed by the broker", metadata: ["channel": "\(channel)", "error": "\(error)"])

@@ -11,6 +11,19 @@ struct ChannelJoiner: Sendable {
     let hub: Hub
     let history: any ChannelHistory
     let counts: SubscriberCounts
+    /// Users' acknowledged positions in `durable` namespaces.
+    let positions: any ReadPositions
+
+    /// Where a subscribe without `since` resumes: the user's acknowledged position when the
+    /// channel's namespace is `durable` (`nil`: none stored, or the store is unreachable — then
+    /// the subscribe is a plain one rather than failing).
+    func resumePosition(
+        of channel: String, user: String?, namespaces: NamespaceRules, on loop: any EventLoop
+    ) -> EventLoopFuture<StreamPosition?> {
+        guard let user, namespaces.policy(for: channel)?.durable == true else { return loop.makeSucceededFuture(nil) }
+        let positions = self.positions
+        return loop.makeFutureWithTask { try? await positions.position(user: user, channel: channel) }
+    }
 
     /// Joins `channel` (deliveries start at once), then reads what `query` asks for once the
     /// broker confirmed. The future completes on `loop`.

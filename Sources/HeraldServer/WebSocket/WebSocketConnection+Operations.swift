@@ -25,8 +25,25 @@ extension WebSocketConnection {
     /// `subscribed` goes out once the broker confirmed the subscription (so the client then
     /// receives every later publication), followed by what ``SubscriptionFlow`` decided. If
     /// the broker cannot confirm, the client gets `error` and the subscription is undone.
+    ///
+    /// A subscribe without `since` to a `durable` channel by a user resumes after the user's
+    /// acknowledged position, read first.
     func join(_ channel: String, since: StreamPosition?, loop: any EventLoop) {
-        let query = state.subscribing(channel, since: since)
+        guard since == nil, let user = state.client.access.userID, state.client.namespaces.policy(for: channel)?.durable == true else {
+            return join(channel, since: since, fromAcknowledged: false, loop: loop)
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        services.joiner.resumePosition(of: channel, user: user, namespaces: state.client.namespaces, on: loop).whenSuccess { stored in
+            let connection = loopBound.value
+            guard connection.state.isOpen, connection.state.client.subscriptions.contains(channel) else {
+                return connection.end(held: connection.state.lifecycle.operationFinished())
+            }
+            connection.join(channel, since: stored, fromAcknowledged: stored != nil, loop: loop)
+        }
+    }
+
+    private func join(_ channel: String, since: StreamPosition?, fromAcknowledged: Bool, loop: any EventLoop) {
+        let query = state.subscribing(channel, since: since, fromAcknowledged: fromAcknowledged)
         logger.trace("subscribed", metadata: ["channel": "\(channel)"])
         let loopBound = NIOLoopBound(self, eventLoop: loop)
         services.joiner.join(self, to: channel, query: query, on: loop).whenSuccess {
@@ -136,6 +153,27 @@ extension WebSocketConnection {
             case .failure(let error): connection.send(.error(ProtocolError(.unavailable, "could not read presence: \(error)")))
             }
             connection.end(held: connection.state.lifecycle.operationFinished())
+        }
+    }
+
+    /// An `ack`: for a `durable` channel of a user, the user's position moves up to it (any
+    /// device resumes after it). No reply unless it could not be recorded.
+    func acknowledge(_ channel: String, offset: Int64, epoch: String?, loop: any EventLoop) {
+        guard let position = state.acknowledged(channel, offset: offset, epoch: epoch) else { return }
+        guard let user = state.client.access.userID, state.client.namespaces.policy(for: channel)?.durable == true else { return }
+        let positions = services.positions
+        let loopBound = NIOLoopBound(self, eventLoop: loop)
+        loop.makeFutureWithTask { () -> ReadPositionsError? in
+            do throws(ReadPositionsError) {
+                try await positions.acknowledge(user: user, channel: channel, position: position)
+                return nil
+            } catch {
+                return error
+            }
+        }.whenSuccess { error in
+            guard let error else { return }
+            let code: ErrorCode = if case .tooManyChannels = error { .tooManySubscriptions } else { .unavailable }
+            loopBound.value.send(.error(ProtocolError(code, "could not record the ack: \(error)", channel: channel)))
         }
     }
 

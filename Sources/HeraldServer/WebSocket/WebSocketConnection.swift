@@ -33,8 +33,10 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         let hooks: BackendHooks?
         /// Each channel's namespace rules (reloaded on SIGHUP).
         let namespaces: NamespaceRules
+        /// Users' acknowledged positions (`durable` namespaces).
+        let positions: any ReadPositions
 
-        var joiner: ChannelJoiner { ChannelJoiner(hub: hub, history: history, counts: counts) }
+        var joiner: ChannelJoiner { ChannelJoiner(hub: hub, history: history, counts: counts, positions: positions) }
     }
 
     let clientID: String
@@ -223,6 +225,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
             authenticate(token, loop: loop)
         case .presence(let channel):
             presence(of: channel, loop: loop)
+        case .acknowledge(let channel, let offset, let epoch):
+            acknowledge(channel, offset: offset, epoch: epoch, loop: loop)
         case .none:
             break
         case .close(let code, let reason, let error):
