@@ -310,3 +310,33 @@ return true;
 """, node.ws)
         backend.start()
         js(page, "await until(() => window.late.state === 'connected', 'the late client to connect'); late.close(); return true;")
+
+
+def test_herald_js_acknowledges_what_it_handled_and_another_tab_resumes_after_it(page):
+    secret = "browser-test-secret-long-enough-for-hs256"
+    with running_node("--jwt-secret", secret, "--durable", "true") as node:
+        page.get(node.url + "/health")
+        token = hs256_token(secret, "ada")
+        js(page, START_CLIENT, node.ws, "inbox", {"token": token, "ackDelay": 50})
+        for number in range(1, 4):
+            node.publish("inbox", f"n{number}")
+        assert wait_for_titles(page, 3) == ["n1", "n2", "n3"]
+        # Auto-ack: once the handlers ran, the user's position is the third notification.
+        wait_until("ada's acknowledged position", lambda: http("GET", node.url + "/api/users/ada/positions")[1]["positions"].get("inbox", {}).get("offset") == 3)
+        js(page, "window.herald.close(); return true;")
+        for number in range(4, 6):
+            node.publish("inbox", f"n{number}")
+        # Another tab of the same user, without `since`: it resumes after the ack.
+        resumed = js(page, """
+            const { Herald } = await import('/herald.js');
+            window.second = [];
+            window.secondRecovery = null;
+            const herald = new Herald(args[0], { token: args[1] });
+            herald.on('recovery', (report) => { window.secondRecovery = report; });
+            herald.subscribe('inbox', (notification) => window.second.push(notification.title));
+            await until(() => window.second.length >= 2 && window.secondRecovery, 'the resumed notifications');
+            return { titles: window.second, recovery: window.secondRecovery };
+        """, node.ws, token)
+        assert resumed["titles"] == ["n4", "n5"]
+        assert resumed["recovery"]["recovered"] is True
+        assert resumed["recovery"]["unread"] == 2

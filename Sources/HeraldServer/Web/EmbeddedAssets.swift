@@ -50,6 +50,11 @@ export class Herald {
    * @param {string} [options.sseUrl]         the node's /sse URL (default: derived from url)
    * @param {number} [options.backoffBase]    first reconnect delay, ms (default 200)
    * @param {number} [options.backoffCap]     longest reconnect delay, ms (default 10000)
+   * @param {boolean} [options.autoAck]       acknowledge each notification once its handlers
+   *   returned (default true); false: call ack() when the application has handled it
+   * @param {number} [options.ackDelay]       acks are gathered per channel and sent at most
+   *   this often, ms (default 1000): one small message per channel, however many notifications
+   *   (each counts against the connection's HERALD_RATE_LIMIT)
    */
   constructor(url, options = {}) {
     this.url = url;
@@ -70,6 +75,8 @@ export class Herald {
     this._timer = null;
     this._resubscribes = new Map(); // channel → {attempts, timer}: subscribes to try again
     this._closed = false;
+    this._acks = new Map(); // channel → {offset, epoch}: the highest not yet sent
+    this._ackTimer = null;
     this._connect();
   }
 
@@ -114,6 +121,29 @@ export class Herald {
   post(channel, text) {
     if (this.transport !== "websocket") throw new Error("posting needs the WebSocket transport");
     this._send({ type: "message", channel, text });
+  }
+
+  /**
+   * Acknowledges `channel` up to `offset` (cumulative; `notification` may be passed instead of
+   * both). In a `durable` namespace the server keeps the user's highest acknowledged position, and
+   * any other connection of the user resumes after it. WebSocket transport only (a no-op on SSE).
+   */
+  ack(channel, offset, epoch) {
+    if (typeof channel === "object" && channel !== null) ({ channel, offset, epoch } = channel);
+    if (typeof offset !== "number" || this.transport !== "websocket") return;
+    const pending = this._acks.get(channel);
+    if (pending && pending.epoch === epoch && pending.offset >= offset) return;
+    this._acks.set(channel, { offset, epoch });
+    if (this._ackTimer === null) this._ackTimer = setTimeout(() => this._flushAcks(), this.options.ackDelay ?? 1000);
+  }
+
+  _flushAcks() {
+    this._ackTimer = null;
+    if (this._socket?.readyState !== WebSocket.OPEN) return; // sent again with the next one after a reconnect
+    for (const [channel, { offset, epoch }] of this._acks) {
+      if (this._subscriptions.has(channel)) this._send(epoch ? { type: "ack", channel, offset, epoch } : { type: "ack", channel, offset });
+    }
+    this._acks.clear();
   }
 
   /** The position a resubscribe of `channel` would continue from. */
@@ -350,6 +380,9 @@ export class Herald {
         }
         for (const handler of this._subscriptions.get(message.channel) ?? []) handler(message);
         this._emit("notification", message);
+        // Handled once the handlers returned; a conflated delivery's offset is the real one,
+        // so acknowledging it skips what the server replaced, as it should.
+        if (this.options.autoAck !== false && message.offset !== undefined) this.ack(message.channel, message.offset, message.epoch);
         break;
       }
       case "subscribed": {
@@ -363,7 +396,7 @@ export class Herald {
         if (message.recovered !== undefined && this.transport === "websocket") {
           this._emit("recovery", {
             type: "recovery", channel: message.channel, recovered: message.recovered, replayed: message.replayed ?? 0,
-            offset: message.offset, epoch: message.epoch,
+            offset: message.offset, epoch: message.epoch, unread: message.unread,
           });
         }
         break;
