@@ -39,6 +39,12 @@ public final class HeraldClient: Sendable {
         public var tokenProvider: (@Sendable () async throws -> String)? = nil
         /// TLS settings for `wss://` URLs (default: the system's trust roots).
         public var tls: TLSConfiguration? = nil
+        /// Acknowledge every notification once it reached ``HeraldClient/events`` (`ack`,
+        /// gathered per channel and sent once per ``ackInterval``). `false`: call ``ack(_:)``
+        /// once the application has handled one — in a `durable` namespace the server keeps the
+        /// user's position there, and the user's other connections resume after it.
+        public var autoAck = true
+        public var ackInterval: Duration = .seconds(1)
 
         public init() {}
     }
@@ -83,6 +89,9 @@ public final class HeraldClient: Sendable {
         var reconnectHint: Duration?
         /// Subscribes to send again because the backend could not be asked, with their backoff.
         var resubscribes: [String: Backoff] = [:]
+        /// The highest position per channel not yet acknowledged, and whether a flush is due.
+        var acks: [String: StreamPosition] = [:]
+        var ackScheduled = false
     }
 
     public let host: String
@@ -157,12 +166,45 @@ public final class HeraldClient: Sendable {
         session.withLock { $0.positions[channel] }
     }
 
+    /// Acknowledges `notification`'s channel up to it (cumulative): with
+    /// ``Configuration/autoAck`` off, call it once the application has handled it.
+    public func ack(_ notification: HeraldNotification) {
+        guard let position = notification.position else { return }
+        session.withLock { scheduleAck(notification.channel, position, &$0) }
+    }
+
+    private func scheduleAck(_ channel: String, _ position: StreamPosition, _ session: inout Session) {
+        if let pending = session.acks[channel], pending.epoch == position.epoch, pending.offset >= position.offset { return }
+        session.acks[channel] = position
+        guard !session.ackScheduled, let connection = session.channel else { return }
+        session.ackScheduled = true
+        let nanoseconds = configuration.ackInterval.components.seconds * 1_000_000_000 + configuration.ackInterval.components.attoseconds / 1_000_000_000
+        connection.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { self.flushAcks() }
+    }
+
+    /// Sends the gathered acks (each channel's highest), one message per channel.
+    private func flushAcks() {
+        let (connection, acks) = session.withLock { session in
+            session.ackScheduled = false
+            defer { session.acks = [:] }
+            return (session.channel, session.acks.filter { session.subscriptions.contains($0.key) })
+        }
+        guard let connection else { return }
+        for (channel, position) in acks.sorted(by: { $0.key < $1.key }) {
+            guard let frame = try? Self.frame(.ack(channel: channel, offset: position.offset, epoch: position.epoch), allocator: connection.allocator) else { continue }
+            connection.writeAndFlush(frame, promise: nil)
+        }
+    }
+
     /// Keeps the positions up to date from what the server sends.
     private func observe(_ message: ServerMessage) {
         let retry = session.withLock { session -> (channel: any Channel, name: String, delay: Duration)? in
             switch message {
             case .notification(let notification):
-                if let position = notification.position { session.positions[notification.channel] = position }
+                if let position = notification.position {
+                    session.positions[notification.channel] = position
+                    if configuration.autoAck { scheduleAck(notification.channel, position, &session) }
+                }
             case .subscribed(let channel, _, let position, let recovery):
                 // A recovered subscription continues from where the client was: the replayed
                 // notifications move the position on. Otherwise it starts at the channel's

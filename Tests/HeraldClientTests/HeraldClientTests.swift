@@ -47,6 +47,41 @@ import Testing
         }
     }
 
+    @Test(arguments: [true, false])
+    func acknowledgesWhatItReceivedOrWhatTheApplicationSays(autoAck: Bool) async throws {
+        let secret = Array("client-ack-secret-long-enough-for-hs256".utf8)
+        var configuration = HeraldClient.Configuration()
+        configuration.autoAck = autoAck
+        configuration.ackInterval = .milliseconds(50)
+        configuration.token = try await TokenMinter.mint(
+            ConnectionClaims(subject: "ada", expires: Date().addingTimeInterval(300), channels: nil), with: .hs256(secret: secret))
+        try await withNode({
+            $0.auth = AuthConfiguration(secret: secret, allowAnonymous: false)
+            $0.durable = true
+        }) { node in
+            let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws", configuration: configuration)
+            try await withRunning(client) { events in
+                try await client.subscribe("inbox")
+                _ = try await events.next("subscribed") { if case .message(.subscribed("inbox", _, _, _)) = $0 { true } else { false } }
+                for title in ["a", "b", "c"] { _ = try await node.request(.POST, "/api/notify/inbox", body: #"{"title":"\#(title)"}"#) }
+                var received: [HeraldNotification] = []
+                while received.count < 3 {
+                    if case .message(.notification(let notification)) = try await events.next("notifications", where: {
+                        if case .message(.notification) = $0 { true } else { false }
+                    }) { received.append(notification) }
+                }
+                // By hand: only what the application says it handled (the second one).
+                if !autoAck { client.ack(received[1]) }
+                let expected: Int64 = autoAck ? 3 : 2
+                try await waitUntil("ada's position at \(expected)") {
+                    let object = try? await node.request(.GET, "/api/users/ada/positions").object()
+                    guard case .object(let positions)? = object?["positions"], case .object(let inbox)? = positions["inbox"] else { return false }
+                    return inbox["offset"] == .integer(expected)
+                }
+            }
+        }
+    }
+
     @Test func answersServerPingsItself() async throws {
         try await withNode({ $0.pingInterval = .milliseconds(100); $0.pingTimeout = .milliseconds(500) }) { node in
             let client = try HeraldClient(url: "ws://127.0.0.1:\(node.port)/ws")
