@@ -4,11 +4,12 @@ import NIOCore
 
 /// How a ``Publication`` or a ``ConnectionSignal`` travels through Redis pub/sub. The first
 /// byte tells the forms apart (JSON always starts with `{`):
-/// - `!<clientId> <µs> [<type>]\n{…}` — without a position: the client that must not receive
-///   it (its own `message`; empty for none), when it was accepted (µs of Unix time), and — for
-///   a message that is not a notification (``Publication/Kind/message(type:)``) — its type;
-/// - `#<offset> <epoch> <clientId> <µs>\n{…}` — with its position (history on); the JSON
-///   carries the position too, spliced in by the publish script;
+/// - `!<clientId> <µs> [<type>] [<receipt>]\n{…}` — without a position: the client that must
+///   not receive it (its own `message`; empty for none), when it was accepted (µs of Unix
+///   time), for a message that is not a notification (``Publication/Kind/message(type:)``) its
+///   type (else empty), and the receipt its publisher waits for (``ReceiptRequest/token``);
+/// - `#<offset> <epoch> <clientId> <µs> [<receipt>]\n{…}` — with its position (history on); the
+///   JSON carries the position too, spliced in by the publish script;
 /// - `%disconnect` or `%unsubscribe <channel>` — a ``ConnectionSignal``, no JSON;
 /// - `{…}` — the bare JSON of a notification (what earlier versions sent without history).
 ///
@@ -25,6 +26,10 @@ enum PublicationEnvelope {
     static func encode(_ publication: Publication) -> ByteBuffer {
         var header = "!\(publication.excludedClient ?? "") \(publication.acceptedAtMicros)"
         if case .message(let type) = publication.kind { header += " \(type)" }
+        if let receipt = publication.receipt {
+            if case .notification = publication.kind { header += " " }
+            header += " \(receipt.token)"
+        }
         var buffer = ByteBuffer(string: header + "\n")
         var payload = publication.payload
         buffer.writeBuffer(&payload)
@@ -49,14 +54,16 @@ enum PublicationEnvelope {
             let kind: Publication.Kind = fields.count > 2 && !fields[2].isEmpty ? .message(type: String(fields[2])) : .notification
             return .publication(Publication(
                 channel: channel, payload: payload, excludedClient: fields[0].isEmpty ? nil : String(fields[0]),
-                acceptedAtMicros: fields.count > 1 ? Int64(fields[1]) ?? 0 : 0, kind: kind))
+                acceptedAtMicros: fields.count > 1 ? Int64(fields[1]) ?? 0 : 0, kind: kind,
+                receipt: fields.count > 3 ? ReceiptRequest(token: fields[3]) : nil))
         case UInt8(ascii: "#"):
             guard let fields = readHeader(&payload), fields.count >= 3, let offset = Int64(fields[0]), !fields[1].isEmpty
             else { return nil }
             return .publication(Publication(
                 channel: channel, payload: payload, excludedClient: fields[2].isEmpty ? nil : String(fields[2]),
                 position: StreamPosition(offset: offset, epoch: String(fields[1])),
-                acceptedAtMicros: fields.count > 3 ? Int64(fields[3]) ?? 0 : 0))
+                acceptedAtMicros: fields.count > 3 ? Int64(fields[3]) ?? 0 : 0,
+                receipt: fields.count > 4 ? ReceiptRequest(token: fields[4]) : nil))
         case UInt8(ascii: "%"):
             let words = String(buffer: payload).dropFirst().split(separator: " ", maxSplits: 1)
             switch (words.first, words.count) {

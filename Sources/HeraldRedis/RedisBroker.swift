@@ -261,7 +261,9 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         }
         // Durability before anything else is trusted: WAIT right behind the write it guards.
         if replication.isOn { commands.append(.plain(waitCommand)) }
-        if let counting { commands.append(counting.count(publication.channel)) }
+        if let counting {
+            commands.append(publication.receipt == nil ? counting.count(publication.channel) : counting.countNodes(publication.channel))
+        }
         let replies = PipelinedCommand.send(commands, on: connection, sha: scripts)
         let acknowledgements = replication.isOn ? replies[1] : nil
         let count = counting == nil ? nil : replies[replies.count - 1]
@@ -278,7 +280,14 @@ public final class RedisBroker: Broker, SubscriberCountStore {
             count.whenComplete { others in
                 timers.record(.publish, since: start)
                 var receipt = receipt
-                receipt.otherNodesSubscribers = receipt.duplicate ? nil : (try? others.get())?.int
+                let reply = try? others.get()
+                if publication.receipt != nil, let fields = reply?.array {
+                    // {total, node, node, …}: the nodes a receipt waits for.
+                    receipt.otherNodesSubscribers = receipt.duplicate ? nil : fields.first?.int
+                    receipt.otherNodes = fields.dropFirst().compactMap(\.string)
+                } else {
+                    receipt.otherNodesSubscribers = receipt.duplicate ? nil : reply?.int
+                }
                 promise.succeed(receipt)
             }
         }
@@ -343,12 +352,20 @@ public final class RedisBroker: Broker, SubscriberCountStore {
             ByteBuffer(string: PositionedPayload.newEpoch()),
             ByteBuffer(string: String(policy.idempotencyWindow.nanoseconds / 1_000_000)),
             ByteBuffer(string: publication.id), ByteBuffer(string: publication.excludedClient ?? ""),
-            ByteBuffer(string: String(publication.acceptedAtMicros)),
+            ByteBuffer(string: Self.acceptedField(publication, positioned: policy.size > 0)),
         ]
         appendFloor(of: channel, to: &arguments)
         arguments.append(publishCommand)
         if !declared { arguments += [idempotency, self.keys.pubsub(channel)] }
         return (keys, arguments)
+    }
+
+    /// The header field the script writes after the excluded client: when it was accepted, and
+    /// the receipt its publisher waits for (after an empty type field in the `!` form; see
+    /// ``PublicationEnvelope``).
+    static func acceptedField(_ publication: Publication, positioned: Bool) -> String {
+        guard let receipt = publication.receipt else { return String(publication.acceptedAtMicros) }
+        return "\(publication.acceptedAtMicros)\(positioned ? " " : "  ")\(receipt.token)"
     }
 
     /// What a failed Redis call means to callers: Redis Cluster's redirections

@@ -118,6 +118,24 @@ enum RedisScripts {
         return total
         """
 
+    /// As `countChannel`, returning {total, node, node, …}: the other live nodes with subscribers.
+    static let countChannelNodes = """
+        local now = redis.call('TIME')
+        local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+        local fields = redis.call('HGETALL', KEYS[1])
+        local result = {0}
+        for i = 1, #fields, 2 do
+          if fields[i] ~= ARGV[1] then
+            local count, expires = string.match(fields[i + 1], '^(%d+) (%d+)$')
+            if count and tonumber(expires) > ms and tonumber(count) > 0 then
+              result[1] = result[1] + tonumber(count)
+              result[#result + 1] = fields[i]
+            end
+          end
+        end
+        return result
+        """
+
     /// KEYS: stream, meta. ARGV: epoch candidate, after offset (-1: position only), limit,
     /// ttl (ms), the floor's epoch and offset (as for `publish`). Returns {epoch, latest
     /// offset, oldest retained offset, id1, d1, id2, d2, …}. A channel without history gets
@@ -163,6 +181,7 @@ struct LoadedScript: Sendable {
     static let history = LoadedScript(name: "history", source: RedisScripts.history)
     static let setCount = LoadedScript(name: "setCount", source: RedisScripts.setCount)
     static let countChannel = LoadedScript(name: "countChannel", source: RedisScripts.countChannel)
+    static let countChannelNodes = LoadedScript(name: "countChannelNodes", source: RedisScripts.countChannelNodes)
 
     /// Runs the script: `EVALSHA` written at once, on the connection's loop; a task only to
     /// load the script the first time, or again after `NOSCRIPT` (a restart flushes them).

@@ -22,6 +22,12 @@ public struct RedisSubscriberCounting: Sendable {
         .script(LoadedScript.countChannel, keys: [keys.counts(channel)], arguments: [node])
     }
 
+    /// Reads the other nodes' subscribers of `channel` and which nodes have them (a receipt
+    /// waits for those).
+    func countNodes(_ channel: String) -> PipelinedCommand {
+        .script(LoadedScript.countChannelNodes, keys: [keys.counts(channel)], arguments: [node])
+    }
+
     /// Writes this node's counts of `counts`' channels (of one slot in a Redis Cluster),
     /// alive for `ttl` unless written again.
     func write(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) -> PipelinedCommand {

@@ -29,14 +29,14 @@ import Testing
             self.framings = framings
         }
 
-        func write(_ delivery: Delivery) -> Bool {
+        func write(_ delivery: Delivery) -> WriteResult {
             let frame = delivery.framed(by: FakeConnection.self) { payload in
                 framings.count.add(1, ordering: .relaxed)
                 return payload
             }
             written.append(String(buffer: frame))
             defer { unflushed = true }
-            return !unflushed
+            return .written(firstSinceFlush: !unflushed)
         }
 
         func flush() {
@@ -44,9 +44,10 @@ import Testing
             flushes += 1
         }
 
-        func send(_ delivery: Delivery) {
+        func send(_ delivery: Delivery) -> Bool {
             _ = write(delivery)
             flush()
+            return true
         }
 
         func heartbeat(now: NIODeadline) {}

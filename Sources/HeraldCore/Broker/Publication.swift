@@ -28,6 +28,9 @@ public struct Publication: Sendable, Equatable {
     public var acceptedAtMicros: Int64
     /// What the payload is: a `notification`, or another server message for subscribers.
     public var kind: Kind
+    /// The publisher waits for the nodes' reports of what they wrote (`?wait=`); carried
+    /// between nodes with the publication.
+    public var receipt: ReceiptRequest?
 
     /// What a publication's payload is, so that no transport has to look inside the JSON.
     public enum Kind: Sendable, Equatable {
@@ -41,8 +44,9 @@ public struct Publication: Sendable, Equatable {
     public init(
         channel: String, payload: ByteBuffer, id: String = "", excludedClient: String? = nil,
         idempotencyKey: String? = nil, position: StreamPosition? = nil, acceptedAtMicros: Int64 = 0,
-        kind: Kind = .notification
+        kind: Kind = .notification, receipt: ReceiptRequest? = nil
     ) {
+        self.receipt = receipt
         self.channel = channel
         self.payload = payload
         self.id = id
@@ -73,6 +77,9 @@ public struct PublishReceipt: Sendable, Equatable {
     /// broker counted them in the same step (Redis does, in the publish script); `nil`
     /// otherwise.
     public var otherNodesSubscribers: Int?
+    /// For a publication with a receipt: the other live nodes that had subscribers (counted in
+    /// the same step), whose reports the publisher waits for.
+    public var otherNodes: [String]?
 
     public init(id: String, position: StreamPosition?, duplicate: Bool = false, otherNodesSubscribers: Int? = nil) {
         self.id = id

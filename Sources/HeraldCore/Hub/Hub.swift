@@ -35,6 +35,8 @@ public final class Hub: PublicationSink {
     /// Set before the node serves; read when a channel's local count crosses zero.
     private let occupancy = Mutex<[any OccupancyObserver]>([])
     public let metrics: NodeMetrics
+    /// Receipts this node collects as a publisher and reports as a deliverer.
+    public let receipts: Receipts
 
     /// - Parameters:
     ///   - broker: told when a channel gains its first or loses its last local subscriber.
@@ -53,6 +55,9 @@ public final class Hub: PublicationSink {
         self.shards = shards
         self.shardIndex = index
         self.delivered = delivered
+        self.receipts = Receipts(nodeID: nodeID, broker: broker)
+        // Reports for this node's waiting publishers arrive on its own channel.
+        broker.setInterest(in: receipts.channel, true)
     }
 
     // MARK: Connections
@@ -244,7 +249,25 @@ public final class Hub: PublicationSink {
     /// Called by the broker: queues the publication on every loop that has subscribers of the
     /// channel (the others are not woken).
     public func deliver(_ publication: Publication) {
-        enqueue(.publication(publication), channel: publication.channel)
+        if let request = publication.receipt {
+            return enqueue(publication, tallied: request)
+        }
+        if publication.channel.utf8.first == UInt8(ascii: "#"), ReceiptRequest.isReceiptChannel(publication.channel) {
+            return receipts.received(publication)
+        }
+        enqueue(.publication(publication, nil), channel: publication.channel)
+    }
+
+    /// A publication whose publisher waits for a receipt: its loops' writes are tallied and
+    /// reported (nothing when no loop here has subscribers).
+    private func enqueue(_ publication: Publication, tallied request: ReceiptRequest) {
+        let wake = loops(of: publication.channel)
+        guard !wake.isEmpty else { return }
+        let receipts = self.receipts
+        let tally = ReceiptTally(request: request, loops: wake.count) { written, sequences in
+            receipts.delivered(publication, request: request, written: written, sequences: sequences)
+        }
+        for index in wake { shards[index].enqueue(.publication(publication, tally)) }
     }
 
     /// Called by the broker: the channel's local connections act on `signal`, in order with
@@ -254,12 +277,17 @@ public final class Hub: PublicationSink {
     }
 
     private func enqueue(_ item: LoopShard.Pending, channel: String) {
+        for index in loops(of: channel) { shards[index].enqueue(item) }
+    }
+
+    /// The shards with subscribers of `channel`.
+    private func loops(of channel: String) -> [Int] {
         var wake: [Int] = []
         counts.withLock { counts in
             guard let entry = counts[channel] else { return }
             for (index, count) in entry.perShard.enumerated() where count > 0 { wake.append(index) }
         }
-        for index in wake { shards[index].enqueue(item) }
+        return wake
     }
 
     /// Notifications written to this node's sockets.

@@ -57,6 +57,14 @@ public final class Framings: @unchecked Sendable {
     }
 }
 
+/// What ``HubConnection/write(_:)`` did with a delivery.
+public enum WriteResult: Sendable, Equatable {
+    /// Not written (held, skipped, or the connection is closing).
+    case held
+    /// Written; `firstSinceFlush`: the connection needs a flush at the end of the batch.
+    case written(firstSinceFlush: Bool)
+}
+
 /// A client connection as the Hub sees it, whatever its transport.
 ///
 /// Every method is called on the connection's own event loop only; implementations are not
@@ -67,14 +75,17 @@ public protocol HubConnection: AnyObject {
     /// Node-local, monotonically increasing number; orders `/api/clients` pages.
     var sequence: UInt64 { get }
     /// Queues a publication without flushing.
-    /// - Returns: `true` when this is the first write since the last ``flush()``, so the
+    /// - Returns: whether it was written (not held: a subscribe's merge, a slow client's
+    ///   policy), and whether this is the first write since the last ``flush()`` — so the
     ///   caller collects each connection to flush exactly once per batch.
     @discardableResult
-    func write(_ delivery: Delivery) -> Bool
+    func write(_ delivery: Delivery) -> WriteResult
     /// Flushes queued frames.
     func flush()
     /// Writes and flushes one publication: the common case of one publication per drain.
-    func send(_ delivery: Delivery)
+    /// - Returns: whether it was written (receipts count only those).
+    @discardableResult
+    func send(_ delivery: Delivery) -> Bool
     /// Periodic heartbeat check: send a ping, or close a connection that went silent.
     func heartbeat(now: NIODeadline)
     /// Sends `message` (`server_shutdown`) and closes (1001 for a WebSocket).

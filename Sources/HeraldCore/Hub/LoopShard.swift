@@ -10,7 +10,8 @@ import Synchronization
 /// writes every queued publication, then flushes each touched connection once.
 final class LoopShard: @unchecked Sendable {
     enum Pending: Sendable {
-        case publication(Publication)
+        /// With a tally when its publisher waits for a receipt.
+        case publication(Publication, ReceiptTally?)
         case signal(ConnectionSignal, channel: String)
     }
 
@@ -96,27 +97,45 @@ final class LoopShard: @unchecked Sendable {
         }
         var count = 0
         defer { recordLatency(of: batch) }
-        if batch.count == 1, case .publication(let publication) = batch[0] {
+        if batch.count == 1, case .publication(let publication, let tally) = batch[0] {
             let delivery = Delivery(publication)
-            count = forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
+            if let tally {
+                count = tallied(publication, tally) { $0.send(delivery) }
+            } else {
+                count = forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
+            }
         } else if batch.contains(where: { if case .signal = $0 { true } else { false } }) {
             // Rare (a user's disconnect or unsubscribe): one at a time, in order.
             for item in batch {
                 switch item {
                 case .signal(let signal, let channel):
                     _ = forEachRecipient(of: channel, excluding: nil) { $0.handle(signal) }
-                case .publication(let publication):
+                case .publication(let publication, let tally):
                     let delivery = Delivery(publication)
-                    count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
+                    if let tally {
+                        count += tallied(publication, tally) { $0.send(delivery) }
+                    } else {
+                        count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { $0.send(delivery) }
+                    }
                 }
             }
         } else {
             // Several publications queued up: write them all, then flush each connection once.
             var touched: [any HubConnection] = []
-            for case .publication(let publication) in batch {
+            for case .publication(let publication, let tally) in batch {
                 let delivery = Delivery(publication)
-                count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { connection in
-                    if connection.write(delivery) { touched.append(connection) }
+                let write = { (connection: any HubConnection) -> Bool in
+                    switch connection.write(delivery) {
+                    case .held: return false
+                    case .written(let first):
+                        if first { touched.append(connection) }
+                        return true
+                    }
+                }
+                if let tally {
+                    count += tallied(publication, tally, write)
+                } else {
+                    count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { _ = write($0) }
                 }
             }
             for connection in touched { connection.flush() }
@@ -128,9 +147,20 @@ final class LoopShard: @unchecked Sendable {
     }
 
     /// One latency sample per publication and loop: when it was written here.
+    /// Delivers a publication whose publisher waits for a receipt: the connections it was
+    /// written to go to its tally.
+    private func tallied(_ publication: Publication, _ tally: ReceiptTally, _ write: (any HubConnection) -> Bool) -> Int {
+        var written: [UInt64] = []
+        let count = forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { connection in
+            if write(connection) { written.append(connection.sequence) }
+        }
+        tally.add(written)
+        return count
+    }
+
     private func recordLatency(of batch: [Pending]) {
         var now: Int64?
-        for case .publication(let publication) in batch where publication.acceptedAtMicros > 0 {
+        for case .publication(let publication, _) in batch where publication.acceptedAtMicros > 0 {
             let current = now ?? Publication.nowMicros()
             now = current
             metrics.deliveryLatency.recordNanoseconds(max(current - publication.acceptedAtMicros, 0) * 1000)

@@ -11,11 +11,66 @@ public final class Publisher: Sendable {
     private let counts: SubscriberCounts
     private let metrics: NodeMetrics
     private let accepted = Atomic<Int>(0)
+    /// Where a publish that waits for a receipt gathers the nodes' reports.
+    private let receipts: Receipts?
 
-    public init(broker: any Broker, counts: SubscriberCounts, metrics: NodeMetrics = NodeMetrics()) {
+    public init(broker: any Broker, counts: SubscriberCounts, metrics: NodeMetrics = NodeMetrics(), receipts: Receipts? = nil) {
         self.broker = broker
         self.counts = counts
         self.metrics = metrics
+        self.receipts = receipts
+    }
+
+    /// How a publisher waits for its receipt (`?wait=delivered|acked&timeout=`).
+    public struct Wait: Sendable, Equatable {
+        /// Also wait for the clients' acknowledgements.
+        public var acks: Bool
+        public var timeout: TimeAmount
+
+        public init(acks: Bool, timeout: TimeAmount) {
+            self.acks = acks
+            self.timeout = timeout
+        }
+    }
+
+    public enum WaitError: Error, Sendable {
+        /// Too many publishes wait on this node already.
+        case tooManyWaiting(Int)
+    }
+
+    /// Publishes, then waits until every node that had subscribers reported how many sockets it
+    /// wrote the notification to (and, with ``Wait/acks``, until those clients acknowledged it),
+    /// or until the timeout — the result says which nodes did not report.
+    public func publish(
+        _ publication: Publication, waiting wait: Wait, from source: NodeMetrics.PublicationSource = .rest, on loop: any EventLoop
+    ) -> EventLoopFuture<(Outcome, ReceiptCollector.Result)> {
+        guard let receipts else { return publish(publication, from: source, on: loop).map { ($0, Self.unwaited($0)) } }
+        let request = ReceiptRequest(origin: receipts.nodeID, wantsAcks: wait.acks)
+        do {
+            try receipts.collector.open(request)
+        } catch {
+            return loop.makeFailedFuture(WaitError.tooManyWaiting(receipts.collector.maxPending))
+        }
+        var publication = publication
+        publication.receipt = request
+        let (local, collector, node) = (counts.local(publication.channel), receipts.collector, receipts.nodeID)
+        return publish(publication, from: source, on: loop).flatMap { outcome in
+            guard !outcome.receipt.duplicate else {
+                collector.cancel(request.id)
+                return loop.makeSucceededFuture((outcome, Self.unwaited(outcome)))
+            }
+            var expected = Set(outcome.receipt.otherNodes ?? [])
+            if local > 0 { expected.insert(node) }
+            return collector.wait(for: request.id, expected: expected, timeout: wait.timeout, on: loop).map { (outcome, $0) }
+        }.flatMapErrorThrowing { error in
+            collector.cancel(request.id)
+            throw error
+        }
+    }
+
+    /// A duplicate publishes nothing: there is nothing to wait for.
+    private static func unwaited(_ outcome: Outcome) -> ReceiptCollector.Result {
+        ReceiptCollector.Result(delivered: outcome.delivered, nodes: 0, complete: true, missingNodes: [], acked: nil)
     }
 
     /// What a publisher is told.

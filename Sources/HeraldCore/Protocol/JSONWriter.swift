@@ -63,6 +63,17 @@ public struct JSONWriter {
         buffer.writeInteger(UInt8(ascii: "]"))
     }
 
+    /// An array of strings.
+    public mutating func field(_ key: StaticString, strings: [String]) {
+        self.key(key)
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, element) in strings.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            writeString(element)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+
     private mutating func key(_ key: StaticString) {
         separate()
         buffer.writeInteger(UInt8(ascii: "\""))

@@ -121,7 +121,7 @@ public final class HeraldNode: Service {
         broker.attach(hub)
         let counts = SubscriberCounts(hub: hub, cluster: registry)
         let slots = ConnectionSlots()
-        let publisher = Publisher(broker: broker, counts: counts, metrics: metrics)
+        let publisher = Publisher(broker: broker, counts: counts, metrics: metrics, receipts: hub.receipts)
         let local = LocalNode(hub: hub, slots: slots, publisher: publisher)
         registry?.attach(local, hub: hub)
         var redisPresence: (any PresenceStore & MembershipObserver & Service)?

@@ -13,15 +13,23 @@ struct NotifyResponse {
     var position: StreamPosition?
     /// The Idempotency-Key was used before: nothing new was delivered.
     var duplicate: Bool
+    /// What the nodes reported (`?wait=`); then ``delivered`` is the sockets written.
+    var receipt: ReceiptCollector.Result? = nil
 
     func encoded() -> ByteBuffer {
         var writer = JSONWriter(capacity: 128 + channel.utf8.count)
         writer.beginObject()
+        if let acked = receipt?.acked { writer.field("acked", acked) }
         writer.field("channel", channel)
+        if let receipt { writer.field("complete", receipt.complete) }
         writer.field("delivered", delivered)
         if duplicate { writer.field("duplicate", true) }
         writer.field("epoch", position?.epoch)
         writer.field("id", id)
+        if let receipt {
+            writer.field("missing_nodes", strings: receipt.missingNodes)
+            writer.field("nodes", receipt.nodes)
+        }
         if let offset = position?.offset { writer.field("offset", Int(offset)) }
         writer.field("success", success)
         writer.endObject()

@@ -80,7 +80,7 @@ struct PublishEndpoint: Sendable {
         {
             throw refusal
         }
-        return try operation.prepare(request.route, body: request.body, idempotencyKey: request.idempotencyKey)
+        return try operation.prepare(request.route, body: request.body, idempotencyKey: request.idempotencyKey, target: request.target)
     }
 
     private func answer(_ request: Request, _ error: APIError) -> Answer {

@@ -304,16 +304,17 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
     // MARK: HubConnection
 
     @discardableResult
-    func write(_ delivery: Delivery) -> Bool {
-        send(delivery)
-        return false
+    func write(_ delivery: Delivery) -> WriteResult {
+        send(delivery) ? .written(firstSinceFlush: false) : .held
     }
 
     func flush() {}
 
-    func send(_ delivery: Delivery) {
-        guard open, admitted(state.deliver(delivery)) else { return }
+    @discardableResult
+    func send(_ delivery: Delivery) -> Bool {
+        guard open, admitted(state.deliver(delivery)) else { return false }
         deliver(delivery)
+        return true
     }
 
     func heartbeat(now: NIODeadline) {

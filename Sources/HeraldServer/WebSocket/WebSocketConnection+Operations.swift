@@ -156,10 +156,13 @@ extension WebSocketConnection {
         }
     }
 
-    /// An `ack`: for a `durable` channel of a user, the user's position moves up to it (any
-    /// device resumes after it). No reply unless it could not be recorded.
+    /// An `ack`: it counts for publishers waiting with `wait=acked`, and for a `durable`
+    /// channel of a user, the user's position moves up to it (any device resumes after it).
+    /// No reply unless it could not be recorded.
     func acknowledge(_ channel: String, offset: Int64, epoch: String?, loop: any EventLoop) {
         guard let position = state.acknowledged(channel, offset: offset, epoch: epoch) else { return }
+        // Publishers waiting with `wait=acked` count it.
+        hub.receipts.acknowledged(sequence, channel: channel, position: position)
         guard let user = state.client.access.userID, state.client.namespaces.policy(for: channel)?.durable == true else { return }
         let positions = services.positions
         let loopBound = NIOLoopBound(self, eventLoop: loop)

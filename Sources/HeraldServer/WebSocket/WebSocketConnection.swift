@@ -237,11 +237,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     // MARK: HubConnection
 
     @discardableResult
-    func write(_ delivery: Delivery) -> Bool {
-        guard let context = outlet.context, admitted(state.deliver(delivery)) else { return false }
+    func write(_ delivery: Delivery) -> WriteResult {
+        guard let context = outlet.context, admitted(state.deliver(delivery)) else { return .held }
         context.write(NIOAny(Self.frame(delivery)), promise: nil)
         defer { pendingFlush = true }
-        return !pendingFlush
+        return .written(firstSinceFlush: !pendingFlush)
     }
 
     func flush() {
@@ -249,9 +249,11 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         outlet.context?.flush()
     }
 
-    func send(_ delivery: Delivery) {
-        guard admitted(state.deliver(delivery)) else { return }
+    @discardableResult
+    func send(_ delivery: Delivery) -> Bool {
+        guard admitted(state.deliver(delivery)) else { return false }
         writeAndFlush(Self.frame(delivery))
+        return true
     }
 
     /// Writes deliveries a merge placed (a replay, a catch-up), then flushes.
