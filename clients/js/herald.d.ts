@@ -23,6 +23,8 @@ export interface Notification {
   from?: string;
   fromName?: string;
   fromUser?: string;
+  /** The publisher's `conflate_key` (a slow client of a `latest` namespace gets the newest per key). */
+  conflate_key?: string;
   offset?: number;
   epoch?: string;
 }
@@ -51,6 +53,8 @@ export interface Subscribed {
   epoch?: string;
   recovered?: boolean;
   replayed?: number;
+  /** Resumed from the user's acknowledged position (a `durable` namespace): how many followed it. */
+  unread?: number;
 }
 
 export interface Recovery {
@@ -60,6 +64,7 @@ export interface Recovery {
   replayed: number;
   offset?: number;
   epoch?: string;
+  unread?: number;
 }
 
 export interface PresenceMember {
@@ -82,6 +87,10 @@ export interface HeraldOptions {
   backoffBase?: number;
   /** Longest delay, ms; default 10000. */
   backoffCap?: number;
+  /** Acknowledge each notification once its handlers returned; default true. */
+  autoAck?: boolean;
+  /** Acks are gathered per channel and sent at most this often, ms; default 1000. */
+  ackDelay?: number;
 }
 
 export type State = "connecting" | "connected" | "disconnected" | "closed";
@@ -112,5 +121,8 @@ export class Herald {
   post(channel: string, text: string): void;
   presence(channel: string): Promise<{ type: "presence"; channel: string; members: PresenceMember[]; total: number }>;
   position(channel: string): Position | null;
+  /** Acknowledges a channel up to `offset` (cumulative); WebSocket only. */
+  ack(channel: string, offset: number, epoch?: string): void;
+  ack(notification: Notification): void;
   close(): void;
 }

@@ -20,7 +20,7 @@ enum EmbeddedAssets {
 // connection its connect hook could not judge (close 4503); a connection the backend refused
 // (another 4000–4999 code) is not retried. See docs/javascript.md.
 
-export const VERSION = "1.2.0";
+export const VERSION = "1.3.0";
 
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_TOKEN_EXPIRED = 4002;
