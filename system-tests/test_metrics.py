@@ -345,3 +345,56 @@ def test_a_redis_cluster_reports_each_master_the_map_age_and_followed_failovers(
             assert len(masters_now) == 3, masters_now
             # The old master serves no slot now: its series is gone, not stuck at 1 or 0.
             assert ("herald_redis_shard_up", frozenset({("shard", f"127.0.0.1:{masters[0]}")})) not in samples
+
+
+class PausedClient(Client):
+    """A client whose reader stops once the queue of received messages holds one: a real socket
+    with a small receive buffer, so the node's queue for it fills after a few kilobytes."""
+
+    def __init__(self, node):
+        import socket as sockets
+        raw = sockets.socket(sockets.AF_INET, sockets.SOCK_STREAM)
+        raw.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)
+        host, port = urllib.parse.urlsplit(node.url).netloc.split(":")
+        raw.connect((host, int(port)))
+        self.socket = connect(node.url.replace("http", "ws") + "/ws", sock=raw, open_timeout=10, max_queue=1).__enter__()
+        self.welcome = self.next()
+
+
+def test_slow_consumers_are_counted_by_policy_with_their_catch_ups_and_conflations(tmp_path):
+    config = tmp_path / "herald.yaml"
+    config.write_text("namespaces:\n  ticker:\n    slow_consumer: latest\n")
+    with running_node(
+        "--config", str(config), "--send-queue-bytes", "16384", "--socket-send-buffer", "8192", "--history-size", "5000"
+    ) as node:
+        before = scrape(node)
+        catching_up, conflating = PausedClient(node), PausedClient(node)
+        catching_up.subscribe("feed")
+        conflating.subscribe("ticker:eur")
+        body = "x" * 1024
+        published = {"feed": 0, "ticker:eur": 0}
+
+        def lagging(policy):
+            return delta(before, scrape(node), "herald_slow_consumers_total", policy=policy) >= 1
+
+        for channel, policy in (("feed", "catch_up"), ("ticker:eur", "latest")):
+            while not lagging(policy):
+                assert published[channel] < 4000, f"{channel} never lagged"
+                for _ in range(50):
+                    http("POST", f"{node.url}/api/notify/{channel}", {"title": str(published[channel]), "body": body, "conflate_key": "EUR"})
+                    published[channel] += 1
+        # Reading again: every feed notification once and in order; the ticker's newest.
+        titles = [catching_up.next("notification", timeout=20)["title"] for _ in range(published["feed"])]
+        assert titles == [str(number) for number in range(published["feed"])]
+        newest = str(published["ticker:eur"] - 1)
+        seen = []
+        while not seen or seen[-1] != newest:
+            seen.append(conflating.next("notification", timeout=20)["title"])
+        assert len(seen) < published["ticker:eur"]
+        after = scrape(node)
+        assert delta(before, after, "herald_catch_ups_total", outcome="recovered") >= 1
+        assert delta(before, after, "herald_conflated_total") >= 1
+        assert delta(before, after, "herald_slow_consumers_total", policy="disconnect") == 0
+        assert total(after, "herald_disconnects_total", reason="slow_consumer") == total(before, "herald_disconnects_total", reason="slow_consumer")
+        catching_up.close()
+        conflating.close()
