@@ -3,6 +3,7 @@ import HeraldCore
 import HeraldProtocol
 import HeraldServer
 import HeraldTesting
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -300,6 +301,63 @@ import Testing
                 published += 1
             }
             #expect(node.connectionCount == 0, "the stalled reader was dropped after \(published) publications")
+        }
+    }
+}
+
+/// Collects every byte a raw client channel reads.
+private final class ByteCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let text = NIOLockedValueBox("")
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        text.withLockedValue { $0 += String(buffer: buffer) }
+    }
+}
+
+extension SSETests {
+    @Test func aStreamThatStopsReadingIsCaughtUpFromHistoryWhenItReadsAgain() async throws {
+        try await withNode({
+            $0.sendQueueBytes = 64 * 1024
+            $0.history.size = 1000
+        }) { node in
+            let collector = ByteCollector()
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(ChannelOptions.autoRead, value: false)
+                .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096)
+                .channelInitializer { $0.pipeline.addHandler(collector) }
+                .connect(host: "127.0.0.1", port: node.port).get()
+            defer { channel.close(promise: nil) }
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await waitUntil("the stream to open") { node.connectionCount == 1 }
+            let big = String(repeating: "x", count: 16_000)
+            var published = 0
+            while true {
+                let metrics = try await node.request(.GET, "/metrics").text
+                if metrics.contains(#"herald_slow_consumers_total{policy="catch_up"} 1"#) { break }
+                guard published < 1000 else { throw TimeoutError(what: "the stream to lag") }
+                for _ in 0..<10 {
+                    _ = try await node.request(.POST, "/api/notify/flood", body: #"{"title":"\#(published)","body":"\#(big)"}"#)
+                    published += 1
+                }
+            }
+            // Some more while it lags, then it reads again.
+            for _ in 0..<10 {
+                _ = try await node.request(.POST, "/api/notify/flood", body: #"{"title":"\#(published)","body":"\#(big)"}"#)
+                published += 1
+            }
+            #expect(node.connectionCount == 1, "a catch_up stream is not dropped")
+            try await channel.setOption(ChannelOptions.autoRead, value: true).get()
+            channel.read()
+            let last = #""title":"\#(published - 1)""#
+            try await waitUntil("the last notification", timeout: .seconds(30)) { collector.text.withLockedValue { $0.contains(last) } }
+            let text = collector.text.withLockedValue { $0 }
+            let titles = text.split(separator: "\n").filter { $0.hasPrefix("data: {\"type\":\"notification\"") }.compactMap { line -> Int? in
+                guard let range = line.range(of: #""title":""#) else { return nil }
+                return Int(line[range.upperBound...].prefix { $0 != "\"" })
+            }
+            #expect(titles == Array(0..<published), "every notification once, in order")
         }
     }
 }
