@@ -56,8 +56,6 @@ public final class Hub: PublicationSink {
         self.shardIndex = index
         self.delivered = delivered
         self.receipts = Receipts(nodeID: nodeID, broker: broker)
-        // Reports for this node's waiting publishers arrive on its own channel.
-        broker.setInterest(in: receipts.channel, true)
     }
 
     // MARK: Connections

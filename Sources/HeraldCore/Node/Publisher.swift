@@ -51,10 +51,14 @@ public final class Publisher: Sendable {
         } catch {
             return loop.makeFailedFuture(WaitError.tooManyWaiting(receipts.collector.maxPending))
         }
-        var publication = publication
-        publication.receipt = request
+        var waiting = publication
+        waiting.receipt = request
+        let publication = waiting
         let (local, collector, node) = (counts.local(publication.channel), receipts.collector, receipts.nodeID)
-        return publish(publication, from: source, on: loop).flatMap { outcome in
+        // Reports must be able to reach this node before anything is published.
+        return receipts.listen(on: loop).flatMap {
+            self.publish(publication, from: source, on: loop)
+        }.flatMap { outcome in
             guard !outcome.receipt.duplicate else {
                 collector.cancel(request.id)
                 return loop.makeSucceededFuture((outcome, Self.unwaited(outcome)))

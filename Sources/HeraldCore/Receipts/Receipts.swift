@@ -1,5 +1,6 @@
 import HeraldProtocol
 import NIOCore
+import Synchronization
 
 /// This node's receipts, both sides: as the publishing node it collects the nodes' reports
 /// (``collector``); as a delivering node it reports what it wrote (and, for `wait=acked`, the
@@ -14,6 +15,9 @@ public final class Receipts: Sendable {
     public let collector: ReceiptCollector
     let watch: AckWatch
     private let broker: any Broker
+    /// Whether this node listens on its receipt channel: from its first waiting publish on, so
+    /// a node that never waits costs Redis no subscription.
+    private let listening = Atomic<Bool>(false)
 
     init(nodeID: String, broker: any Broker) {
         self.nodeID = nodeID
@@ -24,6 +28,12 @@ public final class Receipts: Sendable {
 
     /// The channel this node's reports arrive on.
     public var channel: String { ReceiptRequest.channel(of: nodeID) }
+
+    /// Succeeds on `loop` once reports for this node reach it (at once after the first time).
+    func listen(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        if !listening.exchange(true, ordering: .relaxed) { broker.setInterest(in: channel, true) }
+        return broker.whenSubscribed(channel, on: loop)
+    }
 
     /// A report for this node arrived on its receipt channel.
     func received(_ publication: Publication) {
