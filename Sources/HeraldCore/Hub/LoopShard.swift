@@ -124,19 +124,13 @@ final class LoopShard: @unchecked Sendable {
             var touched: [any HubConnection] = []
             for case .publication(let publication, let tally) in batch {
                 let delivery = Delivery(publication)
-                let write = { (connection: any HubConnection) -> Bool in
-                    switch connection.write(delivery) {
-                    case .held: return false
-                    case .written(let first):
-                        if first { touched.append(connection) }
-                        return true
-                    }
+                var written: [UInt64] = []
+                count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { connection in
+                    guard case .written(let first) = connection.write(delivery) else { return }
+                    if first { touched.append(connection) }
+                    if tally != nil { written.append(connection.sequence) }
                 }
-                if let tally {
-                    count += tallied(publication, tally, write)
-                } else {
-                    count += forEachRecipient(of: publication.channel, excluding: publication.excludedClient) { _ = write($0) }
-                }
+                tally?.add(written)
             }
             for connection in touched { connection.flush() }
         }

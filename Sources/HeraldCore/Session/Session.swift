@@ -243,6 +243,8 @@ public struct Session: Sendable {
     }
 
     private mutating func admit(_ delivery: Delivery) -> Outgoing {
+        // The fan-out path: one branch, no policy lookup, while nothing is slow.
+        guard !slow.isIdle else { return .write }
         switch slow.admit(delivery, policy: slowConsumerPolicy) {
         case .write:
             return .write

@@ -150,6 +150,9 @@ public struct SlowConsumerFlow: Sendable {
 
     // MARK: Queries
 
+    /// Nothing is slow and nothing is being caught up: every delivery is written.
+    public var isIdle: Bool { !isLagging && reading.isEmpty }
+
     /// Channels whose catch-up is being read.
     public var channelsCatchingUp: Set<String> { Set(reading.keys) }
 
