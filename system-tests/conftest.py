@@ -294,3 +294,71 @@ def running_postgres():
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+class PausableProxy:
+    """A TCP proxy on loopback whose server-to-client direction can be paused: while paused it
+    stops reading from the node (a small receive buffer), so the node sees a client that does
+    not read — a slow consumer behind a real browser."""
+
+    def __init__(self, target_port):
+        import threading
+        self.target_port, self.port = target_port, free_port()
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.sockets, self.closed = [], False
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            upstream.connect(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source, sink, pausable):
+        while not self.closed:
+            if pausable:
+                self.flowing.wait()
+            try:
+                data = source.recv(4096)
+                if not data:
+                    break
+                sink.sendall(data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def pause(self):
+        self.flowing.clear()
+
+    def resume(self):
+        self.flowing.set()
+
+    def close(self):
+        self.closed = True
+        self.flowing.set()
+        for each in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                each.close()
+
+
+@contextlib.contextmanager
+def running_proxy(target_port):
+    proxy = PausableProxy(target_port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import REPORTS, http, running_cluster, running_hook_backend, running_node, wait_until
+from conftest import REPORTS, http, running_cluster, running_hook_backend, running_node, running_proxy, wait_until
 
 PRELUDE = """
 const done = arguments[arguments.length - 1];
@@ -340,3 +340,49 @@ def test_herald_js_acknowledges_what_it_handled_and_another_tab_resumes_after_it
         assert resumed["titles"] == ["n4", "n5"]
         assert resumed["recovery"]["recovered"] is True
         assert resumed["recovery"]["unread"] == 2
+
+
+def test_herald_js_behind_a_stalled_link_gets_the_newest_per_key_and_does_not_recover_the_rest(page, tmp_path):
+    config = tmp_path / "herald.yaml"
+    config.write_text("namespaces:\n  ticker:\n    slow_consumer: latest\n")
+    with running_node("--config", str(config), "--send-queue-bytes", "16384", "--socket-send-buffer", "8192") as node, \
+            running_proxy(node.port) as proxy:
+        page.get(node.url + "/health")
+        js(page, START_CLIENT, f"ws://127.0.0.1:{proxy.port}/ws", "ticker:fx", {"backoffBase": 100})
+        js(page, "window.subscribedCount = 0; herald.on('subscribed', () => { window.subscribedCount += 1; }); return true;")
+        keys = ["EUR", "GBP", "JPY"]
+        body = "x" * 1024
+        newest, published = {}, 0
+
+        def lagging():
+            status, text = http("GET", node.url + "/metrics")
+            return 'herald_slow_consumers_total{policy="latest"} 1' in str(text)
+
+        proxy.pause()
+        rounds_after_lag = None
+        while rounds_after_lag is None or rounds_after_lag < 10:
+            assert published < 6000, "the stalled link never made the node see a slow consumer"
+            for key in keys:
+                answer = node.publish("ticker:fx", f"{key} {published}", body=body, conflate_key=key)
+                newest[key] = answer["offset"]
+                published += 1
+            if rounds_after_lag is not None:
+                rounds_after_lag += 1
+            elif published % 60 == 0 and lagging():
+                rounds_after_lag = 0
+        proxy.resume()
+        js(page, """
+            await until(() => args[0].every(([key, offset]) =>
+                window.got.some((n) => n.conflate_key === key && n.offset === offset)), 'the newest of every key', 20000);
+            return true;
+        """, list(newest.items()))
+        got = js(page, "return window.got.map((n) => ({ key: n.conflate_key, offset: n.offset }));")
+        assert len(got) < published, "older notifications were replaced, not queued"
+        for key in keys:
+            offsets = [n["offset"] for n in got if n["key"] == key]
+            assert offsets == sorted(set(offsets)) and offsets[-1] == newest[key]
+        # The skipped offsets are not a gap to recover: no resubscribe, no recovery, and the
+        # client's position is the newest offset it was sent.
+        assert js(page, "return window.subscribedCount;") == 0
+        assert js(page, "return window.recoveries;") == []
+        assert js(page, "return window.herald.position('ticker:fx').offset;") == max(newest.values())

@@ -287,13 +287,8 @@ import Testing
             $0.slowConsumer = .disconnect
         }) { node in
             // A raw client that sends the request and then never reads.
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(ChannelOptions.autoRead, value: false)
-                .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096)
-                .connect(host: "127.0.0.1", port: node.port).get()
+            let channel = try await Self.stalledStream(node, "flood")
             defer { channel.close(promise: nil) }
-            try await channel.writeAndFlush(ByteBuffer(string: "GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n"))
-            try await waitUntil("the stream to open") { node.connectionCount == 1 }
             let big = String(repeating: "x", count: 16_000)
             var published = 0
             while node.connectionCount == 1, published < 2000 {
@@ -317,20 +312,35 @@ private final class ByteCollector: ChannelInboundHandler, Sendable {
 }
 
 extension SSETests {
+    /// A raw client that opens `/sse?channel=` and then does not read (a small receive buffer:
+    /// the kernel absorbs little); `collector` gets what it reads once reading is turned on.
+    fileprivate static func stalledStream(_ node: RunningNode, _ channel: String, collector: ByteCollector? = nil) async throws -> any Channel {
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(ChannelOptions.autoRead, value: false)
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096)
+            .channelInitializer { channel in
+                guard let collector else { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.pipeline.addHandler(collector)
+            }
+            .connect(host: "127.0.0.1", port: node.port).get()
+        do {
+            try await client.writeAndFlush(ByteBuffer(string: "GET /sse?channel=\(channel) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await waitUntil("the stream to open") { node.connectionCount == 1 }
+        } catch {
+            try? await client.close()
+            throw error
+        }
+        return client
+    }
+
     @Test func aStreamThatStopsReadingIsCaughtUpFromHistoryWhenItReadsAgain() async throws {
         try await withNode({
             $0.sendQueueBytes = 64 * 1024
             $0.history.size = 1000
         }) { node in
             let collector = ByteCollector()
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelOption(ChannelOptions.autoRead, value: false)
-                .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096)
-                .channelInitializer { $0.pipeline.addHandler(collector) }
-                .connect(host: "127.0.0.1", port: node.port).get()
+            let channel = try await Self.stalledStream(node, "flood", collector: collector)
             defer { channel.close(promise: nil) }
-            try await channel.writeAndFlush(ByteBuffer(string: "GET /sse?channel=flood HTTP/1.1\r\nHost: x\r\n\r\n"))
-            try await waitUntil("the stream to open") { node.connectionCount == 1 }
             let big = String(repeating: "x", count: 16_000)
             var published = 0
             while true {
