@@ -339,6 +339,66 @@ public final class RedisBroker: Broker, SubscriberCountStore {
         }
     }
 
+    /// Every publication in one write — one round trip for the whole batch — each with its
+    /// own script (or `PUBLISH`) and count, in order, and one `WAIT` behind them all when
+    /// replicas must acknowledge.
+    public func publish(batch publications: [Publication], on loop: any EventLoop) -> EventLoopFuture<[Result<PublishReceipt, BrokerError>]> {
+        guard let connection = commands.connection else {
+            return loop.makeSucceededFuture(publications.map { _ in .failure(.unavailable(topology.unreachable)) })
+        }
+        let start = NIODeadline.now()
+        var pipelined: [PipelinedCommand] = []
+        pipelined.reserveCapacity(publications.count * 2 + 1)
+        var slots: [(plain: Bool, publish: Int, count: Int?)] = []
+        slots.reserveCapacity(publications.count)
+        for publication in publications {
+            let policy = rules.history(for: publication.channel)
+            let plain = !policy.isOn && publication.idempotencyKey == nil
+            let index = pipelined.count
+            if plain {
+                pipelined.append(.plain([publishCommand, keys.pubsub(publication.channel), PublicationEnvelope.encode(publication)]))
+            } else {
+                let (keys, arguments) = publishScriptInput(publication, policy)
+                pipelined.append(.script(LoadedScript.publish, keys: keys, arguments: arguments))
+            }
+            var count: Int?
+            if let counting {
+                count = pipelined.count
+                pipelined.append(counting.count(publication.channel))
+            }
+            slots.append((plain, index, count))
+        }
+        let waitIndex = replication.isOn ? pipelined.count : nil
+        if replication.isOn { pipelined.append(.plain(waitCommand)) }
+        let replies = PipelinedCommand.send(pipelined, on: connection, sha: scripts)
+        let items = zip(publications, slots).map { publication, slot -> EventLoopFuture<Result<PublishReceipt, BrokerError>> in
+            replies[slot.publish].flatMapThrowing { reply in
+                slot.plain ? PublishReceipt(id: publication.id, position: nil) : try Self.receipt(from: reply)
+            }.flatMap { receipt -> EventLoopFuture<PublishReceipt> in
+                guard let count = slot.count else { return connection.eventLoop.makeSucceededFuture(receipt) }
+                // The count is a figure, not the publish: if it fails, `delivered` counts this node only.
+                return replies[count].map { others in
+                    var counted = receipt
+                    counted.otherNodesSubscribers = receipt.duplicate ? nil : others.int
+                    return counted
+                }.recover { _ in receipt }
+            }.map { .success($0) }.recover { error in .failure(self.brokerError(error, "publish to Redis failed")) }
+        }
+        let (timers, replicas) = (self.timers, replication.minReplicas)
+        let all = EventLoopFuture.whenAllSucceed(items, on: loop)
+        guard let waitIndex else {
+            return all.always { _ in timers.record(.publish, since: start) }
+        }
+        return all.and(replies[waitIndex].map { $0.int ?? 0 }.recover { _ in 0 }).map { results, acknowledged in
+            timers.record(.publish, since: start)
+            guard acknowledged < replicas else { return results }
+            return results.map { result in
+                guard case .success(let receipt) = result else { return result }
+                return .failure(.replicationTimeout("\(acknowledged) of \(replicas) Redis replicas acknowledged publication \(receipt.id) in time"))
+            }
+        }
+    }
+
     private func publishScriptInput(_ publication: Publication, _ policy: HistoryPolicy) -> (keys: [ByteBuffer], arguments: [ByteBuffer]) {
         let channel = publication.channel
         let idempotency = publication.idempotencyKey.map { self.keys.idempotency(channel, key: $0) } ?? ByteBuffer()

@@ -52,6 +52,24 @@ public final class ShardedBroker: Broker, SubscriberCountStore {
         shards.of(publication.channel).publish(publication, on: loop)
     }
 
+    /// One batch per shard — one round trip each, all at once — answered in the request's order.
+    public func publish(batch publications: [Publication], on loop: any EventLoop) -> EventLoopFuture<[Result<PublishReceipt, BrokerError>]> {
+        var groups: [ObjectIdentifier: (broker: RedisBroker, indices: [Int])] = [:]
+        for (index, publication) in publications.enumerated() {
+            let broker = shards.of(publication.channel)
+            groups[ObjectIdentifier(broker), default: (broker, [])].indices.append(index)
+        }
+        let parts = groups.values.map { group in
+            group.broker.publish(batch: group.indices.map { publications[$0] }, on: loop).map { (group.indices, $0) }
+        }
+        let count = publications.count
+        return EventLoopFuture.whenAllSucceed(parts, on: loop).map { parts in
+            var results = [Result<PublishReceipt, BrokerError>](repeating: .failure(.unavailable("not published")), count: count)
+            for (indices, answers) in parts { for (index, answer) in zip(indices, answers) { results[index] = answer } }
+            return results
+        }
+    }
+
     public func writeCounts(_ counts: [(channel: String, count: Int)], ttl: TimeAmount) {
         let byChannel = Dictionary(counts.map { ($0.channel, $0.count) }, uniquingKeysWith: { _, last in last })
         for (broker, channels) in shards.grouped(counts.map(\.channel)) {

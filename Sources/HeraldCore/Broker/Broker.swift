@@ -31,6 +31,9 @@ public protocol Broker: Service, ChannelHistory {
     /// caller on an event loop (the REST fast path, a socket's `message`) needs no Swift task
     /// — brokers answer from their own loop (Redis) or at once (in memory).
     func publish(_ publication: Publication, on loop: any EventLoop) -> EventLoopFuture<PublishReceipt>
+    /// Publishes several, in order, each as ``publish(_:on:)`` would — a Redis broker writes
+    /// them all in one round trip per shard. Each publication succeeds or fails on its own.
+    func publish(batch publications: [Publication], on loop: any EventLoop) -> EventLoopFuture<[Result<PublishReceipt, BrokerError>]>
     /// Hands `publication` to every node with interest in its channel (this node included)
     /// *without* a position and without storing it: for what must not be replayed — a user's
     /// notifications, join and leave events. Same ordering and delivery guarantees as
@@ -57,6 +60,16 @@ public protocol Broker: Service, ChannelHistory {
 
 extension Broker {
     public var parts: [(name: String, isUp: Bool)] { [] }
+
+    /// One ``publish(_:on:)`` per publication, all started at once (in order).
+    public func publish(batch publications: [Publication], on loop: any EventLoop) -> EventLoopFuture<[Result<PublishReceipt, BrokerError>]> {
+        let results = publications.map { publication in
+            publish(publication, on: loop).map { Result<PublishReceipt, BrokerError>.success($0) }.recover { error in
+                .failure(error as? BrokerError ?? .unavailable("\(error)"))
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(results, on: loop)
+    }
 }
 
 /// Broker health.

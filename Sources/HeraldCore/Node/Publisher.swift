@@ -108,6 +108,60 @@ public final class Publisher: Sendable {
         }
     }
 
+    /// Publishes several in one go (``Broker/publish(batch:on:)``: one round trip per Redis
+    /// shard), each answered on its own, in order.
+    public func publish(
+        batch publications: [Publication], from source: NodeMetrics.PublicationSource = .rest, on loop: any EventLoop
+    ) -> EventLoopFuture<[Result<Outcome, BrokerError>]> {
+        let accepted = Publication.nowMicros()
+        var stamped = publications
+        for index in stamped.indices { stamped[index].acceptedAtMicros = accepted }
+        let channels = stamped.map(\.channel)
+        let locals = channels.map { counts.local($0) }
+        return broker.publish(batch: stamped, on: loop).flatMap { results in
+            self.othersWhereUncounted(channels, results, on: loop).map { others in
+                self.outcomes(channels, locals: locals, results, others: others, from: source)
+            }
+        }
+    }
+
+    /// The other nodes' subscribers of each channel the broker did not count in its own trip
+    /// (read once per channel; nothing when the broker counted them all, or alone).
+    private func othersWhereUncounted(
+        _ channels: [String], _ results: [Result<PublishReceipt, BrokerError>], on loop: any EventLoop
+    ) -> EventLoopFuture<[String: Int]> {
+        guard counts.isClustered else { return loop.makeSucceededFuture([:]) }
+        var missing = Set<String>()
+        for (channel, result) in zip(channels, results) {
+            if case .success(let receipt) = result, receipt.otherNodesSubscribers == nil, !receipt.duplicate { missing.insert(channel) }
+        }
+        guard !missing.isEmpty else { return loop.makeSucceededFuture([:]) }
+        let (counts, wanted) = (self.counts, missing)
+        return loop.makeFutureWithTask {
+            var found: [String: Int] = [:]
+            for channel in wanted { found[channel] = await counts.others(channel) }
+            return found
+        }
+    }
+
+    private func outcomes(
+        _ channels: [String], locals: [Int], _ results: [Result<PublishReceipt, BrokerError>], others: [String: Int],
+        from source: NodeMetrics.PublicationSource
+    ) -> [Result<Outcome, BrokerError>] {
+        var outcomes: [Result<Outcome, BrokerError>] = []
+        outcomes.reserveCapacity(results.count)
+        for index in results.indices {
+            switch results[index] {
+            case .success(let receipt):
+                let counted = receipt.otherNodesSubscribers ?? others[channels[index]] ?? 0
+                outcomes.append(.success(accepted(receipt, delivered: locals[index] + counted, from: source)))
+            case .failure(let error):
+                outcomes.append(.failure(error))
+            }
+        }
+        return outcomes
+    }
+
     private func accepted(_ receipt: PublishReceipt, delivered: Int, from source: NodeMetrics.PublicationSource) -> Outcome {
         metrics.published(from: source, duplicate: receipt.duplicate)
         if receipt.duplicate { return Outcome(delivered: 0, receipt: receipt) }

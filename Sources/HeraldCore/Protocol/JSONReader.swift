@@ -73,6 +73,30 @@ public struct JSONReader {
         return strings ?? nil
     }
 
+    /// Where each element of an array `field` found by ``objectFields(_:)`` lies in the same
+    /// `bytes` (a batch's items, each then read with ``objectFields(_:)``).
+    public static func elements(ofArray field: Field, in bytes: some Collection<UInt8>) -> [Range<Int>] {
+        precondition(field.kind == .array)
+        let ranges: [Range<Int>]? = try? withBuffer(bytes) { buffer throws(Failure) -> [Range<Int>] in
+            var parser = Parser(buffer)
+            parser.index = field.range.lowerBound + 1
+            var ranges: [Range<Int>] = []
+            // objectFields validated the text: only its structure is walked here.
+            parser.skipWhitespace()
+            if parser.peek == UInt8(ascii: "]") { return ranges }
+            while true {
+                parser.skipWhitespace()
+                let start = parser.index
+                _ = try parser.value()
+                ranges.append(start..<parser.index)
+                parser.skipWhitespace()
+                guard parser.peek == UInt8(ascii: ",") else { return ranges }
+                parser.index += 1
+            }
+        }
+        return ranges ?? []
+    }
+
     /// The text of a `field` found by ``objectFields(_:)`` in the same `bytes`, as raw JSON.
     public static func raw(_ field: Field, in bytes: some Collection<UInt8>) -> RawJSON {
         let start = bytes.index(bytes.startIndex, offsetBy: field.range.lowerBound)

@@ -283,6 +283,7 @@ public final class HeraldNode: Service {
         ).register(on: router)
         PresenceRoutes(presence: presence).register(on: router)
         UserRoutes(publisher: publisher, positions: positions, configuration: configuration).register(on: router)
+        BatchRoutes(publisher: publisher, configuration: configuration).register(on: router)
         MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker, monitors: redisMonitors).register(on: router)
         SSEEndpoint(
             joiner: ChannelJoiner(hub: hub, history: broker, counts: counts, positions: positions), admission: admission, verifier: verifier,

@@ -12,7 +12,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case pingInterval, pingTimeout
     case maxMessageBytes, maxSubscriptions, maxNameLength
     case rateLimit, rateBurst, maxConnections, sendQueueBytes, socketSendBuffer
-    case maxBodyBytes, shutdownGrace
+    case maxBodyBytes, maxBatch, maxBatchBytes, shutdownGrace
     case corsOrigins, apiKey, allowedOrigins
     case jwtSecret, jwtPublicKeyFile, allowAnonymous, authTimeout
     case tlsCertFile, tlsKeyFile
@@ -90,6 +90,12 @@ public enum ConfigKey: String, CaseIterable, Sendable {
             Setting("socket-send-buffer",
                     help: "SO_SNDBUF of each WebSocket, in bytes; unset: the kernel's autotuning, which lets a client that does not read hold up to net.ipv4.tcp_wmem's maximum (4 MiB) in kernel memory.") {
                 $0.socketSendBuffer = try $1.int(4096...(64 << 20))
+            }
+        case .maxBatch:
+            Setting("max-batch", default: "1000", help: "Most publications in one POST /api/batch.") { $0.maxBatch = try $1.int(1...100_000) }
+        case .maxBatchBytes:
+            Setting("max-batch-bytes", default: "8388608", help: "Largest POST /api/batch body in bytes; larger is refused with 413.") {
+                $0.maxBatchBytes = try $1.int(1024...(1 << 30))
             }
         case .maxBodyBytes:
             Setting("max-body-bytes", default: "65536", help: "Largest REST request body.") { $0.maxBodyBytes = try $1.int(64...(64 << 20)) }

@@ -28,6 +28,9 @@ public struct HeraldConfiguration: Sendable {
     /// `SO_SNDBUF` of each WebSocket; `nil`: the kernel's autotuning.
     public var socketSendBuffer: Int?
     public var maxBodyBytes = 0
+    /// Most publications in one `POST /api/batch`, and its largest body.
+    public var maxBatch = 0
+    public var maxBatchBytes = 0
     public var shutdownGrace = TimeAmount.seconds(5)
     public var corsOrigins: [String] = []
     public var apiKeys: [String] = []

@@ -38,6 +38,13 @@ struct PublishRequest {
             throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
         }
         guard let fields = parsed else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        return try parse(fields, in: view, requiringChannels: requiringChannels)
+    }
+
+    /// The request in an object already read (a batch's item), whose fields lie in `view`.
+    static func parse(
+        _ fields: [String: JSONReader.Field], in view: ByteBufferView, requiringChannels: Bool
+    ) throws(APIError) -> PublishRequest {
         var request = PublishRequest()
         request.title = try string("title", in: fields)
         request.body = try string("body", in: fields)
@@ -66,7 +73,7 @@ struct PublishRequest {
         return request
     }
 
-    private static func string(_ key: String, in fields: [String: JSONReader.Field]) throws(APIError) -> String? {
+    static func string(_ key: String, in fields: [String: JSONReader.Field]) throws(APIError) -> String? {
         guard let field = fields[key], field.kind != .null else { return nil }
         guard let value = field.string else {
             throw APIError(.badRequest, .invalidField, "field \"\(key)\" has the wrong type")
