@@ -49,7 +49,7 @@ import Testing
                 let parts = operation.split(separator: " ")
                 let path = parts[1].replacingOccurrences(of: "{channel}", with: "docs-check")
                     .replacingOccurrences(of: "{user}", with: "docs-user")
-                let body: String? = parts[0] == "POST" ? #"{"channels":["docs-check"],"channel":"docs-check"}"# : nil
+                let body: String? = parts[0] == "POST" ? #"{"channels":["docs-check"],"channel":"docs-check","items":[{"channel":"docs-check"}]}"# : nil
                 let result = try await node.request(
                     parts[0] == "POST" ? .POST : .GET, path, body: body, headers: [("Authorization", "Bearer k")])
                 #expect(result.status == 200, "\(operation) answered \(result.status): \(result.text)")
