@@ -8,9 +8,9 @@ import sys
 SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
 # Herald variants benchmarks/run knows: one thread, history off, publishes through the router.
 VARIANTS = ["", "-1t", "-nohist", "-1t-nohist", "-router", "-1t-router"]
-SCENARIOS = ["fanout", "fanout200", "channels", "connect"]
+SCENARIOS = ["fanout", "fanout200", "channels", "connect", "batch"]
 # Scenarios with deliveries (connect has none).
-DELIVERING = ["fanout", "fanout200", "channels"]
+DELIVERING = ["fanout", "fanout200", "channels", "batch"]
 
 
 def load(directory):

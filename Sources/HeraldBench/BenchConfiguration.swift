@@ -33,6 +33,9 @@ public struct BenchConfiguration: Sendable, Codable {
     public var publishers = 4
     /// Extra payload bytes per notification.
     public var payloadBytes = 0
+    /// Publications per request: above 1, Herald's publishers send `POST /api/batch` (Nchan has
+    /// no batch publish; it keeps publishing one at a time).
+    public var batch = 1
     /// Server processes whose CPU time and resident memory are reported.
     public var pids: [Int32] = []
     /// `max` mode: p99 bound in milliseconds.

@@ -46,4 +46,6 @@ public struct BenchResult: Sendable, Codable {
     public var rssKiBPerConnection: Double?
     /// `max` mode: the highest rate that kept loss at zero and p99 under the bound.
     public var maxSustainedDeliveriesPerSecond: Double?
+    /// Publications per request (`POST /api/batch` above 1); absent for single publishes.
+    public var batch: Int?
 }

@@ -157,41 +157,51 @@ public final class BenchRunner: Sendable {
                 self.progress("t=\(String(format: "%.0f", Self.seconds(ContinuousClock.now - start)))s published=\(sent)/\(total) delivered=\(recorder.deliveries - deliveredBefore)")
             }
         }
+        // Herald publishes `perRequest` notifications per request (`POST /api/batch` above 1).
+        let perRequest = configuration.target == .herald ? max(1, configuration.batch) : 1
+        let requests = (total + perRequest - 1) / perRequest
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for worker in 0..<configuration.publishers {
                 tasks.addTask {
-                    var index = worker
-                    while index < total {
+                    var number = worker
+                    while number < requests {
+                        let first = number * perRequest
+                        let indices = first..<min(first + perRequest, total)
                         if rate > 0 {
-                            try await Task.sleep(until: start + .seconds(Double(index) / rate), clock: .continuous)
+                            try await Task.sleep(until: start + .seconds(Double(first) / rate), clock: .continuous)
                         }
-                        let channel = self.channelName(index)
-                        let node = nodes[index % nodes.count]
+                        let node = nodes[number % nodes.count]
                         let stamp = WallClock.nanos()
-                        let payload = #"{"seq":\#(index),"t":\#(stamp),"pad":"\#(padding)"}"#
+                        func payload(_ index: Int) -> String { #"{"seq":\#(index),"t":\#(stamp),"pad":"\#(padding)"}"# }
                         var request: HTTPClientRequest
-                        if self.configuration.target == .herald {
-                            request = HTTPClientRequest(url: "\(node.base)/api/notify/\(channel)")
-                            request.body = .bytes(ByteBuffer(string: #"{"title":"bench","data":\#(payload)}"#))
+                        if self.configuration.target == .nchan {
+                            request = HTTPClientRequest(url: "\(node.base)/pub/\(self.channelName(first))")
+                            request.body = .bytes(ByteBuffer(string: payload(first)))
+                        } else {
+                            if perRequest == 1 {
+                                request = HTTPClientRequest(url: "\(node.base)/api/notify/\(self.channelName(first))")
+                                request.body = .bytes(ByteBuffer(string: #"{"title":"bench","data":\#(payload(first))}"#))
+                            } else {
+                                request = HTTPClientRequest(url: "\(node.base)/api/batch")
+                                let items = indices.map { #"{"channel":"\#(self.channelName($0))","title":"bench","data":\#(payload($0))}"# }
+                                request.body = .bytes(ByteBuffer(string: #"{"items":[\#(items.joined(separator: ","))]}"#))
+                            }
                             request.headers.add(name: "Content-Type", value: "application/json")
                             if let key = self.configuration.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
-                        } else {
-                            request = HTTPClientRequest(url: "\(node.base)/pub/\(channel)")
-                            request.body = .bytes(ByteBuffer(string: payload))
                         }
                         request.method = .POST
-                        let expected = subscribersPerChannel[channel] ?? 0
+                        let expected = indices.reduce(0) { $0 + (subscribersPerChannel[self.channelName($1)] ?? 0) }
                         do {
                             let response = try await client.execute(request, timeout: .seconds(10))
-                            _ = try await response.body.collect(upTo: 1 << 20)
+                            _ = try await response.body.collect(upTo: 16 << 20)
                             let ok = (200..<300).contains(Int(response.status.code))
                             published.withLockedValue {
-                                if ok { $0.ok += 1; $0.expected += expected } else { $0.errors += 1 }
+                                if ok { $0.ok += indices.count; $0.expected += expected } else { $0.errors += indices.count }
                             }
                         } catch {
-                            published.withLockedValue { $0.errors += 1 }
+                            published.withLockedValue { $0.errors += indices.count }
                         }
-                        index += self.configuration.publishers
+                        number += self.configuration.publishers
                     }
                 }
             }
@@ -220,6 +230,7 @@ public final class BenchRunner: Sendable {
         result.targetRate = rate
         result.published = counts.ok
         result.publishErrors = counts.errors
+        if configuration.target == .herald, configuration.batch > 1 { result.batch = configuration.batch }
         result.expectedDeliveries = expected
         result.deliveries = deliveries
         result.duplicates = recorder.duplicates

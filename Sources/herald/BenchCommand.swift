@@ -19,6 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds of publishing.") var seconds: Double = 10
     @Option(help: "Concurrent REST publishers.") var publishers: Int = 4
     @Option(name: .customLong("payload-bytes"), help: "Padding bytes per notification.") var payloadBytes: Int = 0
+    @Option(help: "Publications per request: above 1, Herald's publishers send POST /api/batch (the rate still counts publications).") var batch: Int = 1
     @Option(name: .customLong("pid"), help: "Server process to measure (CPU, RSS); repeatable.") var pids: [Int32] = []
     @Option(name: .customLong("max-p99-ms"), help: "max mode: the p99 bound in milliseconds.") var maxP99: Double = 50
     @Option(name: .customLong("api-key"), help: "Herald API key (or HERALD_API_KEY).") var apiKey: String?
@@ -27,6 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
         var configuration = BenchConfiguration()
         guard let mode = BenchConfiguration.Mode(rawValue: mode) else { throw ValidationError("unknown mode \(mode)") }
         guard let target = BenchConfiguration.Target(rawValue: target) else { throw ValidationError("unknown target \(target)") }
+        guard batch >= 1 else { throw ValidationError("batch must be at least 1") }
         guard subscribers > 0, channels > 0, publishers > 0, seconds > 0, rate >= 0 else {
             throw ValidationError("subscribers, channels, publishers and seconds must be positive")
         }
@@ -39,6 +41,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.seconds = seconds
         configuration.publishers = publishers
         configuration.payloadBytes = payloadBytes
+        configuration.batch = batch
         configuration.pids = pids
         configuration.maxP99Millis = maxP99
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["HERALD_API_KEY"]
