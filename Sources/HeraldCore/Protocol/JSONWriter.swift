@@ -25,6 +25,18 @@ public struct JSONWriter {
         needsComma = true
     }
 
+    /// Starts an array of objects under `key` (each ``beginObject()``…``endObject()``).
+    public mutating func beginArray(_ key: StaticString) {
+        self.key(key)
+        buffer.writeInteger(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    public mutating func endArray() {
+        buffer.writeInteger(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
     public mutating func field(_ key: StaticString, _ value: String) {
         self.key(key)
         writeString(value)
