@@ -163,8 +163,11 @@ import Testing
                 receiver.accept(true)
                 await socket.close()
                 try await Self.expectEvents(receiver, "refused", ["channel_vacated"])
-                let metrics = try await node.request(.GET, "/metrics").text
-                #expect(metrics.contains(#"herald_webhook_events_total{name="channel_vacated",outcome="sent"} 1"#))
+                // Counted once the receiver's answer is back at the sender: a moment after it got the event.
+                try await waitUntil("the sent event to be counted") {
+                    try await node.request(.GET, "/metrics").text.contains(
+                        #"herald_webhook_events_total{name="channel_vacated",outcome="sent"} 1"#)
+                }
             }
         }
     }
