@@ -182,7 +182,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldBenchTests",
-            dependencies: ["HeraldBench", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["HeraldBench", "HeraldTesting", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RedisBridgeTests",

@@ -40,6 +40,8 @@ public struct BenchConfiguration: Sendable, Codable {
     public var pids: [Int32] = []
     /// `max` mode: p99 bound in milliseconds.
     public var maxP99Millis = 50.0
+    /// `max` mode: at most this many doubling steps.
+    public var maxSteps = 12
     /// API key for Herald's REST API.
     public var apiKey: String?
 

@@ -65,7 +65,7 @@ public final class BenchRunner: Sendable {
         if configuration.mode == .max {
             return try await findMaximum(base: result, recorder: recorder)
         }
-        return try await publishPhase(rate: configuration.rate, recorder: recorder, base: result, statsBefore: afterConnect)
+        return try await publishPhase(rate: configuration.rate, first: 0, recorder: recorder, base: result, statsBefore: afterConnect).result
     }
 
     // MARK: Subscribers
@@ -124,12 +124,14 @@ public final class BenchRunner: Sendable {
 
     // MARK: Publishing
 
+    /// Publishes at `rate` for the configured time, numbering publications from `first`.
+    /// - Returns: the step's result and how many numbers it used.
     private func publishPhase(
-        rate: Double, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)]
-    ) async throws -> BenchResult {
+        rate: Double, first: Int, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)]
+    ) async throws -> (result: BenchResult, used: Int) {
         let client = HTTPClient(eventLoopGroupProvider: .shared(group))
         do {
-            let result = try await publish(rate: rate, recorder: recorder, base: base, statsBefore: statsBefore, client: client)
+            let result = try await publish(rate: rate, first: first, recorder: recorder, base: base, statsBefore: statsBefore, client: client)
             try? await client.shutdown()
             return result
         } catch {
@@ -139,16 +141,18 @@ public final class BenchRunner: Sendable {
     }
 
     private func publish(
-        rate: Double, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)], client: HTTPClient
-    ) async throws -> BenchResult {
+        rate: Double, first sequenceBase: Int, recorder: DeliveryRecorder, base: BenchResult, statsBefore: [(Int32, ProcessStats?)],
+        client: HTTPClient
+    ) async throws -> (result: BenchResult, used: Int) {
         let total = max(1, Int(rate * configuration.seconds))
+        recorder.begin(sequenceBase..<(sequenceBase + total))
         let subscribersPerChannel = subscriberCounts()
         let published = NIOLockedValueBox((ok: 0, errors: 0, expected: 0))
         let padding = String(repeating: "x", count: configuration.payloadBytes)
         let nodes = self.nodes
         let start = ContinuousClock.now
         let cpuBefore = statsBefore
-        let deliveredBefore = recorder.deliveries
+        let deliveredBefore = 0
 
         let reporter = Task {
             while !Task.isCancelled {
@@ -172,7 +176,7 @@ public final class BenchRunner: Sendable {
                         }
                         let node = nodes[number % nodes.count]
                         let stamp = WallClock.nanos()
-                        func payload(_ index: Int) -> String { #"{"seq":\#(index),"t":\#(stamp),"pad":"\#(padding)"}"# }
+                        func payload(_ index: Int) -> String { #"{"seq":\#(sequenceBase + index),"t":\#(stamp),"pad":"\#(padding)"}"# }
                         var request: HTTPClientRequest
                         if self.configuration.target == .nchan {
                             request = HTTPClientRequest(url: "\(node.base)/pub/\(self.channelName(first))")
@@ -247,17 +251,20 @@ public final class BenchRunner: Sendable {
             result.serverCPUMicrosPerDelivery = deliveries > 0 ? cpu * 1e6 / Double(deliveries) : nil
             result.serverCPUMicrosPerPublish = counts.ok > 0 ? cpu * 1e6 / Double(counts.ok) : nil
         }
-        return result
+        return (result, total)
     }
 
     /// Doubles the rate from the configured one until loss appears or p99 passes the bound.
     private func findMaximum(base: BenchResult, recorder: DeliveryRecorder) async throws -> BenchResult {
         var rate = max(configuration.rate, 1)
         var best: BenchResult?
-        for _ in 0..<12 {
-            recorder.reset()
-            let step = try await publishPhase(
-                rate: rate, recorder: recorder, base: base, statsBefore: configuration.pids.map { ($0, ProcessStats.read($0)) })
+        // Each step numbers its publications after the previous one's: a late delivery of a
+        // step is never counted as the next step's (nor as a duplicate of it).
+        var next = 0
+        for _ in 0..<configuration.maxSteps {
+            let (step, used) = try await publishPhase(
+                rate: rate, first: next, recorder: recorder, base: base, statsBefore: configuration.pids.map { ($0, ProcessStats.read($0)) })
+            next += used
             progress("max: rate \(rate)/s → \(Int(step.deliveriesPerSecond)) deliveries/s, lost \(step.lost), p99 \(step.latencyMillis.p99) ms")
             guard step.lost == 0, step.publishErrors == 0, step.latencyMillis.p99 <= configuration.maxP99Millis else { break }
             best = step

@@ -3,29 +3,43 @@ import Histogram
 import Synchronization
 
 /// Collects deliveries from every subscriber connection: latency, count, duplicates.
+///
+/// Each measurement covers a window of sequence numbers (``begin(_:)``): the `max` mode's steps
+/// publish fresh numbers each, and a delivery of an earlier step that arrives late is counted
+/// apart (``stragglers``), never as this step's — so every step's loss is exact.
 final class DeliveryRecorder: Sendable {
     private struct State {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var deliveries = 0
         var duplicates = 0
+        var stragglers = 0
+        var window = 0..<Int.max
     }
 
     private let state = Mutex(State())
 
-    /// Records a delivery sent at `sentNanos` (wall clock); `duplicate` when already seen.
-    func record(sentNanos: Int64, duplicate: Bool) {
+    /// Records delivery `sequence`, sent at `sentNanos` (wall clock); `duplicate` when this
+    /// connection saw it already.
+    func record(sequence: Int, sentNanos: Int64, duplicate: Bool) {
         let micros = UInt64(max(0, (WallClock.nanos() - sentNanos) / 1000))
         state.withLock { state in
+            guard state.window.contains(sequence) else {
+                state.stragglers += 1
+                return
+            }
             state.deliveries += 1
             if duplicate { state.duplicates += 1 }
             _ = state.histogram.record(min(micros, 60_000_000))
         }
     }
 
-    /// Starts a new measurement (the `max` mode's steps).
-    func reset() {
-        state.withLock { $0 = State() }
+    /// Starts a new measurement of the publications numbered `window`.
+    func begin(_ window: Range<Int>) {
+        state.withLock { $0 = State(window: window) }
     }
+
+    /// Deliveries of an earlier measurement that arrived during this one.
+    var stragglers: Int { state.withLock { $0.stragglers } }
 
     var deliveries: Int { state.withLock { $0.deliveries } }
     var duplicates: Int { state.withLock { $0.duplicates } }

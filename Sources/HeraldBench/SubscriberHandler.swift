@@ -31,7 +31,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         case .text:
             let bytes = frame.unmaskedData.readableBytesView
             if let sent = Self.number(after: Self.stampKey, in: bytes), let sequence = Self.number(after: Self.sequenceKey, in: bytes) {
-                recorder.record(sentNanos: sent, duplicate: markSeen(Int(sequence)))
+                recorder.record(sequence: Int(sequence), sentNanos: sent, duplicate: markSeen(Int(sequence)))
             } else if herald, Self.contains(Self.subscribedType, in: bytes) {
                 ready.succeed(())
             } else if herald, Self.contains(Self.pingType, in: bytes) {

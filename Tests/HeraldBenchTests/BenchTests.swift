@@ -1,4 +1,6 @@
+import HeraldTesting
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import HeraldBench
@@ -18,5 +20,31 @@ import Testing
         #expect(SubscriberHandler.number(after: SubscriberHandler.sequenceKey, in: bytes) == 41)
         #expect(SubscriberHandler.number(after: SubscriberHandler.stampKey, in: bytes) == 1_795_310_554_269_000_000)
         #expect(SubscriberHandler.number(after: SubscriberHandler.stampKey, in: ByteBuffer(string: #"{"timestamp":"x"}"#).readableBytesView) == nil)
+    }
+
+    /// Every `max` step counts only its own deliveries: the steps number their publications
+    /// apart, so one step's deliveries are neither the next one's duplicates nor its losses.
+    @Test func everyMaxStepCountsItsOwnDeliveriesExactly() async throws {
+        try await withNode { node in
+            var configuration = BenchConfiguration()
+            configuration.mode = .max
+            configuration.urls = [node.baseURL]
+            configuration.subscribers = 5
+            configuration.channels = 1
+            configuration.rate = 20
+            configuration.seconds = 0.5
+            configuration.publishers = 2
+            configuration.maxP99Millis = 60_000
+            configuration.maxSteps = 3
+            let steps = Mutex<[String]>([])
+            let result = try await BenchRunner(configuration: configuration) { line in
+                if line.hasPrefix("max:") { steps.withLock { $0.append(line) } }
+            }.run()
+            let lines = steps.withLock { $0 }
+            #expect(lines.count == 3, "\(lines)")
+            #expect(lines.allSatisfy { $0.contains("lost 0,") }, "\(lines)")
+            #expect(result.lost == 0 && result.duplicates == 0)
+            #expect(result.published == 40 && result.deliveries == 200 && result.expectedDeliveries == 200)
+        }
     }
 }
