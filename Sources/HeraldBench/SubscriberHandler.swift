@@ -11,6 +11,8 @@ final class SubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
 
     private let recorder: DeliveryRecorder
+    /// The recorder's shard for this connection's loop (set when added).
+    private var shard: DeliveryRecorder.Shard?
     private let herald: Bool
     private let ready: EventLoopPromise<Void>
     private var seen: [UInt64] = []
@@ -22,6 +24,7 @@ final class SubscriberHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        shard = recorder.shard(for: context.eventLoop)
         if !herald { ready.succeed(()) }
     }
 
@@ -31,7 +34,8 @@ final class SubscriberHandler: ChannelInboundHandler {
         case .text:
             let bytes = frame.unmaskedData.readableBytesView
             if let sent = Self.number(after: Self.stampKey, in: bytes), let sequence = Self.number(after: Self.sequenceKey, in: bytes) {
-                recorder.record(sequence: Int(sequence), sentNanos: sent, duplicate: markSeen(Int(sequence)))
+                (shard ?? recorder.shard(for: context.eventLoop)).record(
+                    sequence: Int(sequence), sentNanos: sent, duplicate: markSeen(Int(sequence)))
             } else if herald, Self.contains(Self.subscribedType, in: bytes) {
                 ready.succeed(())
             } else if herald, Self.contains(Self.pingType, in: bytes) {
