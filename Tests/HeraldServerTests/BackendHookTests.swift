@@ -155,8 +155,17 @@ import Testing
                 #expect(try await refused.nextClose().code == 4503)
                 #expect(ContinuousClock.now - start < .seconds(3))
                 try await backend.restart()
-                try await client.send(.subscribe(channel: "chat:1"))
-                _ = try await client.next { if case .subscribed("chat:1", _, _, _) = $0 { true } else { false } }
+                // As a client library does: subscribe again until the backend answers (the
+                // node's first call may still land before the restarted backend listens).
+                try await waitUntil("the subscribe to succeed once the backend is back", timeout: .seconds(15)) {
+                    try await client.send(.subscribe(channel: "chat:1"))
+                    let answer = try await client.next {
+                        if case .subscribed("chat:1", _, _, _) = $0 { true } else if case .error = $0 { true } else { false }
+                    }
+                    guard case .error(let error) = answer else { return true }
+                    #expect(error.code == .temporarilyUnavailable)
+                    return false
+                }
                 _ = try await node.connect(headers: [("Cookie", "session=good")])
             }
         }
