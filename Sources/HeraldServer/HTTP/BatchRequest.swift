@@ -25,14 +25,7 @@ struct BatchRequest {
 
     static func parse(_ bytes: ByteBuffer, maxItems: Int) throws(APIError) -> BatchRequest {
         let view = bytes.readableBytesView
-        guard !view.isEmpty else { throw APIError(.badRequest, .invalidJSON, "body is empty; send {\"items\":[…]}") }
-        let parsed: [String: JSONReader.Field]?
-        do {
-            parsed = try JSONReader.objectFields(view)
-        } catch {
-            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
-        }
-        guard let fields = parsed else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        let fields = try RequestValidation.objectFields(view, empty: "{\"items\":[…]}")
         guard let list = fields["items"], list.kind != .null else { throw APIError(.badRequest, .missingField, "missing field \"items\"") }
         guard list.kind == .array else { throw APIError(.badRequest, .invalidField, "field \"items\" must be an array") }
         var allOrNothing = false

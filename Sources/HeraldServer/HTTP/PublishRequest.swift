@@ -28,16 +28,7 @@ struct PublishRequest {
     /// JSON: refusing it keeps a publish deliberate (`{}` asks for the default notification).
     static func parse(_ bytes: ByteBuffer, requiringChannels: Bool) throws(APIError) -> PublishRequest {
         let view = bytes.readableBytesView
-        guard !view.isEmpty else {
-            throw APIError(.badRequest, .invalidJSON, "body is empty; send a JSON object ({} for the defaults)")
-        }
-        let parsed: [String: JSONReader.Field]?
-        do {
-            parsed = try JSONReader.objectFields(view)
-        } catch {
-            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
-        }
-        guard let fields = parsed else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        let fields = try RequestValidation.objectFields(view, empty: "a JSON object ({} for the defaults)")
         return try parse(fields, in: view, requiringChannels: requiringChannels)
     }
 

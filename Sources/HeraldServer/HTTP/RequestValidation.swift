@@ -1,4 +1,5 @@
 import HTTPTypes
+import HeraldCore
 import HeraldProtocol
 import Hummingbird
 import NIOCore
@@ -45,5 +46,19 @@ enum RequestValidation {
         } catch {
             throw APIError(.badRequest, .payloadTooLarge, "body larger than \(limit) bytes")
         }
+    }
+
+    /// The members of a JSON object body, every failure a 400 `invalid_json` with where it went
+    /// wrong; `empty` says what to send instead of nothing.
+    static func objectFields(_ view: ByteBufferView, empty: String) throws(APIError) -> [String: JSONReader.Field] {
+        guard !view.isEmpty else { throw APIError(.badRequest, .invalidJSON, "body is empty; send \(empty)") }
+        let parsed: [String: JSONReader.Field]?
+        do {
+            parsed = try JSONReader.objectFields(view)
+        } catch {
+            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
+        }
+        guard let fields = parsed else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        return fields
     }
 }

@@ -111,14 +111,7 @@ struct UserRoutes {
 enum ChannelField {
     static func parse(_ bytes: ByteBuffer) throws(APIError) -> String {
         let view = bytes.readableBytesView
-        guard !view.isEmpty else { throw APIError(.badRequest, .invalidJSON, "body is empty; send {\"channel\":…}") }
-        let fields: [String: JSONReader.Field]?
-        do {
-            fields = try JSONReader.objectFields(view)
-        } catch {
-            throw APIError(.badRequest, .invalidJSON, "body is not valid JSON: \(error.reason) at byte \(error.offset)")
-        }
-        guard let fields else { throw APIError(.badRequest, .invalidJSON, "body must be a JSON object") }
+        let fields = try RequestValidation.objectFields(view, empty: "{\"channel\":…}")
         guard let field = fields["channel"], field.kind != .null else {
             throw APIError(.badRequest, .missingField, "missing field \"channel\"")
         }
