@@ -8,7 +8,7 @@ import sys
 SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
 # Herald variants benchmarks/run knows: one thread, history off, publishes through the router.
 VARIANTS = ["", "-1t", "-nohist", "-1t-nohist", "-router", "-1t-router"]
-SCENARIOS = ["fanout", "fanout200", "channels", "connect", "batch"]
+SCENARIOS = ["fanout", "fanout200", "channels", "connect", "batch", "storm"]
 # Scenarios with deliveries (connect has none).
 DELIVERING = ["fanout", "fanout200", "channels", "batch"]
 
@@ -64,6 +64,15 @@ def table(results):
         r = results.get((system, "connect"))
         if r:
             lines.append(f"| {system} | {r['subscribers']} | {fmt(r['connectsPerSecond'], 0)} | {fmt(r.get('rssKiBPerConnection'), 1)} |")
+    storms = [(system, results[(system, "storm")]) for system in SYSTEMS if (system, "storm") in results]
+    if storms:
+        lines += ["", "### storm (the first node killed; its clients come back to the other)", "",
+                  "| system | clients back / recovered | seconds to all recovered | lost | server CPU µs per reconnect |",
+                  "|---|---|---|---|---|"]
+        for system, r in storms:
+            lines.append(
+                f"| {system} | {r.get('reconnected')}/{r.get('recovered')} | {fmt(r.get('stormSeconds'), 2)} | {r['lost']} | "
+                f"{fmt(r.get('serverCPUMicrosPerReconnect'), 0)} |")
     lines += ["", "### Herald / Nchan (lower is better for Herald, except deliveries/s)", "",
               "| pair | scenario | CPU µs/delivery | CPU µs/publish | p50 | p99 | KiB/conn |", "|---|---|---|---|---|---|---|"]
     for store in ("memory", "redis"):

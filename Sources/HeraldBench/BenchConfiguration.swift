@@ -10,6 +10,9 @@ public struct BenchConfiguration: Sendable, Codable {
         case connect
         /// Raise the rate until loss or p99 crosses its bound; report the best sustained rate.
         case max
+        /// A reconnect storm: every subscriber on the first node, which is killed (`killPid`);
+        /// they come back to the others with `since` while publishing goes on there.
+        case storm
     }
 
     /// Which server protocol to speak.
@@ -42,6 +45,8 @@ public struct BenchConfiguration: Sendable, Codable {
     public var maxP99Millis = 50.0
     /// `max` mode: at most this many doubling steps.
     public var maxSteps = 12
+    /// `storm` mode: the process of the first node, killed (SIGKILL) to start the storm.
+    public var killPid: Int32?
     /// API key for Herald's REST API.
     public var apiKey: String?
 

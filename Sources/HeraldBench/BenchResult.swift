@@ -48,4 +48,12 @@ public struct BenchResult: Sendable, Codable {
     public var maxSustainedDeliveriesPerSecond: Double?
     /// Publications per request (`POST /api/batch` above 1); absent for single publishes.
     public var batch: Int?
+    /// `storm` mode: seconds from the kill until every client was subscribed again and had every
+    /// notification of its channel; clients that came back, and those told `recovered:true`.
+    public var stormSeconds: Double?
+    public var reconnected: Int?
+    public var recovered: Int?
+    /// `storm` mode: CPU of the surviving servers (and Redis) during the storm, per client that
+    /// came back (its reconnect, resubscribe, recovery read and replay, and the storm's publishes).
+    public var serverCPUMicrosPerReconnect: Double?
 }

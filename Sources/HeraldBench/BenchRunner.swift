@@ -12,8 +12,8 @@ import Synchronization
 /// waits for the deliveries to drain, and measures.
 public final class BenchRunner: Sendable {
     public let configuration: BenchConfiguration
-    private let progress: @Sendable (String) -> Void
-    private let group = MultiThreadedEventLoopGroup.singleton
+    let progress: @Sendable (String) -> Void
+    let group = MultiThreadedEventLoopGroup.singleton
 
     public init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.configuration = configuration
@@ -34,6 +34,13 @@ public final class BenchRunner: Sendable {
     }
 
     public func run() async throws -> BenchResult {
+        if configuration.mode == .storm {
+            return try await runStorm(base: BenchResult(
+                mode: configuration.mode.rawValue, target: configuration.target.rawValue, subscribers: configuration.subscribers,
+                channels: configuration.channels, targetRate: configuration.rate, seconds: 0, connectSeconds: 0, connectsPerSecond: 0,
+                published: 0, publishErrors: 0, expectedDeliveries: 0, deliveries: 0, lost: 0, duplicates: 0, deliveriesPerSecond: 0,
+                latencyMillis: DeliveryRecorder().latency(), servers: []))
+        }
         let recorder = DeliveryRecorder()
         let before = configuration.pids.map { ($0, ProcessStats.read($0)) }
         let connectStart = ContinuousClock.now

@@ -24,6 +24,11 @@ public final class ProcessCluster: @unchecked Sendable {
 
     public func baseURL(_ index: Int) -> String { "http://127.0.0.1:\(ports[index])" }
 
+    /// The process of node `index`, while it runs (a load generator may kill it itself).
+    public func pid(_ index: Int) -> pid_t? {
+        lock.withLock { nodes[index]?.pid }
+    }
+
     /// Kills node `index` at once (SIGKILL): no goodbye to its clients, nothing deregistered.
     public func kill(_ index: Int) async {
         let node = lock.withLock { () -> ChildProcess? in

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: "The JSON result's fields are described in docs/benchmarks.md."
     )
 
-    @Option(help: "fanout, channels, connect or max.") var mode: String = "fanout"
+    @Option(help: "fanout, channels, connect, max or storm.") var mode: String = "fanout"
     @Option(help: "herald or nchan (protocol of the server under test).") var target: String = "herald"
     @Option(name: .customLong("url"), help: "Node base URL; repeat for several nodes.") var urls: [String] = ["http://127.0.0.1:8080"]
     @Option(help: "Subscriber connections.") var subscribers: Int = 100
@@ -21,6 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("payload-bytes"), help: "Padding bytes per notification.") var payloadBytes: Int = 0
     @Option(help: "Publications per request: above 1, Herald's publishers send POST /api/batch (the rate still counts publications).") var batch: Int = 1
     @Option(name: .customLong("pid"), help: "Server process to measure (CPU, RSS); repeatable.") var pids: [Int32] = []
+    @Option(name: .customLong("kill-pid"), help: "storm mode: the first node's process, killed to start the storm.") var killPid: Int32?
     @Option(name: .customLong("max-p99-ms"), help: "max mode: the p99 bound in milliseconds.") var maxP99: Double = 50
     @Option(name: .customLong("api-key"), help: "Herald API key (or HERALD_API_KEY).") var apiKey: String?
 
@@ -43,6 +44,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.payloadBytes = payloadBytes
         configuration.batch = batch
         configuration.pids = pids
+        configuration.killPid = killPid
         configuration.maxP99Millis = maxP99
         configuration.apiKey = apiKey ?? ProcessInfo.processInfo.environment["HERALD_API_KEY"]
         let runner = BenchRunner(configuration: configuration) { line in

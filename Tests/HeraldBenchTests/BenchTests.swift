@@ -1,3 +1,4 @@
+import Foundation
 import HeraldTesting
 import NIOCore
 import Synchronization
@@ -45,6 +46,31 @@ import Testing
             #expect(lines.allSatisfy { $0.contains("lost 0,") }, "\(lines)")
             #expect(result.lost == 0 && result.duplicates == 0)
             #expect(result.published == 40 && result.deliveries == 200 && result.expectedDeliveries == 200)
+        }
+    }
+
+    /// `--mode storm`: every client on the first node, which the generator kills; all come back
+    /// to the other node with `since` and end with every notification published meanwhile.
+    @Test func aStormBringsEveryClientBackWithEverythingItMissed() async throws {
+        try await withRedis { redis in
+            try await withProcessCluster(2, redis: redis) { cluster in
+                var configuration = BenchConfiguration()
+                configuration.mode = .storm
+                configuration.urls = [cluster.baseURL(0), cluster.baseURL(1)]
+                configuration.subscribers = 100
+                configuration.channels = 10
+                configuration.rate = 50
+                configuration.seconds = 1
+                configuration.killPid = try #require(cluster.pid(0))
+                configuration.pids = [try #require(cluster.pid(1))]
+                let result = try await BenchRunner(configuration: configuration).run()
+                #expect(result.reconnected == 100 && result.recovered == 100)
+                #expect(result.published == 50 && result.publishErrors == 0)
+                #expect(result.expectedDeliveries == 500 && result.deliveries == 500 && result.lost == 0)
+                #expect(result.stormSeconds != nil && (result.serverCPUMicrosPerReconnect ?? 0) > 0)
+                // The first node was killed: it answers no more.
+                await #expect(throws: (any Error).self) { _ = try await HTTPResult.send(.GET, cluster.baseURL(0) + "/health") }
+            }
         }
     }
 }
