@@ -181,19 +181,18 @@ import Testing
     }
 
     @Test func aFloodOfJSONPingsIsRateLimitedThenClosed() async throws {
-        // A low rate: on two busy cores the test's own sends were once slower than 10 a second
-        // (the whole suite beside PostgreSQL and node processes), and a flood that slow is
-        // within the limit — no error ever came.
+        // No refill to speak of (the count does not depend on how fast this machine sends),
+        // and exactly as many pings as it takes to be closed: burst 2, then 5 refusals. More
+        // would still be unread at the node when it closes, and the reset that follows can
+        // discard the very frames this test reads.
         try await withNode({
-            $0.sessionLimits.rateLimit = 2
+            $0.sessionLimits.rateLimit = 0.01
             $0.sessionLimits.rateBurst = 2
+            $0.sessionLimits.rateLimitStrikes = 5
         }) { node in
             let bystander = try await node.subscriber("watch")
             let flooder = try await node.connect()
-            // The node may close before the last ones are sent: the flood is over then.
-            for _ in 0..<200 {
-                do { try await flooder.send(.ping) } catch { break }
-            }
+            for _ in 0..<7 { try await flooder.send(.ping) }
             #expect(try await flooder.nextError(timeout: .seconds(10)).code == .rateLimited)
             #expect(try await flooder.nextClose(timeout: .seconds(10)).code == CloseCode.policyViolation.rawValue)
             let result = try await node.request(.POST, "/api/notify/watch", body: #"{"body":"unaffected"}"#)
