@@ -250,7 +250,7 @@ public final class Hub: PublicationSink {
         if let request = publication.receipt {
             return enqueue(publication, tallied: request)
         }
-        if publication.channel.utf8.first == UInt8(ascii: "#"), ReceiptRequest.isReceiptChannel(publication.channel) {
+        if ReceiptRequest.isReceiptChannel(publication.channel) {
             return receipts.received(publication)
         }
         enqueue(.publication(publication, nil), channel: publication.channel)

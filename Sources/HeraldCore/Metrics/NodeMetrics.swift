@@ -153,9 +153,11 @@ public final class NodeMetrics: Sendable {
         slowConsumers[policy]?.increment()
     }
 
-    /// A slow client's catch-up was sent.
-    public func caughtUp(recovered: Bool) {
-        catchUps[recovered]?.increment()
+    /// A slow client's catch-up was sent (``Session/caughtUp(_:_:)``'s actions): every missed
+    /// notification (`.deliver`), or `subscribed` again with `recovered:false`.
+    public func caughtUp(_ actions: [Session.Action]) {
+        guard let first = actions.first else { return }
+        if case .subscribed = first { catchUps[false]?.increment() } else { catchUps[true]?.increment() }
     }
 
     // MARK: Redis

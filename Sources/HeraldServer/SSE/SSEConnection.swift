@@ -282,8 +282,7 @@ final class SSEConnection: HubConnection, @unchecked Sendable {
         joiner.read(channel, query: catchUp.query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess { [self] answer in
             guard open else { return }
             let actions = state.caughtUp(channel, answer)
-            for case .subscribed(_, _, _, let recovery, _) in actions { metrics.caughtUp(recovered: recovery?.recovered ?? true) }
-            if actions.contains(where: { if case .deliver = $0 { true } else { false } }) { metrics.caughtUp(recovered: true) }
+            metrics.caughtUp(actions)
             perform(actions)
         }
     }

@@ -376,8 +376,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         services.joiner.read(channel, query: catchUp.query, localCount: hub.subscriberCount(channel), on: loop).whenSuccess { answer in
             let connection = loopBound.value
             let actions = connection.state.caughtUp(channel, answer)
-            for case .subscribed(_, _, _, let recovery, _) in actions { metrics.caughtUp(recovered: recovery?.recovered ?? true) }
-            if actions.contains(where: { if case .deliver = $0 { true } else { false } }) { metrics.caughtUp(recovered: true) }
+            metrics.caughtUp(actions)
             connection.perform(actions)
         }
     }
