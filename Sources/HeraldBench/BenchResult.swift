@@ -18,6 +18,15 @@ public struct BenchResult: Sendable, Codable {
         public var cpuSeconds: Double
         public var rssBytes: Int
         public var rssBytesBefore: Int
+
+        /// What each process used between two readings of the same processes.
+        static func deltas(_ before: [(Int32, ProcessStats?)], _ after: [(Int32, ProcessStats?)]) -> [Server] {
+            zip(before, after).map { first, second in
+                Server(
+                    pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
+                    rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
+            }
+        }
     }
 
     public var mode: String

@@ -59,11 +59,7 @@ public final class BenchRunner: Sendable {
             latencyMillis: recorder.latency(), servers: [])
 
         if configuration.mode == .connect {
-            result.servers = zip(before, afterConnect).map { first, second in
-                BenchResult.Server(
-                    pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
-                    rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
-            }
+            result.servers = BenchResult.Server.deltas(before, afterConnect)
             let added = result.servers.reduce(0) { $0 + $1.rssBytes - $1.rssBytesBefore }
             result.rssKiBPerConnection = Double(added) / 1024 / Double(max(connections.count, 1))
             return result
@@ -248,11 +244,7 @@ public final class BenchRunner: Sendable {
         result.lost = max(0, expected - (deliveries - recorder.duplicates))
         result.deliveriesPerSecond = Double(deliveries) / max(elapsed, 0.001)
         result.latencyMillis = recorder.latency()
-        result.servers = zip(cpuBefore, after).map { first, second in
-            BenchResult.Server(
-                pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
-                rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
-        }
+        result.servers = BenchResult.Server.deltas(cpuBefore, after)
         if !result.servers.isEmpty {
             let cpu = result.servers.reduce(0) { $0 + $1.cpuSeconds }
             result.serverCPUMicrosPerDelivery = deliveries > 0 ? cpu * 1e6 / Double(deliveries) : nil

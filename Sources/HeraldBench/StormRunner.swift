@@ -80,11 +80,7 @@ extension BenchRunner {
         result.lost = max(0, expected - received)
         result.reconnected = states.count { $0.subscribedAgain }
         result.recovered = states.count { $0.recovered == true }
-        result.servers = zip(before, after).map { first, second in
-            BenchResult.Server(
-                pid: first.0, cpuSeconds: (second.1?.cpuSeconds ?? 0) - (first.1?.cpuSeconds ?? 0),
-                rssBytes: second.1?.rssBytes ?? 0, rssBytesBefore: first.1?.rssBytes ?? 0)
-        }
+        result.servers = BenchResult.Server.deltas(before, after)
         let cpu = result.servers.reduce(0) { $0 + $1.cpuSeconds }
         if let reconnected = result.reconnected, reconnected > 0, !result.servers.isEmpty {
             result.serverCPUMicrosPerReconnect = cpu * 1e6 / Double(reconnected)
