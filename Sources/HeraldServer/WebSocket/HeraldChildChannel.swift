@@ -11,33 +11,38 @@ import NIOHTTPTypesHTTP1
 import NIOSSL
 import NIOWebSocket
 
-/// The per-connection channel setup of a node: HTTP/1.1 for REST, upgraded in place to a
-/// WebSocket on `/ws` and `/ws/echo`.
+/// The per-connection channel setup of a node: the first request decides between HTTP/1.1
+/// for REST and a WebSocket on `/ws` and `/ws/echo`.
 ///
-/// REST requests go to Hummingbird's responder as usual, except publishes, which
-/// ``FastPublishHandler`` serves in front of it. A WebSocket connection, once
-/// upgraded, is served entirely by synchronous NIO handlers (``WebSocketConnection``,
-/// ``EchoConnection``): `handle(value:)` returns at once and no Swift task stays alive per
-/// socket. See docs/architecture.md for the measurements behind this choice.
+/// ``FirstRequestHandler`` reads the first request head. A WebSocket handshake is answered
+/// there and the frame handlers replace it in one step (no HTTP handlers to install and tear
+/// down); the connection is then served entirely by synchronous NIO handlers
+/// (``WebSocketConnection``, ``EchoConnection``) and `handle(value:)` returns at once, so no
+/// Swift task stays alive per socket. Anything else gets the HTTP handlers and Hummingbird's
+/// responder, except publishes, which ``FastPublishHandler`` serves in front of it. See
+/// docs/architecture.md for the measurements behind this choice.
 struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
-        /// The channel now runs WebSocket handlers; nothing left to do.
-        case websocket
+        /// The connection is served by plain handlers now (a WebSocket, or a refusal being
+        /// written); nothing left to do.
+        case handled
         case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
-        /// A WebSocket handshake we refuse with an HTTP error.
-        case rejected(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Rejection)
     }
 
-    struct Rejection: Error, Sendable {
-        var status: HTTPResponse.Status
-        var error: ProtocolError
+    /// What a WebSocket handshake becomes once its endpoint has decided.
+    enum Opening: Sendable {
+        case open(WebSocketInstall)
+        case refused(status: HTTPResponse.Status, error: ProtocolError)
     }
 
-    /// What the handshake decided for a `/ws` connection.
-    struct Handshake {
+    /// Everything the WebSocket handlers of one connection are built from.
+    struct WebSocketInstall: Sendable {
         var endpoint: Endpoint
-        /// The `?token=` of the handshake, to verify before the upgrade completes.
-        var token: String?
+        /// The outcome of verifying the handshake's `?token=`, if it had one.
+        var handshake: Result<ClientIdentity, ProtocolError>?
+        var backend: (clientID: String, verdict: BackendHooks.ConnectVerdict)?
+        /// The `101 Switching Protocols` answer.
+        var response: ByteBuffer
     }
 
     struct Value: ServerChildChannelValue {
@@ -67,161 +72,142 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let rejection = NIOLoopBoundBox<Rejection?>(nil, eventLoop: channel.eventLoop)
-            let endpoint = NIOLoopBoundBox<Endpoint?>(nil, eventLoop: channel.eventLoop)
-            let handshake = NIOLoopBoundBox<Result<ClientIdentity, ProtocolError>?>(nil, eventLoop: channel.eventLoop)
-            let backend = NIOLoopBoundBox<(clientID: String, verdict: BackendHooks.ConnectVerdict)?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                maxFrameSize: configuration.maxMessageBytes,
-                enableAutomaticErrorHandling: false,
-                shouldUpgrade: { channel, head in
-                    switch self.decide(head, channel: channel) {
-                    case .failure(let refused):
-                        rejection.value = refused
-                        return channel.eventLoop.makeSucceededFuture(nil)
-                    case .success(let handshakeResult):
-                        endpoint.value = handshakeResult.endpoint
-                        if handshakeResult.token == nil, handshakeResult.endpoint == .notifications,
-                            let hooks = self.services.hooks, hooks.hasConnectHook
-                        {
-                            // No token: the backend's connect hook decides, before the upgrade
-                            // completes; the connection then opens as its user or closes with
-                            // its code (4503 when it could not be asked).
-                            let clientID = RandomID.make()
-                            let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-                            let headers = hooks.forwardedHeaders { head.headers.first(name: $0) }
-                            return channel.eventLoop.makeFutureWithTask {
-                                await hooks.connect(client: clientID, transport: .websocket, remoteAddress: peer, headers: headers)
-                            }.map { verdict in
-                                backend.value = (clientID, verdict)
-                                return HTTPHeaders()
-                            }
-                        }
-                        guard let token = handshakeResult.token, let verifier = self.verifier else {
-                            return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
-                        }
-                        // The upgrade waits for the verdict (off the loop); the connection
-                        // then opens already authenticated, or closes at once with 4001/4002.
-                        return channel.eventLoop.makeFutureWithTask {
-                            await verifier.verify(token)
-                        }.map { verdict in
-                            handshake.value = verdict
-                            return HTTPHeaders()
-                        }
-                    }
-                },
-                upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        try self.installWebSocket(endpoint.value ?? .echo, handshake: handshake.value, backend: backend.value, on: channel)
-                        return UpgradeResult.websocket
-                    }
-                }
-            )
-            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
-                upgraders: [upgrader],
-                notUpgradingCompletionHandler: { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let fastPublish = self.fastPublish, rejection.value == nil {
-                            try channel.pipeline.syncOperations.addHandler(FastPublishHandler(endpoint: fastPublish))
-                        }
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
-                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(isOutboundHalfClosureEnabled: true)
-                        )
-                        if let refused = rejection.value {
-                            return UpgradeResult.rejected(asyncChannel, refused)
-                        }
-                        return UpgradeResult.notUpgraded(asyncChannel)
-                    }
-                }
-            )
-            var pipelineConfiguration = NIOUpgradableHTTPServerPipelineConfiguration(upgradeConfiguration: upgradeConfiguration)
-            pipelineConfiguration.enablePipelining = false
-            pipelineConfiguration.enableErrorHandling = false
-            pipelineConfiguration.enableResponseHeaderValidation = false
-            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
-                configuration: pipelineConfiguration
-            )
-            try addDeadline(to: channel)
-            return Value(upgradeResult: result, channel: channel)
+            let promise = channel.eventLoop.makePromise(of: UpgradeResult.self)
+            // Every connection has a deadline until it is useful, and one address may hold only
+            // so many that are not yet: past that bound it is closed at once.
+            let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+            let admitted = pending.admit(peer)
+            try channel.pipeline.syncOperations.addHandler(
+                FirstRequestHandler(child: self, promise: promise, pendingAddress: admitted ? peer : nil))
+            if !admitted {
+                logger.debug("too many pending connections from one address", metadata: ["address": "\(peer)"])
+                channel.close(promise: nil)
+            }
+            return Value(upgradeResult: promise.futureResult, channel: channel)
         }
     }
 
     func handle(value: Value, logger: Logger) async {
         do {
             switch try await value.upgradeResult.get() {
-            case .websocket:
-                // The upgrade handler held back reads while it worked and is gone now.
-                value.channel.read()
+            case .handled:
+                break
             case .notUpgraded(let http):
                 // Serve the connection's requests on its own event loop (no thread hops).
                 await withTaskExecutorPreference(EventLoopTaskExecutor(http.channel.eventLoop)) {
                     await handleHTTP(asyncChannel: http, logger: logger)
                 }
-            case .rejected(let http, let rejection):
-                await reject(http, rejection)
             }
         } catch {
             logger.debug("connection setup failed", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Every connection has a deadline until it is useful (``RequestHeadDeadline``), and one
-    /// address may hold only so many that are not yet: past that bound it is closed at once.
-    private func addDeadline(to channel: any Channel) throws {
-        let limits = configuration.connectionLimits
-        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-        let admitted = pending.admit(peer)
+    /// The HTTP handlers, for a connection whose first request is not a WebSocket handshake.
+    /// `pendingAddress`: the connection's place among the pending, which the HTTP deadline
+    /// handler now holds.
+    func installHTTP(on channel: any Channel, pendingAddress: String?) throws -> NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart> {
         let pipeline = channel.pipeline.syncOperations
+        try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false, withOutboundHeaderValidation: false)
+        let limits = configuration.connectionLimits
         let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
         try pipeline.addHandler(
             RequestHeadDeadlineHandler(
                 machine: RequestHeadDeadline(headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, now: .now()),
-                pending: pending, address: admitted ? peer : nil),
+                pending: pending, address: pendingAddress),
             position: .after(decoder))
-        if !admitted {
-            logger.debug("too many pending connections from one address", metadata: ["address": "\(peer)"])
-            channel.close(promise: nil)
+        if let fastPublish {
+            try pipeline.addHandler(FastPublishHandler(endpoint: fastPublish))
         }
+        try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: configuration.tls != nil))
+        try pipeline.addHandler(HTTPConnectionStateHandler(logger: logger))
+        return try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(isOutboundHalfClosureEnabled: true)
+        )
     }
 
-    /// Chooses the WebSocket endpoint for a handshake, or says why it is refused: the path,
-    /// then the ``Admission`` every connection passes. Token verification comes after both.
-    private func decide(_ head: HTTPRequestHead, channel: any Channel) -> Result<Handshake, Rejection> {
-        let uri = URI(head.uri)
+    /// Decides a WebSocket handshake: the path, then the ``Admission`` every connection passes,
+    /// then the token or the backend's connect hook. `done` runs on the channel's event loop,
+    /// at once when nothing needs waiting for.
+    func open(_ request: WebSocketHandshake, channel: any Channel, done: @escaping @Sendable (Opening) -> Void) {
         let endpoint: Endpoint
-        switch uri.path {
+        switch request.path {
         case "/ws": endpoint = .notifications
         case "/ws/echo": endpoint = .echo
         default:
-            return .failure(Rejection(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(uri.path)")))
+            return done(.refused(status: .notFound, error: ProtocolError(.notFound, "no WebSocket endpoint at \(request.path)")))
         }
         // Both endpoints hold a socket, so both count against every connection limit.
-        let verdict = admission.decide(
-            origin: head.headers.first(name: "Origin"), peer: channel.remoteAddress?.ipAddress ?? "unknown",
-            forwardedFor: head.headers["X-Forwarded-For"])
-        switch verdict {
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        switch admission.decide(origin: request.header("Origin"), peer: peer, forwardedFor: request.headerValues("X-Forwarded-For")) {
         case .failure(let refusal):
-            return .failure(Rejection(status: HTTPResponse.Status(code: refusal.status), error: refusal.error))
+            return done(.refused(status: HTTPResponse.Status(code: refusal.status), error: refusal.error))
         case .success(let ticket):
             channel.closeFuture.whenComplete { _ in ticket.release() }
         }
-        let token = endpoint == .notifications ? uri.queryParameters["token"].map(String.init) : nil
-        return .success(Handshake(endpoint: endpoint, token: token))
+        let install = WebSocketInstall(endpoint: endpoint, handshake: nil, backend: nil, response: request.switchingProtocols())
+        let token = endpoint == .notifications ? URI("/?" + request.query).queryParameters["token"].map(String.init) : nil
+        if token == nil, endpoint == .notifications, let hooks = services.hooks, hooks.hasConnectHook {
+            // No token: the backend's connect hook decides, before the handshake is answered;
+            // the connection then opens as its user or closes with its code (4503 when it
+            // could not be asked).
+            let clientID = RandomID.make()
+            let headers = hooks.forwardedHeaders { request.header($0) }
+            channel.eventLoop.makeFutureWithTask {
+                await hooks.connect(client: clientID, transport: .websocket, remoteAddress: peer, headers: headers)
+            }.whenSuccess { verdict in
+                var decided = install
+                decided.backend = (clientID, verdict)
+                done(.open(decided))
+            }
+            return
+        }
+        guard let token, let verifier else { return done(.open(install)) }
+        // The handshake waits for the verdict (off the loop); the connection then opens
+        // already authenticated, or closes at once with 4001/4002.
+        channel.eventLoop.makeFutureWithTask {
+            await verifier.verify(token)
+        }.whenSuccess { verdict in
+            var decided = install
+            decided.handshake = verdict
+            done(.open(decided))
+        }
     }
 
-    private func installWebSocket(
-        _ endpoint: Endpoint, handshake: Result<ClientIdentity, ProtocolError>?,
-        backend: (clientID: String, verdict: BackendHooks.ConnectVerdict)?, on channel: any Channel
-    ) throws {
+    /// Answers a malformed handshake with its status and a JSON error, then closes.
+    func refuse(_ refusal: WebSocketHandshake.Refusal, context: ChannelHandlerContext) {
+        let code: ErrorCode = refusal.status == 431 ? .payloadTooLarge : .invalidMessage
+        var extra: [(String, String)] = []
+        if refusal.supportedVersion { extra.append(("Sec-WebSocket-Version", "13")) }
+        refuse(status: HTTPResponse.Status(code: refusal.status), error: ProtocolError(code, refusal.message), extra: extra, context: context)
+    }
+
+    /// Answers a refused handshake with `status` and a JSON error, then closes.
+    func refuse(status: HTTPResponse.Status, error: ProtocolError, extra: [(String, String)] = [], context: ChannelHandlerContext) {
+        let body = APIErrorBody(error).jsonBytes()
+        // NIO's table has every status's reason phrase (HTTPTypes only the common ones).
+        let reason = HTTPResponseStatus(statusCode: status.code).reasonPhrase
+        var head = "HTTP/1.1 \(status.code) \(reason)\r\nContent-Type: application/json\r\n"
+        head += "Content-Length: \(body.count)\r\nConnection: close\r\n"
+        if status == .tooManyRequests || status == .serviceUnavailable { head += "Retry-After: 1\r\n" }
+        for (name, value) in extra { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        var buffer = ByteBuffer()
+        buffer.writeString(head)
+        buffer.writeBytes(body)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The WebSocket handlers, in the place of the handshake's reader. Frames are written
+    /// already encoded (``RawFrameOutlet``), so only the decoder is installed.
+    func installWebSocket(_ install: WebSocketInstall, on channel: any Channel) throws {
         let outlet = RawFrameOutlet()
         let pipeline = channel.pipeline.syncOperations
-        // The WebSocket is useful now; its heartbeat rules take over from the HTTP deadlines.
-        if let deadline = try? pipeline.handler(type: RequestHeadDeadlineHandler.self) {
-            pipeline.removeHandler(deadline, promise: nil)
-        }
+        let handshake = install.handshake
+        let backend = install.backend
         // Raw frames must still pass through TLS when there is TLS.
         if let tls = try? pipeline.handler(type: NIOSSLServerHandler.self) {
             try pipeline.addHandler(outlet, position: .after(tls))
@@ -237,7 +223,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         // The async server bootstrap turns autoRead off (NIOAsyncChannel reads on demand); a
         // WebSocket served by plain handlers reads whenever data arrives.
         try options?.setOption(ChannelOptions.autoRead, value: true)
-        switch endpoint {
+        try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: configuration.maxMessageBytes)))
+        switch install.endpoint {
         case .notifications:
             try pipeline.addHandler(
                 WebSocketConnection(
@@ -250,17 +237,4 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         }
     }
 
-    private func reject(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ rejection: Rejection) async {
-        let body = ByteBuffer(bytes: APIErrorBody(rejection.error).jsonBytes())
-        var head = HTTPResponse(
-            status: rejection.status,
-            headerFields: [.contentType: "application/json", .contentLength: "\(body.readableBytes)", .connection: "close"]
-        )
-        if rejection.status == .tooManyRequests || rejection.status == .serviceUnavailable {
-            head.headerFields[.retryAfter] = "1"
-        }
-        try? await http.executeThenClose { _, outbound in
-            try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
-        }
-    }
 }

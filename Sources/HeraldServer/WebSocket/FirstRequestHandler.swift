@@ -1,0 +1,186 @@
+import NIOCore
+
+/// The only handler of a new connection until its first request says what it is: a WebSocket
+/// handshake for `/ws…` is answered here and the connection becomes a WebSocket in one step;
+/// anything else gets the HTTP handlers, with every byte read so far handed on unchanged.
+///
+/// Nginx works this way: one parse of the handshake, then the frame handlers, with nothing to
+/// tear down. Before this handler a WebSocket went through NIO's HTTP decoder and typed
+/// upgrader, whose pipeline rebuild was a third of a connection's CPU.
+///
+/// The decision is ``WebSocketHandshake``'s (pure); this class performs it. While it waits
+/// for a token's verdict or the connect hook, it reads nothing more: bytes that came behind the
+/// handshake wait here and reach the frame decoder once it is installed.
+final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        /// The head is still arriving.
+        case reading(ByteBuffer?)
+        /// The head is read; the endpoint waits for an answer (token, hook); `rest` came behind it.
+        case opening(rest: ByteBuffer)
+        /// Handed on or closed.
+        case done
+    }
+
+    private let child: HeraldChildChannel
+    private let promise: EventLoopPromise<HeraldChildChannel.UpgradeResult>
+    private var state = State.reading(nil)
+    /// The peer address while it counts among the pending connections (``PendingConnections``).
+    private var pendingAddress: String?
+    private var headerTimer: Scheduled<Void>?
+
+    init(child: HeraldChildChannel, promise: EventLoopPromise<HeraldChildChannel.UpgradeResult>, pendingAddress: String?) {
+        self.child = child
+        self.promise = promise
+        self.pendingAddress = pendingAddress
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let timeout = child.configuration.connectionLimits.headerTimeout
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
+        // The server's channels start with autoRead off; this handler reads while it needs to.
+        if context.channel.isActive { context.read() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        switch state {
+        case .reading(var buffered):
+            if buffered == nil {
+                buffered = incoming
+            } else {
+                buffered!.writeBuffer(&incoming)
+            }
+            state = .reading(buffered)
+            decide(context: context, bytes: buffered!)
+        case .opening(var rest):
+            // Only what a read already in flight delivered; nothing more is asked for.
+            rest.writeBuffer(&incoming)
+            state = .opening(rest: rest)
+        case .done:
+            context.fireChannelRead(data)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .reading = state { context.read() }
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A TLS failure or a reset before the first request: nothing to answer.
+        context.close(promise: nil)
+    }
+
+    private func decide(context: ChannelHandlerContext, bytes: ByteBuffer) {
+        switch WebSocketHandshake.read(bytes.readableBytesView) {
+        case .needMore:
+            return
+        case .http:
+            handToHTTP(context: context, bytes: bytes)
+        case .refused(let refusal):
+            state = .done
+            releasePending()
+            child.refuse(refusal, context: context)
+            succeed(.handled)
+        case .handshake(let handshake, let headLength):
+            releasePending()
+            headerTimer?.cancel()
+            let rest = bytes.getSlice(at: bytes.readerIndex + headLength, length: bytes.readableBytes - headLength) ?? ByteBuffer()
+            state = .opening(rest: rest)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            child.open(handshake, channel: context.channel) { outcome in
+                let (handler, context) = loopBound.value
+                handler.opened(outcome, context: context)
+            }
+        }
+    }
+
+    /// The endpoint's answer: install it (or refuse), then pass on what came behind the head.
+    private func opened(_ outcome: HeraldChildChannel.Opening, context: ChannelHandlerContext) {
+        guard case .opening(let rest) = state, context.channel.isActive else { return }
+        state = .done
+        switch outcome {
+        case .refused(let status, let error):
+            child.refuse(status: status, error: error, context: context)
+            succeed(.handled)
+        case .open(let install):
+            context.write(wrapInboundOut(install.response), promise: nil)
+            do {
+                try child.installWebSocket(install, on: context.channel)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            context.flush()
+            if rest.readableBytes > 0 {
+                context.fireChannelRead(wrapInboundOut(rest))
+                context.fireChannelReadComplete()
+            }
+            // The promise first: removing this handler ends it as a closed connection would.
+            succeed(.handled)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+    }
+
+    private func handToHTTP(context: ChannelHandlerContext, bytes: ByteBuffer) {
+        state = .done
+        headerTimer?.cancel()
+        let address = pendingAddress
+        pendingAddress = nil
+        do {
+            let http = try child.installHTTP(on: context.channel, pendingAddress: address)
+            context.fireChannelRead(wrapInboundOut(bytes))
+            context.fireChannelReadComplete()
+            succeed(.notUpgraded(http))
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        } catch {
+            if let address { child.pending.release(address) }
+            context.close(promise: nil)
+        }
+    }
+
+    private func succeed(_ result: HeraldChildChannel.UpgradeResult) {
+        if let promise = takePromise() { promise.succeed(result) }
+    }
+
+    private var promiseTaken = false
+
+    private func takePromise() -> EventLoopPromise<HeraldChildChannel.UpgradeResult>? {
+        guard !promiseTaken else { return nil }
+        promiseTaken = true
+        return promise
+    }
+
+    /// Closed (or removed) before the connection was handed on: the connection's task ends.
+    private func finish() {
+        headerTimer?.cancel()
+        headerTimer = nil
+        releasePending()
+        if case .done = state {} else { state = .done }
+        takePromise()?.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    private func releasePending() {
+        guard let address = pendingAddress else { return }
+        pendingAddress = nil
+        child.pending.release(address)
+    }
+}
