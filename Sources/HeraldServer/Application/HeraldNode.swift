@@ -2,7 +2,7 @@ import HeraldCore
 import HeraldRedis
 import Hummingbird
 import HummingbirdCore
-import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import NIOPosix
@@ -223,7 +223,7 @@ public final class HeraldNode: Service {
                 metadata: ["maxConnections": "\(configuration.maxConnections)", "openFileLimit": "\(descriptors)"])
         }
         let verifier = auth.verifiesTokens ? await TokenVerifier(auth) : nil
-        let application = try makeApplication(verifier: verifier)
+        let server = try makeServer(verifier: verifier)
         // Shut down in reverse: clients first, then their leave events, then the HTTP server,
         // presence, the registry and the broker.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = redisMonitors.map { .init(service: $0) }
@@ -233,7 +233,7 @@ public final class HeraldNode: Service {
         services += webhookServices.map { .init(service: $0) }
         if let outbox { services.append(.init(service: outbox)) }
         if let positions = positions as? any Service { services.append(.init(service: positions)) }
-        services.append(.init(service: application))
+        services.append(.init(service: server))
         if let announcer { services.append(.init(service: announcer)) }
         services.append(.init(service: ConnectionDrain(hub: hub, slots: slots, configuration: configuration, logger: logger)))
         if let reloadConfiguration {
@@ -293,41 +293,28 @@ public final class HeraldNode: Service {
         return router
     }
 
-    private func makeApplication(verifier: TokenVerifier?) throws -> some ApplicationProtocol {
-        let router = makeRouter(verifier: verifier)
+    private func makeServer(verifier: TokenVerifier?) throws -> NodeServer {
         let configuration = self.configuration
         let logger = self.logger
         let onServerRunning = self.onServerRunning
-        let admission = self.admission
-        let pending = self.pending
         let fastPublish = configuration.fastPublish ? makePublishEndpoint() : nil
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
             metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier, hooks: hooks, namespaces: namespaces,
             positions: positions)
-        return Application(
-            router: router,
-            server: HTTPServerBuilder { responder in
-                let child = HeraldChildChannel(
-                    responder: responder, services: services, admission: admission, pending: pending, fastPublish: fastPublish, logger: logger)
-                guard let tls = configuration.tls else { return child }
-                return try TLSChannel(child, tlsConfiguration: tls)
-            },
-            configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port),
-                serverName: "Herald",
-                backlog: 4096
-            ),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? configuration.port
+        let responder = RouterResponder.make(makeRouter(verifier: verifier), serverName: "Herald", logger: logger)
+        let child = HeraldChildChannel(
+            responder: responder, services: services, admission: admission, pending: pending, fastPublish: fastPublish, logger: logger)
+        return NodeServer(
+            child: child, tls: try configuration.tls.map { try NIOSSLContext(configuration: $0) },
+            host: configuration.host, port: configuration.port, backlog: 4096, eventLoopGroup: eventLoopGroup,
+            onServerRunning: { port in
                 logger.notice("Herald node listening", metadata: [
                     "address": "\(configuration.host):\(port)", "tls": "\(configuration.tls != nil)",
                     "maxConnections": "\(configuration.maxConnections)",
                 ])
                 await onServerRunning(port)
             },
-            eventLoopGroupProvider: .shared(eventLoopGroup),
-            logger: logger
-        )
+            logger: logger)
     }
 }

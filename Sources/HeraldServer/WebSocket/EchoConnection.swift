@@ -11,19 +11,26 @@ import NIOWebSocket
 final class EchoConnection: WebSocketEndpoint {
     typealias InboundIn = WebSocketFrame
 
-    private let outlet: RawFrameOutlet
+    private var context: ChannelHandlerContext?
     let maxMessageBytes: Int
     private var assembler: FrameAssembler
     private var machine: ConnectionStateMachine
     private var closeTimer: Scheduled<Void>?
 
-    init(outlet: RawFrameOutlet, maxMessageBytes: Int, rules: ConnectionStateMachine.Configuration) {
-        self.outlet = outlet
+    init(maxMessageBytes: Int, rules: ConnectionStateMachine.Configuration) {
         self.maxMessageBytes = maxMessageBytes
         self.assembler = FrameAssembler(maxMessageBytes: maxMessageBytes)
         var rules = rules
         rules.pingInterval = nil
         self.machine = ConnectionStateMachine(configuration: rules, now: .now())
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -56,7 +63,7 @@ final class EchoConnection: WebSocketEndpoint {
     }
 
     private func send(_ frame: ByteBuffer) {
-        outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
+        context?.writeAndFlush(NIOAny(frame), promise: nil)
     }
 
     func fail(context: ChannelHandlerContext, _ code: CloseCode, reason: String) {

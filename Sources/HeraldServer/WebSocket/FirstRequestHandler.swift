@@ -41,17 +41,10 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         let timeout = child.configuration.connectionLimits.headerTimeout
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         headerTimer = context.eventLoop.scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
-        // The server's channels start with autoRead off; this handler reads while it needs to.
-        if context.channel.isActive { context.read() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         finish()
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.read()
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -71,7 +64,7 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
             state = .reading(buffered)
             decide(context: context, bytes: buffered!)
         case .opening(var rest):
-            // Only what a read already in flight delivered; nothing more is asked for.
+            // Only what the last read delivered; reading is paused.
             rest.writeBuffer(&incoming)
             state = .opening(rest: rest)
         case .done:
@@ -79,9 +72,14 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if case .reading = state { context.read() }
-        context.fireChannelReadComplete()
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The listener is shutting down: a connection that has not made its first request yet
+        // has nothing to finish.
+        if event is ChannelShouldQuiesceEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -105,6 +103,9 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
             headerTimer?.cancel()
             let rest = bytes.getSlice(at: bytes.readerIndex + headLength, length: bytes.readableBytes - headLength) ?? ByteBuffer()
             state = .opening(rest: rest)
+            // Nothing more is read until the endpoint is installed (it turns reading back on):
+            // a client that sends while its token is verified waits, it does not fill memory.
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             child.open(handshake, channel: context.channel) { outcome in
                 let (handler, context) = loopBound.value

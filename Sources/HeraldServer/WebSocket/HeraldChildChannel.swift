@@ -71,20 +71,24 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     private var verifier: TokenVerifier? { services.verifier }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            let promise = channel.eventLoop.makePromise(of: UpgradeResult.self)
-            // Every connection has a deadline until it is useful, and one address may hold only
-            // so many that are not yet: past that bound it is closed at once.
-            let peer = channel.remoteAddress?.ipAddress ?? "unknown"
-            let admitted = pending.admit(peer)
-            try channel.pipeline.syncOperations.addHandler(
-                FirstRequestHandler(child: self, promise: promise, pendingAddress: admitted ? peer : nil))
-            if !admitted {
-                logger.debug("too many pending connections from one address", metadata: ["address": "\(peer)"])
-                channel.close(promise: nil)
-            }
-            return Value(upgradeResult: promise.futureResult, channel: channel)
+        channel.eventLoop.makeCompletedFuture { try setupNow(channel: channel) }
+    }
+
+    /// Installs ``FirstRequestHandler``, the connection's only handler until its first request
+    /// is read; `upgradeResult` says what the connection became. On the channel's event loop.
+    func setupNow(channel: any Channel) throws -> Value {
+        let promise = channel.eventLoop.makePromise(of: UpgradeResult.self)
+        // Every connection has a deadline until it is useful, and one address may hold only
+        // so many that are not yet: past that bound it is closed at once.
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        let admitted = pending.admit(peer)
+        try channel.pipeline.syncOperations.addHandler(
+            FirstRequestHandler(child: self, promise: promise, pendingAddress: admitted ? peer : nil))
+        if !admitted {
+            logger.debug("too many pending connections from one address", metadata: ["address": "\(peer)"])
+            channel.close(promise: nil)
         }
+        return Value(upgradeResult: promise.futureResult, channel: channel)
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -202,38 +206,31 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     /// The WebSocket handlers, in the place of the handshake's reader. Frames are written
-    /// already encoded (``RawFrameOutlet``), so only the decoder is installed.
+    /// already encoded (``HeraldCore/ServerFrame``) from the connection's own context: no
+    /// frame encoder is installed, so nothing stands between it and the socket (or TLS).
     func installWebSocket(_ install: WebSocketInstall, on channel: any Channel) throws {
-        let outlet = RawFrameOutlet()
         let pipeline = channel.pipeline.syncOperations
         let handshake = install.handshake
         let backend = install.backend
-        // Raw frames must still pass through TLS when there is TLS.
-        if let tls = try? pipeline.handler(type: NIOSSLServerHandler.self) {
-            try pipeline.addHandler(outlet, position: .after(tls))
-        } else {
-            try pipeline.addHandler(outlet, position: .first)
-        }
         let high = configuration.sendQueueBytes
         let options = channel.syncOptions
         try options?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: high / 2, high: high))
         if let bytes = configuration.socketSendBuffer {
             try options?.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }
-        // The async server bootstrap turns autoRead off (NIOAsyncChannel reads on demand); a
-        // WebSocket served by plain handlers reads whenever data arrives.
+        // FirstRequestHandler paused reading while the handshake was decided.
         try options?.setOption(ChannelOptions.autoRead, value: true)
         try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: configuration.maxMessageBytes)))
         switch install.endpoint {
         case .notifications:
             try pipeline.addHandler(
                 WebSocketConnection(
-                    services: services, outlet: outlet, handshake: handshake, backend: backend?.verdict,
+                    services: services, handshake: handshake, backend: backend?.verdict,
                     clientID: backend?.clientID ?? RandomID.make(), logger: logger))
         case .echo:
             try pipeline.addHandler(
                 EchoConnection(
-                    outlet: outlet, maxMessageBytes: configuration.maxMessageBytes, rules: configuration.connectionRules))
+                    maxMessageBytes: configuration.maxMessageBytes, rules: configuration.connectionRules))
         }
     }
 

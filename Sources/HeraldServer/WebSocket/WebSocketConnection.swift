@@ -43,7 +43,6 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     let sequence: UInt64
     private let connectedAt = HeraldNotification.timestampNow()
     let services: Services
-    private let outlet: RawFrameOutlet
     var logger: Logger
     /// The client's session: lifecycle, client rules, subscribe sequence.
     var state: Session
@@ -67,7 +66,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     ///   - handshake: the outcome of verifying the handshake's `?token=`, if it had one.
     ///   - backend: the connect hook's verdict, for a handshake without a token.
     init(
-        services: Services, outlet: RawFrameOutlet, handshake: Result<ClientIdentity, ProtocolError>?,
+        services: Services, handshake: Result<ClientIdentity, ProtocolError>?,
         backend: BackendHooks.ConnectVerdict? = nil, clientID: String = RandomID.make(), logger: Logger
     ) {
         let now = NIODeadline.now()
@@ -75,7 +74,6 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         self.backend = backend
         self.sequence = services.hub.nextSequence()
         self.services = services
-        self.outlet = outlet
         let configuration = services.shared.configuration
         self.logger = logger
         self.logger[metadataKey: "client"] = "\(clientID)"
@@ -238,7 +236,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     @discardableResult
     func write(_ delivery: Delivery) -> WriteResult {
-        guard let context = outlet.context, admitted(state.deliver(delivery)) else { return .held }
+        guard let context = context, admitted(state.deliver(delivery)) else { return .held }
         context.write(NIOAny(Self.frame(delivery)), promise: nil)
         defer { pendingFlush = true }
         return .written(firstSinceFlush: !pendingFlush)
@@ -246,7 +244,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     func flush() {
         pendingFlush = false
-        outlet.context?.flush()
+        context?.flush()
     }
 
     @discardableResult
@@ -258,7 +256,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
 
     /// Writes deliveries a merge placed (a replay, a catch-up), then flushes.
     private func write(merged deliveries: [Delivery]) {
-        guard let context = outlet.context else { return }
+        guard let context = context else { return }
         for delivery in deliveries where admitted(state.deliverMerged(delivery)) {
             context.write(NIOAny(Self.frame(delivery)), promise: nil)
         }
@@ -324,7 +322,7 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
     }
 
     private func writeAndFlush(_ frame: ByteBuffer) {
-        outlet.context?.writeAndFlush(NIOAny(frame), promise: nil)
+        context?.writeAndFlush(NIOAny(frame), promise: nil)
     }
 
     var maxMessageBytes: Int { configuration.maxMessageBytes }

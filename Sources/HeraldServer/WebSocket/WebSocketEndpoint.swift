@@ -19,6 +19,15 @@ extension WebSocketEndpoint {
             context.close(promise: nil)
             return
         }
+        if event is ChannelShouldQuiesceEvent {
+            // The listener is shutting down and waits for every connection to end; notification
+            // clients had their goodbye from ConnectionDrain already (this is for the rest), so
+            // a close frame and no waiting for its answer.
+            let goodbye = ServerFrame.close(code: CloseCode.goingAway.rawValue, reason: "server shutting down")
+            context.writeAndFlush(NIOAny(goodbye), promise: nil)
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -70,63 +70,101 @@ struct WebSocketHandshake: Equatable, Sendable {
         guard end <= maxHeadBytes else {
             return .refused(Refusal(status: 431, message: "request head larger than \(maxHeadBytes) bytes"))
         }
-        // Header values may hold any octet but CR/LF; decode as Latin-1 semantics would keep
-        // them, but we only ever compare ASCII, so invalid UTF-8 is simply not a match.
-        let head = String(decoding: bytes[start..<(start + end - 4)], as: UTF8.self)
-        return parse(head, headLength: end)
+        return parse(Array(bytes[start..<(start + end - 4)]), headLength: end)
     }
 
-    private static func parse(_ head: String, headLength: Int) -> Reading {
-        var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
+    private static func parse(_ head: [UInt8], headLength: Int) -> Reading {
+        // Bytes, not Foundation strings: this runs once per connection, and the case-insensitive
+        // compares of `String` were the biggest part of it when profiled.
+        var lines = head.split(separator: cr, maxSplits: Int.max, omittingEmptySubsequences: false).map { line in
+            line.first == lf ? line.dropFirst() : line
+        }[...]
         guard let requestLine = lines.popFirst() else { return .http }
-        let parts = requestLine.split(separator: " ", omittingEmptySubsequences: false)
+        let parts = requestLine.split(separator: space, omittingEmptySubsequences: false)
         // HTTP/1.0 and oddities go to the HTTP pipeline, which answers them as it answers any
         // request; a WebSocket needs HTTP/1.1.
-        guard parts.count == 3, parts[2] == "HTTP/1.1" else { return .http }
+        guard parts.count == 3, parts[2].elementsEqual("HTTP/1.1".utf8) else { return .http }
         let target = parts[1]
-        let path: Substring
-        let query: Substring
-        if let mark = target.firstIndex(of: "?") {
-            path = target[..<mark]
-            query = target[target.index(after: mark)...]
-        } else {
-            path = target
-            query = ""
-        }
+        let mark = target.firstIndex(of: UInt8(ascii: "?"))
+        let path = String(decoding: target[..<(mark ?? target.endIndex)], as: UTF8.self)
+        let query = mark.map { String(decoding: target[($0 + 1)...], as: UTF8.self) } ?? ""
         var headers: [(name: String, value: String)] = []
         headers.reserveCapacity(lines.count)
+        var upgrade = false
+        var connectionUpgrade = false
+        var versions = 0
+        var version13 = false
+        var keys: [ArraySlice<UInt8>] = []
         for line in lines {
-            guard let colon = line.firstIndex(of: ":") else {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
                 return .refused(Refusal(status: 400, message: "malformed header line"))
             }
             let name = line[..<colon]
-            guard !name.isEmpty, !name.contains(where: { $0 == " " || $0 == "\t" }) else {
+            guard !name.isEmpty, !name.contains(where: { $0 == space || $0 == tab }) else {
                 return .refused(Refusal(status: 400, message: "malformed header name"))
             }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            headers.append((String(name), value))
-        }
-        func values(_ name: String) -> [String] {
-            headers.lazy.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map(\.value)
-        }
-        func hasToken(_ name: String, _ token: String) -> Bool {
-            values(name).contains { value in
-                value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).caseInsensitiveCompare(token) == .orderedSame }
+            let value = trimmed(line[(colon + 1)...])
+            if equalsIgnoringCase(name, "upgrade") {
+                upgrade = upgrade || hasToken(value, "websocket")
+            } else if equalsIgnoringCase(name, "connection") {
+                connectionUpgrade = connectionUpgrade || hasToken(value, "upgrade")
+            } else if equalsIgnoringCase(name, "sec-websocket-version") {
+                versions += 1
+                version13 = value.elementsEqual("13".utf8)
+            } else if equalsIgnoringCase(name, "sec-websocket-key") {
+                keys.append(value)
             }
+            headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
         // A plain GET of /ws is an HTTP request like any other (the router answers it).
-        guard hasToken("Upgrade", "websocket") else { return .http }
-        guard hasToken("Connection", "upgrade") else {
+        guard upgrade else { return .http }
+        guard connectionUpgrade else {
             return .refused(Refusal(status: 400, message: "Upgrade: websocket without Connection: upgrade"))
         }
-        guard values("Sec-WebSocket-Version") == ["13"] else {
+        guard versions == 1, version13 else {
             return .refused(Refusal(status: 426, message: "only WebSocket version 13 is supported", supportedVersion: true))
         }
-        let keys = values("Sec-WebSocket-Key")
-        guard keys.count == 1, let key = keys.first, key.utf8.count == 24, Data(base64Encoded: key)?.count == 16 else {
+        guard keys.count == 1, let key = keys.first, isKey(key) else {
             return .refused(Refusal(status: 400, message: "missing or malformed Sec-WebSocket-Key"))
         }
-        return .handshake(WebSocketHandshake(path: String(path), query: String(query), headers: headers, key: key), headLength: headLength)
+        let handshake = WebSocketHandshake(path: path, query: query, headers: headers, key: String(decoding: key, as: UTF8.self))
+        return .handshake(handshake, headLength: headLength)
+    }
+
+    private static let cr = UInt8(ascii: "\r")
+    private static let lf = UInt8(ascii: "\n")
+    private static let space = UInt8(ascii: " ")
+    private static let tab = UInt8(ascii: "\t")
+
+    private static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var bytes = bytes
+        while let first = bytes.first, first == space || first == tab { bytes.removeFirst() }
+        while let last = bytes.last, last == space || last == tab { bytes.removeLast() }
+        return bytes
+    }
+
+    /// `bytes` equals `lowercased` (ASCII) ignoring case.
+    private static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ lowercased: StaticString) -> Bool {
+        guard bytes.count == lowercased.utf8CodeUnitCount else { return false }
+        return lowercased.withUTF8Buffer { expected in
+            zip(bytes, expected).allSatisfy { byte, wanted in
+                (byte >= 65 && byte <= 90 ? byte | 0x20 : byte) == wanted
+            }
+        }
+    }
+
+    /// Whether the comma-separated `value` holds `token` (ASCII, any case).
+    private static func hasToken(_ value: ArraySlice<UInt8>, _ token: StaticString) -> Bool {
+        value.split(separator: UInt8(ascii: ",")).contains { equalsIgnoringCase(trimmed($0), token) }
+    }
+
+    /// A `Sec-WebSocket-Key`: 16 bytes in base64, so 22 base64 characters and `==`.
+    private static func isKey(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard bytes.count == 24, bytes.suffix(2).elementsEqual("==".utf8) else { return false }
+        return bytes.prefix(22).allSatisfy { byte in
+            (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
+                || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/")
+        }
     }
 
     /// The offset just past the blank line that ends the head, if it arrived.
@@ -146,12 +184,18 @@ struct WebSocketHandshake: Equatable, Sendable {
 
     /// The first value of header `name` (case-insensitive).
     func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { Self.sameName($0.name, name) }?.value
     }
 
     /// Every value of header `name` (case-insensitive), in order.
     func headerValues(_ name: String) -> [String] {
-        headers.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map(\.value)
+        headers.filter { Self.sameName($0.name, name) }.map(\.value)
+    }
+
+    private static func sameName(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && zip(a.utf8, b.utf8).allSatisfy { x, y in
+            (x >= 65 && x <= 90 ? x | 0x20 : x) == (y >= 65 && y <= 90 ? y | 0x20 : y)
+        }
     }
 
     /// The `101 Switching Protocols` answer, with RFC 6455's accept value for our key.
