@@ -32,6 +32,26 @@ import Testing
         }
     }
 
+    @Test func aShutdownClosesConnectionsThatHaveNothingToFinish() async throws {
+        // A header timeout far beyond the test: the node must not wait for it.
+        try await withNodeProcess(environment: ["HERALD_HTTP_HEADER_TIMEOUT": "60", "HERALD_SHUTDOWN_GRACE": "1"]) { node in
+            try await RequestDeadlineTests.withConnections(node.port) { raw in
+                let halfHTTP = try await raw.open(writing: RequestDeadlineTests.halfRequest)
+                let halfHandshake = try await raw.open(writing: "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n")
+                let keepAlive = try await raw.open(writing: RequestDeadlineTests.fullRequest)
+                _ = try await raw.read(keepAlive, until: "\r\n\r\n{")
+                let echo = try await TestWebSocket.connect(port: node.port, path: "/ws/echo")
+                let started = ContinuousClock.now
+                #expect(try await node.stop(signal: SIGTERM) == 0, "\(node.outputText)")
+                #expect(ContinuousClock.now - started < .seconds(10))
+                try await waitUntil("every connection to be closed") {
+                    [halfHTTP, halfHandshake, keepAlive].allSatisfy { raw.closed($0) != nil }
+                }
+                #expect(try await echo.nextClose().code == 1001)
+            }
+        }
+    }
+
     @Test func invalidConfigurationIsRefusedWithAClearMessage() async throws {
         let badEnv = try await NodeProcess.run(["serve"], environment: ["HERALD_PING_INTERVAL": "soon"])
         #expect(badEnv.status != 0)
