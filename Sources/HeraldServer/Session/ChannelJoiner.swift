@@ -22,7 +22,7 @@ struct ChannelJoiner: Sendable {
     ) -> EventLoopFuture<StreamPosition?> {
         guard let user, namespaces.policy(for: channel)?.durable == true else { return loop.makeSucceededFuture(nil) }
         let positions = self.positions
-        return loop.makeFutureWithTask { try? await positions.position(user: user, channel: channel) }
+        return loop.makeFutureWithLoopTask { try? await positions.position(user: user, channel: channel) }
     }
 
     /// Joins `channel` (deliveries start at once), then reads what `query` asks for once the
@@ -42,7 +42,7 @@ struct ChannelJoiner: Sendable {
     /// Reads the channel's history page and count (a subscribe to a channel already joined).
     func read(_ channel: String, query: (after: Int64?, limit: Int), localCount: Int, on loop: any EventLoop) -> EventLoopFuture<Session.SubscribeAnswer> {
         let (history, counts) = (self.history, self.counts)
-        return loop.makeFutureWithTask { () -> Session.SubscribeAnswer in
+        return loop.makeFutureWithLoopTask { () -> Session.SubscribeAnswer in
             let page: Result<HistoryPage, BrokerError>
             do throws(BrokerError) {
                 page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
