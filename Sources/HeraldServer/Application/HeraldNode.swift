@@ -53,6 +53,8 @@ public final class HeraldNode: Service {
     public let namespaces: NamespaceRules
     /// Users' acknowledged positions (`durable` namespaces).
     public let positions: any ReadPositions
+    /// A subscribe's I/O for every transport; one per node, so concurrent subscribes share reads.
+    let joiner: ChannelJoiner
     /// The backend hooks; `nil` when none is configured.
     public let hooks: BackendHooks?
     /// Occupancy for webhooks and their one sender; empty without `HERALD_WEBHOOK_URL`.
@@ -180,6 +182,7 @@ public final class HeraldNode: Service {
             trustedProxies: limits.trustedProxies, gate: gate, slots: slots)
         self.pending = PendingConnections(maxPerAddress: limits.maxPendingPerAddress, trustedProxies: limits.trustedProxies)
         self.onServerRunning = onServerRunning
+        self.joiner = ChannelJoiner(hub: hub, history: broker, counts: counts, positions: positions)
     }
 
     /// Where occupancy and webhook events are kept: Redis with a cluster, else this node.
@@ -286,7 +289,7 @@ public final class HeraldNode: Service {
         BatchRoutes(publisher: publisher, configuration: configuration).register(on: router)
         MetricsEndpoint(registry: metricsRegistry, metrics: metrics, hub: hub, broker: broker, monitors: redisMonitors).register(on: router)
         SSEEndpoint(
-            joiner: ChannelJoiner(hub: hub, history: broker, counts: counts, positions: positions), admission: admission, verifier: verifier,
+            joiner: joiner, admission: admission, verifier: verifier,
             configuration: configuration, metrics: metrics, logger: logger, hooks: hooks, namespaces: namespaces
         ).register(on: router)
         WebAssets().register(on: router)
@@ -301,7 +304,7 @@ public final class HeraldNode: Service {
         let services = WebSocketConnection.Services(
             hub: hub, publisher: publisher, counts: counts, history: broker, presence: presence ?? DisabledPresence(),
             metrics: metrics, shared: SharedConfiguration(configuration), verifier: verifier, hooks: hooks, namespaces: namespaces,
-            positions: positions)
+            positions: positions, joiner: joiner)
         let responder = RouterResponder.make(makeRouter(verifier: verifier), serverName: "Herald", logger: logger)
         let child = HeraldChildChannel(
             responder: responder, services: services, admission: admission, pending: pending, fastPublish: fastPublish, logger: logger)

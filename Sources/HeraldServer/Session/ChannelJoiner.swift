@@ -13,6 +13,8 @@ struct ChannelJoiner: Sendable {
     let counts: SubscriberCounts
     /// Users' acknowledged positions in `durable` namespaces.
     let positions: any ReadPositions
+    /// Shared by every connection of the node (one joiner per node).
+    let reads = CoalescedReads()
 
     /// Where a subscribe without `since` resumes: the user's acknowledged position when the
     /// channel's namespace is `durable` (`nil`: none stored, or the store is unreachable — then
@@ -40,19 +42,23 @@ struct ChannelJoiner: Sendable {
     }
 
     /// Reads the channel's history page and count (a subscribe to a channel already joined).
+    ///
+    /// In a cluster both are round trips to Redis, and subscribes to one channel that ask for
+    /// the same page share them (``CoalescedReads``). Alone, the local count is each
+    /// subscriber's own and a history read is a look-up in memory: nothing to share.
     func read(_ channel: String, query: (after: Int64?, limit: Int), localCount: Int, on loop: any EventLoop) -> EventLoopFuture<Session.SubscribeAnswer> {
         let (history, counts) = (self.history, self.counts)
-        return loop.makeFutureWithLoopTask { () -> Session.SubscribeAnswer in
+        let read: @Sendable () async -> Session.SubscribeAnswer = {
             let page: Result<HistoryPage, BrokerError>
             do throws(BrokerError) {
                 page = .success(try await history.history(of: channel, after: query.after, limit: query.limit))
             } catch {
                 page = .failure(error)
             }
-            // Alone, the local count is exact and at hand; in a cluster the others' counts
-            // take a round trip.
             let count = counts.isClustered ? await counts.clusterWide(channel) : localCount
             return .read(page, count: count)
         }
+        guard counts.isClustered else { return loop.makeFutureWithLoopTask(read) }
+        return reads.read(CoalescedReads.Key(channel: channel, after: query.after, limit: query.limit), on: loop, read)
     }
 }

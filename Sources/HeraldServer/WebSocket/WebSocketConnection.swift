@@ -36,7 +36,8 @@ final class WebSocketConnection: WebSocketEndpoint, HubConnection {
         /// Users' acknowledged positions (`durable` namespaces).
         let positions: any ReadPositions
 
-        var joiner: ChannelJoiner { ChannelJoiner(hub: hub, history: history, counts: counts, positions: positions) }
+        /// The node's one joiner (its reads are shared across connections).
+        let joiner: ChannelJoiner
     }
 
     let clientID: String
