@@ -8,7 +8,7 @@ import sys
 SYSTEMS = ["herald-memory", "herald-redis", "nchan-memory", "nchan-redis"]
 # Herald variants benchmarks/run knows: one thread, history off, publishes through the router.
 VARIANTS = ["", "-1t", "-nohist", "-1t-nohist", "-router", "-1t-router"]
-SCENARIOS = ["fanout", "fanout200", "channels", "connect", "batch", "storm"]
+SCENARIOS = ["fanout", "fanout200", "channels", "connect", "connectown", "batch", "storm"]
 # Scenarios with deliveries (connect has none).
 DELIVERING = ["fanout", "fanout200", "channels", "batch"]
 
@@ -40,6 +40,14 @@ def ratio(herald, nchan):
     return f"{herald / nchan:.2f}"
 
 
+def cpu_per_connect(r):
+    """Server CPU (every server process, Redis included) per connection of a connect run."""
+    servers = r.get("servers") or []
+    if not servers or not r.get("subscribers"):
+        return None
+    return sum(server["cpuSeconds"] for server in servers) / r["subscribers"] * 1e6
+
+
 def table(results):
     lines = []
     for scenario in DELIVERING:
@@ -58,15 +66,20 @@ def table(results):
                 f"{fmt(r['deliveriesPerSecond'], 0)} | {fmt(lat['p50'], 2)} | {fmt(lat['p99'], 2)} | {fmt(lat['p999'], 2)} | "
                 f"{fmt(r.get('serverCPUMicrosPerDelivery'), 2)} | {fmt(r.get('serverCPUMicrosPerPublish'), 1)} |")
         lines.append("")
-    lines += ["### connect (idle connections)", "",
-              "| system | connections | connects/s | server RSS KiB per connection |", "|---|---|---|---|"]
-    for system in SYSTEMS:
-        r = results.get((system, "connect"))
-        if r:
-            lines.append(f"| {system} | {r['subscribers']} | {fmt(r['connectsPerSecond'], 0)} | {fmt(r.get('rssKiBPerConnection'), 1)} |")
+    for scenario, title in (("connect", "idle connections, one channel"), ("connectown", "idle connections, each on its own channel")):
+        rows = [(system, results[(system, scenario)]) for system in SYSTEMS if (system, scenario) in results]
+        if not rows:
+            continue
+        lines += [f"### {scenario} ({title})", "",
+                  "| system | connections | connects/s | server CPU µs per connect + subscribe | server RSS KiB per connection |",
+                  "|---|---|---|---|---|"]
+        for system, r in rows:
+            lines.append(f"| {system} | {r['subscribers']} | {fmt(r['connectsPerSecond'], 0)} | {fmt(cpu_per_connect(r), 0)} | "
+                         f"{fmt(r.get('rssKiBPerConnection'), 1)} |")
+        lines.append("")
     storms = [(system, results[(system, "storm")]) for system in SYSTEMS if (system, "storm") in results]
     if storms:
-        lines += ["", "### storm (the first node killed; its clients come back to the other)", "",
+        lines += ["### storm (the first node killed; its clients come back to the other)", "",
                   "| system | clients back / recovered | seconds to all recovered | lost | server CPU µs per reconnect |",
                   "|---|---|---|---|---|"]
         for system, r in storms:
@@ -74,7 +87,8 @@ def table(results):
                 f"| {system} | {r.get('reconnected')}/{r.get('recovered')} | {fmt(r.get('stormSeconds'), 2)} | {r['lost']} | "
                 f"{fmt(r.get('serverCPUMicrosPerReconnect'), 0)} |")
     lines += ["", "### Herald / Nchan (lower is better for Herald, except deliveries/s)", "",
-              "| pair | scenario | CPU µs/delivery | CPU µs/publish | p50 | p99 | KiB/conn |", "|---|---|---|---|---|---|---|"]
+              "| pair | scenario | CPU µs/delivery | CPU µs/publish | CPU µs/connect | connects/s | p50 | p99 | KiB/conn |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for store in ("memory", "redis"):
         for scenario in SCENARIOS:
             h = results.get((f"herald-{store}", scenario))
@@ -84,9 +98,11 @@ def table(results):
             lines.append(
                 f"| {store} | {scenario} | {ratio(h.get('serverCPUMicrosPerDelivery'), n.get('serverCPUMicrosPerDelivery'))} | "
                 f"{ratio(h.get('serverCPUMicrosPerPublish'), n.get('serverCPUMicrosPerPublish'))} | "
-                f"{ratio(h['latencyMillis']['p50'], n['latencyMillis']['p50']) if scenario != 'connect' else '–'} | "
-                f"{ratio(h['latencyMillis']['p99'], n['latencyMillis']['p99']) if scenario != 'connect' else '–'} | "
-                f"{ratio(h.get('rssKiBPerConnection'), n.get('rssKiBPerConnection')) if scenario == 'connect' else '–'} |")
+                f"{ratio(cpu_per_connect(h), cpu_per_connect(n)) if scenario.startswith('connect') else '–'} | "
+                f"{ratio(h.get('connectsPerSecond'), n.get('connectsPerSecond')) if scenario.startswith('connect') else '–'} | "
+                f"{ratio(h['latencyMillis']['p50'], n['latencyMillis']['p50']) if not scenario.startswith('connect') else '–'} | "
+                f"{ratio(h['latencyMillis']['p99'], n['latencyMillis']['p99']) if not scenario.startswith('connect') else '–'} | "
+                f"{ratio(h.get('rssKiBPerConnection'), n.get('rssKiBPerConnection')) if scenario.startswith('connect') else '–'} |")
     variants = [system for system in SYSTEMS if system.startswith("herald-") and system.count("-") > 1]
     if variants:
         lines += ["", "### Herald variants / Herald at its defaults (same store)", "",

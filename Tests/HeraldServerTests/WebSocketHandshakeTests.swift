@@ -120,6 +120,26 @@ import Testing
         }
     }
 
+    @Test func framesSentWhileTheTokenIsVerifiedWaitAndAreServedInOrder() async throws {
+        try await withNode(AuthTests.secured()) { node in
+            try await RequestDeadlineTests.withConnections(node.port) { raw in
+                let token = try await AuthTests.token(channels: ["private:ops"])
+                let handshake = Self.handshake.replacingOccurrences(of: "?token=a%20b", with: "?token=\(token)")
+                // Head and two subscribes in one write: both wait for the verdict, then run in order.
+                let bytes = Array(handshake.utf8) + Self.maskedText(#"{"type":"subscribe","channel":"private:ops"}"#)
+                    + Self.maskedText(#"{"type":"subscribe","channel":"private:hr"}"#)
+                let index = try await raw.open(writing: "")
+                try await raw[index].channel.writeAndFlush(ByteBuffer(bytes: bytes))
+                let answer = try await raw.read(index, until: "\"forbidden\"")
+                #expect(answer.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+                let subscribed = try #require(answer.range(of: #""type":"subscribed""#))
+                let refused = try #require(answer.range(of: #""code":"forbidden""#))
+                #expect(answer.range(of: "private:ops")!.lowerBound < subscribed.upperBound)
+                #expect(subscribed.lowerBound < refused.lowerBound)
+            }
+        }
+    }
+
     @Test func refusedHandshakesGetTheirStatusAJSONCodeAndAClose() async throws {
         try await withNode { node in
             try await RequestDeadlineTests.withConnections(node.port) { raw in

@@ -218,8 +218,6 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         if let bytes = configuration.socketSendBuffer {
             try options?.setOption(ChannelOptions.socketOption(.so_sndbuf), value: SocketOptionValue(bytes))
         }
-        // FirstRequestHandler paused reading while the handshake was decided.
-        try options?.setOption(ChannelOptions.autoRead, value: true)
         try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: configuration.maxMessageBytes)))
         switch install.endpoint {
         case .notifications:
