@@ -177,6 +177,24 @@ import Testing
         }
     }
 
+    @Test func aRequestDribbledPastTheFirstHandlerKeepsItsHeaderDeadline() async throws {
+        let timeout = TimeAmount.milliseconds(1500)
+        try await withNode({ $0.connectionLimits.headerTimeout = timeout }) { node in
+            try await RequestDeadlineTests.withConnections(node.port) { raw in
+                // "GET" could still become a handshake; the rest, sent later, makes it HTTP.
+                let index = try await raw.open(writing: "GET")
+                // The client's own pace, not a wait for the server.
+                try await Task.sleep(for: .milliseconds(900))
+                try await raw[index].channel.writeAndFlush(ByteBuffer(string: " /health HTTP/1.1\r\nHost: x\r\n"))
+                try await waitUntil("the dribbled request to be closed", timeout: .seconds(5)) { raw.closed(index) != nil }
+                let open = try #require(raw.closed(index)) - raw[index].opened
+                // Closed at the first deadline, not a header timeout after the HTTP handlers came.
+                #expect(open >= timeout - .milliseconds(50))
+                #expect(open < timeout + .milliseconds(700), "open for \(open)")
+            }
+        }
+    }
+
     @Test func aHalfSentHandshakeIsClosedAtTheHeaderTimeout() async throws {
         let timeout = TimeAmount.milliseconds(800)
         try await withNode({ $0.connectionLimits.headerTimeout = timeout }) { node in

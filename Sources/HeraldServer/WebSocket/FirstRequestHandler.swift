@@ -30,6 +30,9 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// The peer address while it counts among the pending connections (``PendingConnections``).
     private var pendingAddress: String?
     private var headerTimer: Scheduled<Void>?
+    /// When the connection was set up: its first head is due `headerTimeout` after this,
+    /// whichever handler ends up waiting for it.
+    private let accepted = NIODeadline.now()
     /// Whether reading was paused while the handshake waited for an answer.
     private var readingPaused = false
 
@@ -42,7 +45,7 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     func handlerAdded(context: ChannelHandlerContext) {
         let timeout = child.configuration.connectionLimits.headerTimeout
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        headerTimer = context.eventLoop.scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
+        headerTimer = context.eventLoop.scheduleTask(deadline: accepted + timeout) { loopBound.value.close(promise: nil) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -155,7 +158,9 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
         let address = pendingAddress
         pendingAddress = nil
         do {
-            let http = try child.installHTTP(on: context.channel, pendingAddress: address)
+            // The HTTP deadline keeps this one's start: a client that dribbles the first bytes
+            // of a request does not earn a second header timeout.
+            let http = try child.installHTTP(on: context.channel, pendingAddress: address, since: accepted)
             context.fireChannelRead(wrapInboundOut(bytes))
             context.fireChannelReadComplete()
             succeed(.notUpgraded(http))

@@ -110,7 +110,8 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
     /// The HTTP handlers, for a connection whose first request is not a WebSocket handshake.
     /// `pendingAddress`: the connection's place among the pending, which the HTTP deadline
     /// handler now holds.
-    func installHTTP(on channel: any Channel, pendingAddress: String?) throws -> NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart> {
+    /// `since`: when the connection was accepted, where its header timeout starts.
+    func installHTTP(on channel: any Channel, pendingAddress: String?, since accepted: NIODeadline) throws -> NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart> {
         let pipeline = channel.pipeline.syncOperations
         try pipeline.configureHTTPServerPipeline(
             withPipeliningAssistance: false, withServerUpgrade: nil, withErrorHandling: false, withOutboundHeaderValidation: false)
@@ -118,7 +119,7 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
         try pipeline.addHandler(
             RequestHeadDeadlineHandler(
-                machine: RequestHeadDeadline(headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, now: .now()),
+                machine: RequestHeadDeadline(headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, now: accepted),
                 pending: pending, address: pendingAddress),
             position: .after(decoder))
         if let fastPublish {
