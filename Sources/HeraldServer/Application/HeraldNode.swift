@@ -317,7 +317,6 @@ public final class HeraldNode: Service {
                     "maxConnections": "\(configuration.maxConnections)",
                 ])
                 await onServerRunning(port)
-            },
-            logger: logger)
+            })
     }
 }

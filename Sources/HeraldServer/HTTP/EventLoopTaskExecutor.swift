@@ -32,9 +32,10 @@ extension EventLoop {
     /// executor's threads.
     ///
     /// For work that is mostly a chain of futures completing on NIO loops (a history read, a
-    /// subscriber count, a token check), the global executor only adds two thread hops — a
-    /// futex wake-up each — to every subscribe; profiled on 5,000 connects, those hops were
-    /// 8 % of a connect's CPU.
+    /// subscriber count), the global executor only adds two thread hops — a futex wake-up
+    /// each — to every subscribe; profiled on 5,000 connects, those hops were 8 % of a
+    /// connect's CPU. Not for CPU work such as a token's signature check: that stays off the
+    /// loop.
     func makeFutureWithLoopTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> EventLoopFuture<T> {
         let promise = makePromise(of: T.self)
         Task(executorPreference: EventLoopTaskExecutor(self)) {

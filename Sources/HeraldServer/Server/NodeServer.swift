@@ -1,5 +1,4 @@
 import HummingbirdCore
-import Logging
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -28,13 +27,11 @@ struct NodeServer: Service {
     let backlog: Int32
     let eventLoopGroup: any EventLoopGroup
     let onServerRunning: @Sendable (Int) async -> Void
-    let logger: Logger
 
     func run() async throws {
         let quiesce = ServerQuiescingHelper(group: eventLoopGroup)
         let child = self.child
         let tls = self.tls
-        let logger = self.logger
         let listener = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(ChannelOptions.backlog, value: backlog)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -52,14 +49,7 @@ struct NodeServer: Service {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    let value = try child.setupNow(channel: channel)
-                    value.upgradeResult.whenSuccess { result in
-                        guard case .notUpgraded(let http) = result else { return }
-                        // Hummingbird's request loop, on the connection's own loop (no thread hops).
-                        Task(executorPreference: EventLoopTaskExecutor(channel.eventLoop)) {
-                            await child.handleHTTP(asyncChannel: http, logger: logger)
-                        }
-                    }
+                    try child.setupNow(channel: channel).upgradeResult.whenSuccess(child.serve)
                 }
             }
             .bind(host: host, port: port).get()

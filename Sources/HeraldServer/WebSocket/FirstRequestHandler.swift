@@ -25,7 +25,8 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private let child: HeraldChildChannel
-    private let promise: EventLoopPromise<HeraldChildChannel.UpgradeResult>
+    /// What the connection became; `nil` once said.
+    private var promise: EventLoopPromise<HeraldChildChannel.UpgradeResult>?
     private var state = State.reading(nil)
     /// The peer address while it counts among the pending connections (``PendingConnections``).
     private var pendingAddress: String?
@@ -172,24 +173,18 @@ final class FirstRequestHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private func succeed(_ result: HeraldChildChannel.UpgradeResult) {
-        if let promise = takePromise() { promise.succeed(result) }
+        promise?.succeed(result)
+        promise = nil
     }
 
-    private var promiseTaken = false
-
-    private func takePromise() -> EventLoopPromise<HeraldChildChannel.UpgradeResult>? {
-        guard !promiseTaken else { return nil }
-        promiseTaken = true
-        return promise
-    }
-
-    /// Closed (or removed) before the connection was handed on: the connection's task ends.
+    /// Closed (or removed) before the connection was handed on: whoever waits on it stops.
     private func finish() {
         headerTimer?.cancel()
         headerTimer = nil
         releasePending()
-        if case .done = state {} else { state = .done }
-        takePromise()?.fail(ChannelError.ioOnClosedChannel)
+        state = .done
+        promise?.fail(ChannelError.ioOnClosedChannel)
+        promise = nil
     }
 
     private func releasePending() {

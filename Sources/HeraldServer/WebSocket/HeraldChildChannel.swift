@@ -91,19 +91,20 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
         return Value(upgradeResult: promise.futureResult, channel: channel)
     }
 
+    /// `ServerChildChannel`'s way in; ``NodeServer`` calls ``serve(_:)`` from the future instead,
+    /// without a task per connection.
     func handle(value: Value, logger: Logger) async {
-        do {
-            switch try await value.upgradeResult.get() {
-            case .handled:
-                break
-            case .notUpgraded(let http):
-                // Serve the connection's requests on its own event loop (no thread hops).
-                await withTaskExecutorPreference(EventLoopTaskExecutor(http.channel.eventLoop)) {
-                    await handleHTTP(asyncChannel: http, logger: logger)
-                }
-            }
-        } catch {
-            logger.debug("connection setup failed", metadata: ["error": "\(error)"])
+        guard let result = try? await value.upgradeResult.get() else { return }
+        serve(result)
+    }
+
+    /// What a connection became, served: a WebSocket or a refusal needs nothing more; an HTTP
+    /// connection gets Hummingbird's request loop, in a task on its own event loop (no thread
+    /// hops between reading a request, publishing and answering).
+    func serve(_ result: UpgradeResult) {
+        guard case .notUpgraded(let http) = result else { return }
+        Task(executorPreference: EventLoopTaskExecutor(http.channel.eventLoop)) {
+            await handleHTTP(asyncChannel: http, logger: logger)
         }
     }
 
@@ -183,10 +184,9 @@ struct HeraldChildChannel: ServerChildChannel, HTTPChannelHandler {
 
     /// Answers a malformed handshake with its status and a JSON error, then closes.
     func refuse(_ refusal: WebSocketHandshake.Refusal, context: ChannelHandlerContext) {
-        let code: ErrorCode = refusal.status == 431 ? .payloadTooLarge : .invalidMessage
         var extra: [(String, String)] = []
         if refusal.supportedVersion { extra.append(("Sec-WebSocket-Version", "13")) }
-        refuse(status: HTTPResponse.Status(code: refusal.status), error: ProtocolError(code, refusal.message), extra: extra, context: context)
+        refuse(status: HTTPResponse.Status(code: refusal.status), error: ProtocolError(refusal.code, refusal.message), extra: extra, context: context)
     }
 
     /// Answers a refused handshake with `status` and a JSON error, then closes.

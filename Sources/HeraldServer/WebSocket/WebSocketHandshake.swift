@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HeraldProtocol
 import NIOCore
 
 /// The first request on a connection, read far enough to tell a WebSocket handshake for
@@ -45,6 +46,10 @@ struct WebSocketHandshake: Equatable, Sendable {
         var message: String
         /// `426`: the version we speak, for `Sec-WebSocket-Version`.
         var supportedVersion: Bool = false
+
+        /// The `code` of the JSON error: a head too large is `payload_too_large`, anything
+        /// else a malformed message.
+        var code: ErrorCode { status == 431 ? .payloadTooLarge : .invalidMessage }
     }
 
     static func == (lhs: WebSocketHandshake, rhs: WebSocketHandshake) -> Bool {
