@@ -111,9 +111,18 @@ public final class RedisClusterRegistry: ClusterDirectory, HubObserver, Service 
         await deregister()
     }
 
+    /// At a fixed rate, not "an interval after the last one ended": every key lives
+    /// `3 × interval`, and a beat that waited a whole interval after round trips that a busy
+    /// node or Redis made slow let counts lapse between beats (a publish then counted one
+    /// node's subscribers short).
     private func heartbeat() async {
+        let clock = ContinuousClock()
+        let period = Duration.nanoseconds(interval.nanoseconds)
+        var next = clock.now
         while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
+            // A beat that is late does not make the next ones burst to catch up.
+            next = max(next + period, clock.now)
+            try? await Task.sleep(until: next, clock: clock)
             guard !Task.isCancelled else { continue }
             writeAllCounts()
             guard let connection = supervisor.connection else { continue }

@@ -21,8 +21,11 @@ import Testing
                 #expect(byShard.allSatisfy { !$0.isEmpty })
                 let channels = Array(byShard.joined())
                 let subscriber = try await nodes[1].subscriber(channels)
-                try await waitUntil("node 1 to count node 2's subscribers") {
-                    await nodes[0].clusterSubscriberCount(channels[0]) == 1
+                // Every channel: their counts live on three shards, each written on its own.
+                for channel in channels {
+                    try await waitUntil("node 1 to count node 2's subscriber of \(channel)") {
+                        await nodes[0].clusterSubscriberCount(channel) == 1
+                    }
                 }
                 var items: [String] = []
                 for round in 0..<10 {
